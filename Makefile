@@ -1,0 +1,59 @@
+# Two commands matter: `make run` (the loopback demo) and `make test` (everything CI runs).
+# Both set themselves up: a .venv with the project installed, a self-signed loopback TLS
+# certificate, and, for tests, the Debian tools the interop tests drive.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+STATE  := state
+CERT   := $(STATE)/tls/sbc.crt
+KEY    := $(STATE)/tls/sbc.key
+DEBIAN_TOOLS := sipp:sip-tester sipsak:sipsak openssl:openssl
+
+.PHONY: run test lint unit tools venv clean
+
+run: $(STAMP) $(CERT)
+	$(VENV)/bin/twistd -n --pidfile= sbc --config etc/sbc.toml
+
+test: $(STAMP) $(CERT) tools lint
+	$(PY) -m pytest -q tests
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests --ignore=tests/interop
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sbc tests twisted
+	$(VENV)/bin/mypy
+
+venv: $(STAMP)
+
+# editable_mode=compat puts the checkout itself on sys.path, which is what lets Twisted's plugin
+# loader find twisted/plugins/sbc_plugin.py without an __init__.py there.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	touch $@
+
+$(CERT):
+	mkdir -p $(dir $(CERT))
+	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=sbc.loopback \
+	    -addext subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost \
+	    -keyout $(KEY) -out $(CERT) 2>/dev/null
+	chmod 600 $(KEY)
+
+# Install the Debian tools the interop tests drive, when missing and when we may (root).
+tools:
+	@missing=""; for pair in $(DEBIAN_TOOLS); do \
+	    command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        echo "installing$$missing"; \
+	        DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    else echo "missing Debian packages:$$missing (run as root or install them)"; fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) $(STATE) twisted/plugins/dropin.cache

@@ -1,0 +1,234 @@
+"""etc/ files to one frozen `Config`; every mistake becomes a `ConfigError` naming file and key.
+
+A reload builds a whole new `Config` and the server swaps it in one assignment, so a request sees
+the old configuration or the new one, never a mix. A file that fails to load changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netaddr import IPSet
+
+from sbc.access import AccessPolicy
+from sbc.errors import ConfigError
+from sbc.sip.message import Limits
+from sbc.whitelist import loadWhitelist
+
+TRANSPORTS = ("udp", "tcp", "tls")
+
+
+@dataclass(frozen=True)
+class Listener:
+    transport: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    certificate: Path
+    key: Path
+    chain: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class SIPSettings:
+    limits: Limits = field(default_factory=Limits)
+    idleTimeout: float = 300.0
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    serverName: str = "sbc"
+
+
+@dataclass(frozen=True)
+class Trunk:
+    name: str
+    whitelistPath: Path
+    whitelist: IPSet = field(compare=False, repr=False)
+    gateways: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    listeners: tuple[Listener, ...]
+    sip: SIPSettings
+    stateDirectory: Path
+    trunks: tuple[Trunk, ...]
+    tls: TLSSettings | None = None
+    whitelistPollInterval: float = 2.0
+    access: AccessPolicy = field(compare=False, repr=False, default_factory=lambda: AccessPolicy({}))
+
+    def watchedFiles(self) -> tuple[Path, ...]:
+        """The files whose change triggers a reload."""
+        return (self.path, *(trunk.whitelistPath for trunk in self.trunks))
+
+
+class _Table:
+    """One TOML table, read key by key so that unknown keys and wrong types are reported."""
+
+    def __init__(self, path: Path, name: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(path, "must be a table", key=name)
+        self.path = path
+        self.name = name
+        self.data: dict[str, Any] = data
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.name}.{key}" if self.name else key
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise ConfigError(self.path, "missing", key=self._key(key))
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise ConfigError(self.path, f"must be {_kindName(kind)}", key=self._key(key))
+        if not isinstance(value, kind):
+            raise ConfigError(self.path, f"must be {_kindName(kind)}", key=self._key(key))
+        return value
+
+    def number(self, key: str, default: float, *, minimum: float, maximum: float) -> float:
+        value = self.get(key, (int, float), default)
+        if not minimum <= value <= maximum:
+            raise ConfigError(self.path, f"must be between {minimum} and {maximum}", key=self._key(key))
+        return float(value)
+
+    def integer(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
+        value = self.get(key, int, default)
+        if not minimum <= value <= maximum:
+            raise ConfigError(self.path, f"must be between {minimum} and {maximum}", key=self._key(key))
+        return int(value)
+
+    def table(self, key: str) -> _Table:
+        return _Table(self.path, self._key(key), self.get(key, dict, {}))
+
+    def done(self) -> None:
+        for key in self.data:
+            if key not in self.used:
+                raise ConfigError(self.path, "unknown key", key=self._key(key))
+
+
+def _kindName(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "a number", float: "a number", str: "a string", list: "a list", dict: "a table"}
+    return " or ".join(sorted({names.get(k, k.__name__) for k in kinds}))
+
+
+def loadConfig(path: Path | str) -> Config:
+    """Read the main config file and every file it names."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(path, f"cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        reason = str(e) if match is None else str(e)[: match.start()].strip()
+        raise ConfigError(
+            path, f"TOML syntax: {reason}", line=int(match.group(1)) if match else None
+        ) from None
+    base = path.parent
+    top = _Table(path, "", data)
+
+    sipTable = top.table("sip")
+    sip = SIPSettings(
+        limits=Limits(
+            maxMessageSize=sipTable.integer("max_message_size", 65536, minimum=1500, maximum=1 << 20),
+            maxHeaders=sipTable.integer("max_headers", 256, minimum=16, maximum=4096),
+        ),
+        idleTimeout=sipTable.number("idle_timeout", 300.0, minimum=1, maximum=86400),
+        t1=sipTable.number("t1", 0.5, minimum=0.01, maximum=60),
+        t2=sipTable.number("t2", 4.0, minimum=0.01, maximum=600),
+        t4=sipTable.number("t4", 5.0, minimum=0.01, maximum=600),
+        serverName=sipTable.get("server_name", str, "sbc"),
+    )
+    sipTable.done()
+
+    stateTable = top.table("state")
+    stateDirectory = base / stateTable.get("directory", str, "../state")
+    stateTable.done()
+
+    tls: TLSSettings | None = None
+    if "tls" in data:
+        tlsTable = top.table("tls")
+        chain = tlsTable.get("chain", list, [])
+        if not all(isinstance(item, str) for item in chain):
+            raise ConfigError(path, "must be a list of file names", key="tls.chain")
+        tls = TLSSettings(
+            certificate=base / tlsTable.get("certificate", str),
+            key=base / tlsTable.get("key", str),
+            chain=tuple(base / item for item in chain),
+        )
+        tlsTable.done()
+
+    whitelistTable = top.table("whitelist")
+    pollInterval = whitelistTable.number("poll_interval", 2.0, minimum=0.1, maximum=3600)
+    whitelistTable.done()
+
+    listeners = tuple(_listener(path, index, item) for index, item in enumerate(top.get("listen", list, [])))
+    if not listeners:
+        raise ConfigError(path, "at least one [[listen]] table is needed", key="listen")
+    if any(listener.transport == "tls" for listener in listeners) and tls is None:
+        raise ConfigError(path, "a TLS listener needs a [tls] table", key="tls")
+    seen: set[tuple[str, str, int]] = set()
+    for listener in listeners:
+        proto = "udp" if listener.transport == "udp" else "tcp"
+        if (proto, listener.host, listener.port) in seen:
+            raise ConfigError(path, f"{listener.host}:{listener.port} is listed twice", key="listen")
+        seen.add((proto, listener.host, listener.port))
+
+    trunksTable = top.table("trunks")
+    trunks = tuple(_trunk(path, base, trunksTable.table(name), name) for name in list(trunksTable.data))
+    trunksTable.done()
+    top.done()
+    return Config(
+        path=path,
+        listeners=listeners,
+        sip=sip,
+        stateDirectory=stateDirectory,
+        trunks=trunks,
+        tls=tls,
+        whitelistPollInterval=pollInterval,
+        access=AccessPolicy({trunk.name: trunk.whitelist for trunk in trunks}),
+    )
+
+
+def _listener(path: Path, index: int, item: Any) -> Listener:
+    table = _Table(path, f"listen[{index}]", item)
+    transport = table.get("transport", str).lower()
+    if transport not in TRANSPORTS:
+        raise ConfigError(path, f"must be one of {', '.join(TRANSPORTS)}", key=f"listen[{index}].transport")
+    host = table.get("host", str)
+    port = table.integer("port", 5061 if transport == "tls" else 5060, minimum=1, maximum=65535)
+    table.done()
+    return Listener(transport, host, port)
+
+
+def _trunk(path: Path, base: Path, table: _Table, name: str) -> Trunk:
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(path, "trunk names are letters, digits, - and _", key=table.name)
+    whitelistPath = base / table.get("whitelist", str, f"whitelist/{name}.txt")
+    gateways = table.get("gateways", list, [])
+    if not all(isinstance(g, str) and g for g in gateways):
+        raise ConfigError(path, "must be a list of host:port strings", key=f"{table.name}.gateways")
+    description = table.get("description", str, "")
+    table.done()
+    return Trunk(
+        name=name,
+        whitelistPath=whitelistPath,
+        whitelist=loadWhitelist(whitelistPath),
+        gateways=tuple(gateways),
+        description=description,
+    )

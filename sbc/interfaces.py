@@ -1,0 +1,54 @@
+"""The seams of the SBC: where a second implementation plugs in, or a layer talks to the next.
+
+Like ``twisted.internet.interfaces``, this module only declares. Each interface documents the
+attributes its providers must have.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from sbc.sip.message import Request, Response
+    from sbc.transaction import ClientTransaction, ServerTransaction
+
+# An address as Twisted gives it for UDP and TCP: (host, port). IPv6 hosts have no brackets.
+Address = tuple[str, int]
+
+
+class ISIPTransport(Interface):
+    """One UDP socket or one stream connection, as the layers above see it."""
+
+    name = Attribute("'UDP', 'TCP' or 'TLS', as written in a Via header.")
+    reliable = Attribute("True for streams: no retransmission timers, and timers D, I, J, K are zero.")
+    localAddress = Attribute("The (host, port) we are bound to, for our own Via and Contact.")
+
+    def send(data: bytes, address: Address) -> None:
+        """Send one whole message. Streams ignore ``address``: they have one peer."""
+
+
+class ITransactionUser(Interface):
+    """The layer above the transactions (RFC 3261 section 17): the SBC's core."""
+
+    def requestReceived(request: Request, transaction: ServerTransaction | None) -> None:
+        """A new request.
+
+        ``transaction`` is the new `sbc.transaction.ServerTransaction`, or None for an ACK that
+        matched no transaction (the ACK for a 2xx, which belongs to the dialog). For a CANCEL,
+        ``transaction.cancelled`` is the INVITE server transaction it matches, or None (section 9.2).
+        """
+
+    def strayResponse(response: Response, transport: ISIPTransport, source: Address) -> None:
+        """A response that matches no client transaction, such as a retransmitted 2xx to INVITE."""
+
+
+class IClientTransactionUser(Interface):
+    """Whoever sent a request through a client transaction and wants to hear how it went."""
+
+    def responseReceived(response: Response, transaction: ClientTransaction) -> None:
+        """A provisional or final response for ``transaction``."""
+
+    def transactionTimedOut(transaction: ClientTransaction) -> None:
+        """Timer B or F fired: no final response. The TU acts as if it got a 408."""

@@ -1,0 +1,93 @@
+"""Turn the configured listeners into Twisted services bound to their sockets."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application import internet, service
+from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTCP, IReactorTime, IReactorUDP
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from sbc.config import Config, Listener
+from sbc.tls import ServerContextFactory
+from sbc.transport import Controller, GateFactory, SIPDatagramProtocol, SIPStreamFactory
+
+
+class DatagramListener(service.Service):
+    """A UDP socket whose receive size admits the configured maximum message size.
+
+    Twisted reads 8 KiB by default; a larger datagram would arrive truncated and look broken, so
+    we read one byte more than the limit, and an oversize datagram shows as such.
+    """
+
+    def __init__(self, reactor: IReactorUDP, listener: Listener, protocol: SIPDatagramProtocol, maxSize: int):
+        self.reactor = reactor
+        self.listener = listener
+        self.protocol = protocol
+        self.maxSize = maxSize
+        self.port: IListeningPort | None = None
+
+    def privilegedStartService(self) -> None:
+        service.Service.privilegedStartService(self)
+        port: Any = self.reactor.listenUDP(
+            self.listener.port, self.protocol, interface=self.listener.host, maxPacketSize=self.maxSize + 1
+        )
+        self.port = port
+
+    def stopService(self) -> Any:
+        service.Service.stopService(self)
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+        return None
+
+
+class SignalReload(service.Service):
+    """Reload the configuration on SIGHUP, from the reactor thread."""
+
+    def __init__(self, reactor: IReactorCore, reload: Callable[[], object]) -> None:
+        self.reactor = reactor
+        self.reload = reload
+        self.previous: Any = None
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        self.previous = signal.signal(signal.SIGHUP, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.reactor.callFromThread(self.reload)  # type: ignore[attr-defined]
+
+    def stopService(self) -> Any:
+        service.Service.stopService(self)
+        if self.previous is not None:
+            signal.signal(signal.SIGHUP, self.previous)
+        return None
+
+
+def listenerServices(
+    reactor: Any,
+    config: Config,
+    controller: Controller,
+    clock: IReactorTime,
+    tlsContext: ServerContextFactory | None,
+) -> list[service.Service]:
+    sip = config.sip
+    services: list[service.Service] = []
+    for listener in config.listeners:
+        if listener.transport == "udp":
+            services.append(
+                DatagramListener(
+                    reactor, listener, SIPDatagramProtocol(controller), sip.limits.maxMessageSize
+                )
+            )
+            continue
+        name = listener.transport.upper()
+        factory: Any = SIPStreamFactory(controller, name, clock, sip.idleTimeout, sip.limits.maxMessageSize)
+        if listener.transport == "tls":
+            assert tlsContext is not None
+            factory = GateFactory(controller, TLSMemoryBIOFactory(tlsContext, False, factory, clock=clock))
+        tcp: IReactorTCP = reactor
+        services.append(internet.TCPServer(listener.port, factory, interface=listener.host, reactor=tcp))
+    return services

@@ -1,0 +1,259 @@
+"""The controller: access gate, then parsing, then transactions, then the SBC's own answers.
+
+Every transport hands its messages here (`messageReceived`). Nothing in this module knows about
+sockets: it talks to `ISIPTransport` providers and keeps time on an injected clock.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from sbc.config import Config
+from sbc.droplog import DropLog
+from sbc.interfaces import Address, ISIPTransport, ITransactionUser
+from sbc.metrics import Metrics
+from sbc.sip.errors import SIPParseError
+from sbc.sip.headers import HeaderField, Headers, Via, parseVia, splitList
+from sbc.sip.message import (
+    KNOWN_METHODS,
+    MAGIC_COOKIE,
+    MessageParseError,
+    Request,
+    Response,
+    parseMessage,
+    validateRequest,
+    validateResponse,
+)
+from sbc.transaction import ServerTransaction, Timers, TransactionLayer, responseAddress
+
+# Methods this SBC answers itself at this stage; the registrar and the B2BUA add theirs.
+SUPPORTED_OPTIONS: frozenset[str] = frozenset()
+ACCEPT = "application/sdp"
+_COPIED = ("via", "from", "to", "call-id", "cseq")
+
+
+Handler = Callable[[Request, ServerTransaction], None]
+
+
+def newTag() -> str:
+    return secrets.token_hex(6)
+
+
+def makeResponse(
+    headers: Headers, status: int, reason: str | None = None, *, toTag: str | None = None
+) -> Response:
+    """A response to a request with these headers (RFC 3261 section 8.2.6)."""
+    fields: list[HeaderField] = []
+    for field in headers.fields:
+        if field.key in _COPIED:
+            if field.key == "to" and toTag is not None and ";tag=" not in field.value.replace(" ", ""):
+                fields.append(HeaderField("to", f"{field.value};tag={toTag}"))
+            else:
+                fields.append(field)
+    response = Response(status, reason, Headers(fields))
+    return response
+
+
+def stampVia(request: Request, source: Address) -> None:
+    """Record where the request really came from in its top Via (section 18.2.1, RFC 3581)."""
+    for index, field in enumerate(request.headers.fields):
+        if field.key != "via":
+            continue
+        values = splitList(field.value)
+        via = parseVia(values[0])
+        host = via.host[1:-1] if via.host.startswith("[") else via.host
+        stamped = via
+        if via.rport is not None:
+            stamped = stamped.withParam("received", source[0]).withParam("rport", str(source[1]))
+        elif host != source[0]:
+            stamped = stamped.withParam("received", source[0])
+        if stamped is not via:
+            values[0] = str(stamped)
+            request.headers.fields[index] = HeaderField("via", ", ".join(values))
+        return
+
+
+@implementer(ITransactionUser)
+class SIPServer:
+    """One SBC node's SIP brain, fed by every listener."""
+
+    log = Logger()
+
+    def __init__(self, config: Config, clock: IReactorTime) -> None:
+        self.config = config
+        self.clock = clock
+        self.metrics = Metrics()
+        self.dropLog = DropLog(clock)
+        sip = config.sip
+        self.transactions = TransactionLayer(clock, self, Timers(T1=sip.t1, T2=sip.t2, T4=sip.t4))
+        self.methods: dict[str, Handler] = {"OPTIONS": self._options, "CANCEL": self._cancel}
+
+    def setConfig(self, config: Config) -> None:
+        """Swap in a new configuration: one assignment, so no request sees a mix."""
+        self.config = config
+
+    # --- transports call these ---------------------------------------------------------------
+
+    def admit(self, host: str) -> bool:
+        if self.config.access.classify(host) is None:
+            self.metrics.counts["gate_dropped"] += 1
+            return False
+        return True
+
+    def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None:
+        try:
+            message = parseMessage(data, self.config.sip.limits)
+        except MessageParseError as e:
+            self._refuse(e, e.headers if e.method != "ACK" else None, transport, source)
+            return
+        except SIPParseError as e:
+            if data.strip(b"\r\n\t "):
+                self._refuse(e, None, transport, source)
+            return
+        if isinstance(message, Response):
+            try:
+                validateResponse(message)
+            except SIPParseError as e:
+                self._refuse(e, None, transport, source)
+                return
+            self.transactions.receiveResponse(message, transport, source)
+            return
+        try:
+            validateRequest(message)
+            stampVia(message, source)
+            branch = message.topVia().branch
+        except SIPParseError as e:
+            self._refuse(e, message.headers if message.method != "ACK" else None, transport, source)
+            return
+        if branch == MAGIC_COOKIE:
+            # RFC 4475 section 3.2.1: a bare magic cookie cannot key a transaction.
+            self._refuse(SIPParseError("bare magic-cookie branch"), message.headers, transport, source)
+            return
+        self.transactions.receiveRequest(message, transport, source)
+
+    def streamError(self, transport: ISIPTransport, source: Address, reason: str) -> None:
+        self.metrics.counts["stream_errors"] += 1
+        self.dropLog.drop(reason, source)
+
+    def connectionClosed(self, transport: ISIPTransport) -> None:
+        """Flows that die take nothing with them yet; the registrar will drop their bindings."""
+
+    def _refuse(
+        self, error: SIPParseError, headers: Headers | None, transport: ISIPTransport, source: Address
+    ) -> None:
+        """Answer a broken request statelessly when we can route the answer; drop it otherwise."""
+        if headers is not None:
+            via = _routableVia(headers)
+            if via is not None:
+                self.metrics.counts["bad_requests"] += 1
+                response = makeResponse(headers, error.status, _reason(error), toTag=newTag())
+                self._finish(response)
+                transport.send(response.toBytes(), responseAddress(via, transport, source))
+                return
+        self.metrics.counts["dropped_unanswerable"] += 1
+        self.dropLog.drop(error.reason, source)
+
+    # --- ITransactionUser --------------------------------------------------------------------
+
+    def requestReceived(self, request: Request, transaction: ServerTransaction | None) -> None:
+        if transaction is None:
+            return  # an ACK for a 2xx: it belongs to a dialog, and we have none at this stage
+        method = request.method
+        if method not in KNOWN_METHODS:
+            self._respond(transaction, 501)
+            return
+        maxForwards = request.headers.get("max-forwards")
+        if maxForwards is not None and int(maxForwards) == 0 and method != "CANCEL":
+            self._respond(transaction, 483)
+            return
+        if request.uri.scheme not in ("sip", "sips", "tel"):
+            self._respond(transaction, 416)
+            return
+        if method != "CANCEL":
+            unsupported = [t for t in request.headers.getAll("require") if t and t not in SUPPORTED_OPTIONS]
+            if unsupported:
+                self._respond(transaction, 420, extra=(("Unsupported", ", ".join(unsupported)),))
+                return
+        handler = self.methods.get(method)
+        if handler is None:
+            self._respond(transaction, 405)
+            return
+        try:
+            handler(request, transaction)
+        except Exception:
+            # A bug must not leave a server transaction unanswered for ever.
+            self.log.failure("handling {method} failed", method=method)
+            self.metrics.counts["internal_errors"] += 1
+            if transaction.state in ("Trying", "Proceeding"):
+                self._respond(transaction, 500)
+
+    def strayResponse(self, response: Response, transport: ISIPTransport, source: Address) -> None:
+        self.metrics.counts["stray_responses"] += 1
+
+    # --- the SBC's own answers ---------------------------------------------------------------
+
+    def _options(self, request: Request, transaction: ServerTransaction) -> None:
+        self._respond(
+            transaction,
+            200,
+            extra=(("Accept", ACCEPT), ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS)))),
+        )
+
+    def _cancel(self, request: Request, transaction: ServerTransaction) -> None:
+        invite = transaction.cancelled
+        if invite is None:
+            self._respond(transaction, 481)
+            return
+        self._respond(transaction, 200)
+
+    def _respond(
+        self, transaction: ServerTransaction, status: int, *, extra: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        response = makeResponse(transaction.request.headers, status, toTag=newTag())
+        for name, value in extra:
+            response.headers.add(name, value)
+        self._finish(response)
+        transaction.respond(response)
+
+    def _finish(self, response: Response) -> None:
+        headers = response.headers
+        if response.status in (405, 501) or (response.status == 200 and "allow" not in headers):
+            headers.add("Allow", self.allow())
+        headers.add("Server", self.config.sip.serverName)
+        headers.add("Content-Length", "0")
+
+    def allow(self) -> str:
+        return ", ".join(sorted({*self.methods, "ACK"}))
+
+
+def _routableVia(headers: Headers) -> Via | None:
+    """The top Via, parsed leniently: a 400 for a broken Via parameter still needs a route."""
+    for field in headers.fields:
+        if field.key == "via":
+            value = field.value.split(",", 1)[0]
+            try:
+                return parseVia(value)
+            except SIPParseError:
+                pass
+            head, _, params = value.partition(";")
+            parts = head.split("/", 2)  # a 505 still needs a route through a SIP/7.0 Via
+            try:
+                via = parseVia("SIP/2.0/" + parts[2] if len(parts) == 3 else head)
+            except SIPParseError:
+                return None
+            if any(p.strip().lower().startswith("rport") for p in params.split(";")):
+                via = via.withParam("rport", None)
+            return via
+    return None
+
+
+def _reason(error: SIPParseError) -> str | None:
+    """A 400 says what was wrong, for the peer's engineer reading a trace."""
+    if error.status != 400:
+        return None
+    return "Bad Request (" + "".join(ch for ch in error.reason if ch.isprintable())[:80] + ")"

@@ -1,0 +1,65 @@
+"""The SIP codec: bytes to objects and back, with no I/O and no Twisted."""
+
+from sbc.sip.errors import SIPParseError
+from sbc.sip.framing import KEEPALIVE, Keepalive, StreamFramer
+from sbc.sip.headers import (
+    COMPACT_FORMS,
+    CSeq,
+    HeaderField,
+    Headers,
+    NameAddr,
+    Via,
+    displayName,
+    headerKey,
+    parseCSeq,
+    parseNameAddr,
+    parseVia,
+    splitList,
+)
+from sbc.sip.message import (
+    KNOWN_METHODS,
+    MAGIC_COOKIE,
+    REASON_PHRASES,
+    Limits,
+    Message,
+    MessageParseError,
+    Request,
+    Response,
+    parseMessage,
+    validateRequest,
+    validateResponse,
+)
+from sbc.sip.uri import URI, parseURI, unescape
+
+__all__ = [
+    "COMPACT_FORMS",
+    "KEEPALIVE",
+    "KNOWN_METHODS",
+    "MAGIC_COOKIE",
+    "REASON_PHRASES",
+    "URI",
+    "CSeq",
+    "HeaderField",
+    "Headers",
+    "Keepalive",
+    "Limits",
+    "Message",
+    "MessageParseError",
+    "NameAddr",
+    "Request",
+    "Response",
+    "SIPParseError",
+    "StreamFramer",
+    "Via",
+    "displayName",
+    "headerKey",
+    "parseCSeq",
+    "parseMessage",
+    "parseNameAddr",
+    "parseURI",
+    "parseVia",
+    "splitList",
+    "unescape",
+    "validateRequest",
+    "validateResponse",
+]

@@ -1,0 +1,455 @@
+"""Header names, the header list, and the structured headers the SBC reads (RFC 3261 section 20).
+
+Values are kept as received (``str`` decoded as Latin-1, so every octet survives) and parsed only
+when asked for: a header the SBC never looks at costs one split and is written back byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from sbc.sip.errors import SIPParseError
+from sbc.sip.uri import URI, WS, Params, formatParams, getParam, isDigits, parseParams, parseURI
+
+COMPACT_FORMS: dict[str, str] = {
+    "a": "accept-contact",
+    "b": "referred-by",
+    "c": "content-type",
+    "d": "request-disposition",
+    "e": "content-encoding",
+    "f": "from",
+    "i": "call-id",
+    "j": "reject-contact",
+    "k": "supported",
+    "l": "content-length",
+    "m": "contact",
+    "n": "identity-info",
+    "o": "event",
+    "r": "refer-to",
+    "s": "subject",
+    "t": "to",
+    "u": "allow-events",
+    "v": "via",
+    "x": "session-expires",
+    "y": "identity",
+}
+
+_SPECIAL_CASE = {
+    "call-id": "Call-ID",
+    "cseq": "CSeq",
+    "www-authenticate": "WWW-Authenticate",
+    "mime-version": "MIME-Version",
+    "p-asserted-identity": "P-Asserted-Identity",
+    "p-preferred-identity": "P-Preferred-Identity",
+    "rack": "RAck",
+    "rseq": "RSeq",
+    "sip-etag": "SIP-ETag",
+    "sip-if-match": "SIP-If-Match",
+}
+
+# Headers whose grammar is a comma-separated list (RFC 3261 section 7.3.1). Headers outside this
+# set (Authorization, WWW-Authenticate, Date, unknown ones) are never split, since commas are part
+# of their values.
+LIST_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "alert-info",
+        "allow",
+        "allow-events",
+        "call-info",
+        "contact",
+        "content-encoding",
+        "content-language",
+        "error-info",
+        "in-reply-to",
+        "p-asserted-identity",
+        "path",
+        "proxy-require",
+        "reason",
+        "record-route",
+        "require",
+        "route",
+        "service-route",
+        "supported",
+        "unsupported",
+        "via",
+        "warning",
+    }
+)
+
+_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_TOKEN_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+)
+
+
+def isToken(text: str) -> bool:
+    return bool(text) and set(text) <= _TOKEN_CHARS
+
+
+_KEY_CACHE: dict[str, str] = {}
+
+
+def headerKey(name: str) -> str:
+    """The lower-case long form of a header name, which is how headers are looked up."""
+    key = _KEY_CACHE.get(name)
+    if key is None:
+        lower = name.lower()
+        key = COMPACT_FORMS.get(lower, lower)
+        if len(_KEY_CACHE) < 4096:
+            _KEY_CACHE[name] = key
+    return key
+
+
+def displayName(key: str) -> str:
+    """How we spell a header name when we write it ourselves."""
+    special = _SPECIAL_CASE.get(key)
+    if special is not None:
+        return special
+    return "-".join(part.capitalize() for part in key.split("-"))
+
+
+def lwsSplit(text: str) -> list[str]:
+    """Split on runs of SP and HTAB (never on other octets that Unicode calls white space)."""
+    return [word for word in text.replace("\t", " ").split(" ") if word]
+
+
+def foldValue(parts: list[str]) -> str:
+    """A header value from its first line's text after the colon and its continuation lines."""
+    if len(parts) == 1:
+        return parts[0].strip(WS)
+    return " ".join(part.strip(WS) for part in parts).strip(WS)
+
+
+def parseContentLength(values: list[str]) -> int | None:
+    """The body length the Content-Length values declare; None when there are none.
+
+    The parser and the stream framer both decide here, so they can never frame a message apart.
+    """
+    if not values:
+        return None
+    text = values[0]
+    for other in values[1:]:
+        if other != text:
+            raise SIPParseError("conflicting Content-Length values")
+    if not isDigits(text) or len(text) > 10:
+        raise SIPParseError("bad Content-Length")
+    return int(text)
+
+
+def splitList(value: str) -> list[str]:
+    """Split on commas that are outside quotes and ``<>``; each element stripped."""
+    if "," not in value:
+        return [value.strip(WS)]
+    items: list[str] = []
+    start = 0
+    inQuote = False
+    inAngle = False
+    i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if inQuote:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                inQuote = False
+        elif ch == '"':
+            inQuote = True
+        elif ch == "<":
+            inAngle = True
+        elif ch == ">":
+            inAngle = False
+        elif ch == "," and not inAngle:
+            items.append(value[start:i].strip(WS))
+            start = i + 1
+        i += 1
+    if inQuote:
+        raise SIPParseError("unterminated quoted string")
+    items.append(value[start:].strip(WS))
+    return items
+
+
+class HeaderField:
+    """One header line as received (``raw``) or as we set it (``raw`` is None)."""
+
+    __slots__ = ("key", "raw", "value")
+
+    def __init__(self, key: str, value: str, raw: str | None = None) -> None:
+        self.key = key
+        self.value = value
+        self.raw = raw
+
+    def toText(self) -> str:
+        if self.raw is not None:
+            return self.raw
+        return f"{displayName(self.key)}: {self.value}"
+
+    def __repr__(self) -> str:
+        return f"HeaderField({self.key!r}, {self.value!r})"
+
+
+class Headers:
+    """The ordered header list of one message; names are case-insensitive, compact forms fold in."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: list[HeaderField] | None = None) -> None:
+        self.fields: list[HeaderField] = fields if fields is not None else []
+
+    @classmethod
+    def of(cls, *pairs: tuple[str, str]) -> Headers:
+        return cls([HeaderField(headerKey(name), value) for name, value in pairs])
+
+    def get(self, name: str) -> str | None:
+        """The first field's whole value, or None."""
+        key = headerKey(name)
+        for field in self.fields:
+            if field.key == key:
+                return field.value
+        return None
+
+    def getAll(self, name: str) -> list[str]:
+        """Every value of a header, list headers split on their commas."""
+        key = headerKey(name)
+        values: list[str] = []
+        split = key in LIST_HEADERS
+        for field in self.fields:
+            if field.key == key:
+                if split:
+                    values.extend(splitList(field.value))
+                else:
+                    values.append(field.value)
+        return values
+
+    def count(self, name: str) -> int:
+        key = headerKey(name)
+        return sum(1 for field in self.fields if field.key == key)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = headerKey(name)
+        return any(field.key == key for field in self.fields)
+
+    def __iter__(self) -> Iterator[HeaderField]:
+        return iter(self.fields)
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def add(self, name: str, value: str, *, first: bool = False) -> None:
+        """Append a field (or put it before every other field of its name, as a new Via goes)."""
+        field = HeaderField(headerKey(name), value)
+        if not first:
+            self.fields.append(field)
+            return
+        for index, existing in enumerate(self.fields):
+            if existing.key == field.key:
+                self.fields.insert(index, field)
+                return
+        self.fields.append(field)
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every field of this name by one, in the place of the first."""
+        key = headerKey(name)
+        for index, field in enumerate(self.fields):
+            if field.key == key:
+                self.fields[index] = HeaderField(key, value)
+                self.fields[index + 1 :] = [f for f in self.fields[index + 1 :] if f.key != key]
+                return
+        self.fields.append(HeaderField(key, value))
+
+    def remove(self, name: str) -> None:
+        key = headerKey(name)
+        self.fields = [field for field in self.fields if field.key != key]
+
+    def copy(self) -> Headers:
+        return Headers([HeaderField(f.key, f.value, f.raw) for f in self.fields])
+
+    def toText(self) -> str:
+        return "".join(field.toText() + "\r\n" for field in self.fields)
+
+
+# --- structured headers -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """One Via value (RFC 3261 section 20.42, RFC 3581 rport).
+
+    ``version`` is the sent-protocol version; anything but ``2.0`` is kept so that a request with
+    another version can still be answered with 505 (RFC 4475 section 3.1.2.16).
+    """
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: Params = ()
+    version: str = "2.0"
+
+    @property
+    def branch(self) -> str | None:
+        return getParam(self.params, "branch")
+
+    @property
+    def received(self) -> str | None:
+        return getParam(self.params, "received")
+
+    @property
+    def rport(self) -> str | None:
+        """``""`` when the flag is present without a value; None when absent."""
+        return getParam(self.params, "rport")
+
+    @property
+    def sentBy(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def withParam(self, name: str, value: str | None) -> Via:
+        lname = name.lower()
+        params = tuple(p for p in self.params if p[0].lower() != lname)
+        return replace(self, params=(*params, (name, value)))
+
+    def __str__(self) -> str:
+        return f"SIP/{self.version}/{self.transport} {self.sentBy}{formatParams(self.params)}"
+
+
+def parseVia(value: str) -> Via:
+    """Parse one Via value, tolerating the LWS that RFC 3261 allows around ``/`` and ``;``."""
+    head, semi, paramText = value.partition(";")
+    parts = head.split("/", 2)
+    if len(parts) != 3:
+        raise SIPParseError("bad Via sent-protocol")
+    name, version, rest = (p.strip(WS) for p in parts)
+    if name.upper() != "SIP" or not isToken(version):
+        raise SIPParseError("bad Via sent-protocol")
+    pieces = lwsSplit(rest)
+    if len(pieces) < 2 or not isToken(pieces[0]):
+        raise SIPParseError("bad Via sent-by")
+    transport = pieces[0].upper()
+    sentBy = "".join(pieces[1:])
+    if sentBy.startswith("["):
+        end = sentBy.find("]")
+        if end <= 1 or not set(sentBy[1:end]) <= _IPV6_CHARS:
+            raise SIPParseError("bad Via IPv6 host")
+        host, portText = sentBy[: end + 1], sentBy[end + 1 :]
+        if portText and not portText.startswith(":"):
+            raise SIPParseError("bad Via sent-by")
+        hasPort = bool(portText)
+        portText = portText[1:]
+    else:
+        host, colon, portText = sentBy.partition(":")
+        hasPort = bool(colon)
+        if not host or not isToken(host):
+            raise SIPParseError("bad Via host")
+    port: int | None = None
+    if hasPort:
+        if not isDigits(portText) or len(portText) > 5 or int(portText) > 65535:
+            raise SIPParseError("bad Via port")
+        port = int(portText)
+    params = parseParams(paramText, "Via") if semi else ()
+    for pname, pvalue in params:
+        if not isToken(pname) or (pvalue is not None and not pvalue):
+            raise SIPParseError("bad Via parameter")
+    return Via(transport, host, port, params, version)
+
+
+@dataclass(frozen=True, slots=True)
+class CSeq:
+    number: int
+    method: str
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.method}"
+
+
+def parseCSeq(value: str) -> CSeq:
+    parts = lwsSplit(value)
+    if len(parts) != 2 or not isDigits(parts[0]) or not isToken(parts[1]):
+        raise SIPParseError("bad CSeq")
+    number = int(parts[0])
+    if number > 0xFFFFFFFF:
+        raise SIPParseError("CSeq number out of range")
+    return CSeq(number, parts[1])
+
+
+@dataclass(frozen=True, slots=True)
+class NameAddr:
+    """From, To, Contact, Route and the like: an optional display name, a URI, header parameters."""
+
+    uri: URI
+    display: str | None = None
+    params: Params = ()
+
+    @property
+    def tag(self) -> str | None:
+        return getParam(self.params, "tag")
+
+    def param(self, name: str) -> str | None:
+        return getParam(self.params, name)
+
+    def withParam(self, name: str, value: str | None) -> NameAddr:
+        lname = name.lower()
+        params = tuple(p for p in self.params if p[0].lower() != lname)
+        return replace(self, params=(*params, (name, value)))
+
+    def __str__(self) -> str:
+        display = f"{self.display} " if self.display else ""
+        return f"{display}<{self.uri}>{formatParams(self.params)}"
+
+
+def _quotedEnd(text: str, start: int) -> int:
+    """Index just past the quoted string that opens at ``start``."""
+    i = start + 1
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            return i + 1
+        i += 1
+    raise SIPParseError("unterminated quoted string")
+
+
+def parseNameAddr(value: str) -> NameAddr:
+    """Parse name-addr or addr-spec with header parameters (RFC 3261 section 20.10)."""
+    text = value.strip(WS)
+    display: str | None = None
+    if text.startswith('"'):
+        end = _quotedEnd(text, 0)
+        display = text[:end]
+        text = text[end:].lstrip(WS)
+        if not text.startswith("<"):
+            raise SIPParseError("display name without <URI>")
+    lt = text.find("<")
+    if lt != -1:
+        if display is None and lt > 0:
+            words = lwsSplit(text[:lt])
+            if not all(isToken(word) for word in words):
+                raise SIPParseError("unquoted display name with reserved characters")
+            display = " ".join(words)
+        gt = text.find(">", lt)
+        if gt == -1:
+            raise SIPParseError("unterminated <URI>")
+        uri = parseURI(text[lt + 1 : gt].strip(WS))
+        rest = text[gt + 1 :].strip(WS)
+    else:
+        uriText, semi, paramText = text.partition(";")
+        uriText = uriText.strip(WS)
+        if "?" in uriText or "," in uriText:
+            raise SIPParseError("addr-spec with reserved characters must be in <>")
+        uri = parseURI(uriText)
+        rest = ";" + paramText if semi else ""
+    params: Params = ()
+    if rest:
+        if not rest.startswith(";"):
+            raise SIPParseError("junk after URI")
+        params = parseParams(rest[1:], "header parameters")
+        for pname, _ in params:
+            if not isToken(pname):
+                raise SIPParseError("bad header parameter")
+    return NameAddr(uri, display, params)

@@ -1,0 +1,407 @@
+"""SIP requests and responses: bytes in, objects out, and back (RFC 3261 sections 7 and 25).
+
+`parseMessage` does the work every message needs (start line, header lines, Content-Length
+framing) and nothing more. Structured values are parsed on demand, and `validateRequest` /
+`validateResponse` check what a UAS needs before it acts on a message.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from sbc.sip.errors import SIPParseError
+from sbc.sip.headers import (
+    CSeq,
+    HeaderField,
+    Headers,
+    NameAddr,
+    Via,
+    foldValue,
+    headerKey,
+    isToken,
+    parseContentLength,
+    parseCSeq,
+    parseNameAddr,
+    parseVia,
+    splitList,
+)
+from sbc.sip.uri import URI, isDigits, parseURI
+
+SIP_VERSION = "SIP/2.0"
+DEFAULT_MAX_HEADERS = 256
+MAGIC_COOKIE = "z9hG4bK"
+
+# Methods defined by RFC 3261 and its extensions; anything else is "unknown" (501).
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+    }
+)
+
+REASON_PHRASES: dict[int, str] = {
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    182: "Queued",
+    183: "Session Progress",
+    200: "OK",
+    202: "Accepted",
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Moved Temporarily",
+    305: "Use Proxy",
+    380: "Alternative Service",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    410: "Gone",
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    421: "Extension Required",
+    422: "Session Interval Too Small",
+    423: "Interval Too Brief",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    484: "Address Incomplete",
+    485: "Ambiguous",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    491: "Request Pending",
+    493: "Undecipherable",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+    600: "Busy Everywhere",
+    603: "Decline",
+    604: "Does Not Exist Anywhere",
+    606: "Not Acceptable",
+}
+
+# Headers that may appear at most once (RFC 3261 section 20, the "c"/"m" columns).
+_SINGLE = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type")
+
+
+class Message(ABC):
+    """What requests and responses share: a header list and a body that stays bytes."""
+
+    __slots__ = ("body", "headers", "version")
+
+    def __init__(self, headers: Headers, body: bytes = b"", version: str = SIP_VERSION) -> None:
+        self.headers = headers
+        self.body = body
+        self.version = version
+
+    @abstractmethod
+    def startLine(self) -> str:
+        """The request line or status line, without CRLF."""
+
+    def toBytes(self) -> bytes:
+        head = self.startLine() + "\r\n" + self.headers.toText() + "\r\n"
+        return head.encode("latin-1") + self.body
+
+    def setBody(self, body: bytes, contentType: str | None = None) -> None:
+        """Replace the body and keep Content-Length (and, if given, Content-Type) true to it."""
+        self.body = body
+        if contentType is not None:
+            self.headers.set("Content-Type", contentType)
+        self.headers.set("Content-Length", str(len(body)))
+
+    # Structured views, parsed on demand.
+
+    @property
+    def callId(self) -> str:
+        value = self.headers.get("call-id")
+        if value is None:
+            raise SIPParseError("missing Call-ID")
+        return value
+
+    def cseq(self) -> CSeq:
+        value = self.headers.get("cseq")
+        if value is None:
+            raise SIPParseError("missing CSeq")
+        return parseCSeq(value)
+
+    def vias(self) -> list[Via]:
+        return [parseVia(value) for value in self.headers.getAll("via")]
+
+    def topVia(self) -> Via:
+        for field in self.headers.fields:
+            if field.key == "via":
+                return parseVia(splitList(field.value)[0])
+        raise SIPParseError("missing Via")
+
+    def fromHeader(self) -> NameAddr:
+        return self._nameAddr("from")
+
+    def toHeader(self) -> NameAddr:
+        return self._nameAddr("to")
+
+    def contacts(self) -> list[NameAddr]:
+        """Contact values; ``*`` is left to the registrar, which alone gives it meaning."""
+        return [parseNameAddr(v) for v in self.headers.getAll("contact") if v != "*"]
+
+    def _nameAddr(self, key: str) -> NameAddr:
+        value = self.headers.get(key)
+        if value is None:
+            raise SIPParseError(f"missing {key}")
+        return parseNameAddr(value)
+
+
+class Request(Message):
+    __slots__ = ("_received", "method", "uri")
+
+    def __init__(
+        self,
+        method: str,
+        uri: URI,
+        headers: Headers | None = None,
+        body: bytes = b"",
+        version: str = SIP_VERSION,
+    ) -> None:
+        super().__init__(headers if headers is not None else Headers(), body, version)
+        self.method = method
+        self.uri = uri
+        # The request line as received, with what it was parsed into: written back unchanged while
+        # method, URI and version are untouched (``str(uri)`` normalises scheme case and ports).
+        self._received: tuple[str, URI, str, str] | None = None
+
+    def startLine(self) -> str:
+        received = self._received
+        if (
+            received is not None
+            and received[0] == self.method
+            and received[1] == self.uri
+            and received[2] == self.version
+        ):
+            return received[3]
+        return f"{self.method} {self.uri} {self.version}"
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"
+
+
+class Response(Message):
+    __slots__ = ("reason", "status")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: Headers | None = None,
+        body: bytes = b"",
+        version: str = SIP_VERSION,
+    ) -> None:
+        super().__init__(headers if headers is not None else Headers(), body, version)
+        self.status = status
+        self.reason = REASON_PHRASES.get(status, "Unknown") if reason is None else reason
+
+    def startLine(self) -> str:
+        return f"{self.version} {self.status} {self.reason}"
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Codec limits; anything over them is refused, never buffered (config keys in [sip])."""
+
+    maxMessageSize: int = 65536
+    maxHeaders: int = DEFAULT_MAX_HEADERS
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class MessageParseError(SIPParseError):
+    """A parse failure that got far enough to know the message kind and its header list.
+
+    ``headers`` lets a UAS answer a request with a 400 that copies Via, From, To, Call-ID and
+    CSeq, as RFC 3261 section 8.2.6.2 asks.
+    """
+
+    def __init__(
+        self, reason: str, status: int = 400, *, method: str | None = None, headers: Headers | None = None
+    ) -> None:
+        super().__init__(reason, status)
+        self.method = method
+        self.headers = headers
+
+
+def _parseHeaderLines(lines: list[str], limit: int) -> Headers:
+    fields: list[HeaderField] = []
+    append = fields.append
+    current: list[str] | None = None
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            if current is None:
+                raise SIPParseError("continuation line before the first header")
+            current.append(line)
+            continue
+        if current is not None:
+            append(_makeField(current))
+            if len(fields) >= limit:
+                raise SIPParseError("too many header fields")
+        current = [line]
+    if current is not None:
+        append(_makeField(current))
+    return Headers(fields)
+
+
+def _makeField(lines: list[str]) -> HeaderField:
+    first = lines[0]
+    colon = first.find(":")
+    if colon <= 0:
+        raise SIPParseError("header line without a name")
+    name = first[:colon].rstrip(" \t")
+    if not isToken(name):
+        raise SIPParseError("bad header name")
+    if len(lines) == 1:
+        return HeaderField(headerKey(name), foldValue([first[colon + 1 :]]), first)
+    value = foldValue([first[colon + 1 :], *lines[1:]])
+    return HeaderField(headerKey(name), value, "\r\n".join(lines))
+
+
+def _contentLength(headers: Headers) -> int | None:
+    return parseContentLength([f.value for f in headers.fields if f.key == "content-length"])
+
+
+def parseMessage(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Response:
+    """Parse one message, as a datagram or as framed by `sbc.sip.framing.StreamFramer`.
+
+    Without Content-Length the body runs to the end of ``data`` (RFC 3261 section 18.3, UDP);
+    the stream framer never hands over a message without one. Raises `SIPParseError` only.
+    """
+    if len(data) > limits.maxMessageSize:
+        raise SIPParseError("message too large", 513)
+    start = 0
+    while data.startswith(b"\r\n", start):
+        start += 2
+    end = data.find(b"\r\n\r\n", start)
+    if end == -1:
+        head, rest = data[start:], b""
+        if head.endswith(b"\r\n"):
+            head = head[:-2]
+    else:
+        head, rest = data[start:end], data[end + 4 :]
+    lines = head.decode("latin-1").split("\r\n")
+    startLine = lines[0]
+    if not startLine:
+        raise SIPParseError("empty message")
+    if head.count(b"\r") != len(lines) - 1 or head.count(b"\n") != len(lines) - 1:
+        # A bare CR or LF ends a line for some parsers and not for others: refuse it rather than
+        # pass on a header that a lenient peer would read as two.
+        raise SIPParseError("bare CR or LF in the header section")
+
+    if startLine.startswith("SIP/"):
+        parts = startLine.split(" ", 2)
+        if len(parts) < 3 or len(parts[1]) != 3 or not isDigits(parts[1]):
+            raise SIPParseError("bad status line")
+        status = int(parts[1])
+        if not 100 <= status <= 699:
+            raise SIPParseError("status code out of range")
+        headers = _parseHeaderLines(lines[1:], limits.maxHeaders)
+        response = Response(status, parts[2], headers, version=parts[0])
+        response.body = _frameBody(headers, rest)
+        return response
+
+    method = startLine.partition(" ")[0]
+    if not isToken(method):
+        raise SIPParseError("bad request line")
+    headers = _parseHeaderLines(lines[1:], limits.maxHeaders)
+    try:
+        parts = startLine.split(" ")
+        if len(parts) != 3 or not all(parts):
+            raise SIPParseError("bad request line")
+        uriText, version = parts[1], parts[2]
+        if not version.upper().startswith("SIP/"):
+            raise SIPParseError("bad SIP version")
+        if uriText.startswith("<"):
+            raise SIPParseError("Request-URI in <>")
+        uri = parseURI(uriText)
+        if uri.headers is not None:
+            raise SIPParseError("headers in the Request-URI")
+        request = Request(method, uri, headers, version=version)
+        request._received = (method, uri, version, startLine)
+        request.body = _frameBody(headers, rest)
+    except SIPParseError as e:
+        raise MessageParseError(e.reason, e.status, method=method, headers=headers) from None
+    return request
+
+
+def _frameBody(headers: Headers, rest: bytes) -> bytes:
+    length = _contentLength(headers)
+    if length is None:
+        return rest
+    if length > len(rest):
+        raise SIPParseError("Content-Length larger than the body")
+    return rest if length == len(rest) else rest[:length]
+
+
+def _single(message: Message) -> None:
+    for key in _SINGLE:
+        values = [f.value for f in message.headers.fields if f.key == key]
+        if len(values) > 1 and len(set(values)) > 1:
+            raise SIPParseError(f"more than one {key} header")
+
+
+def validateRequest(request: Request) -> CSeq:
+    """Check what a UAS needs (RFC 3261 section 8.2); returns the parsed CSeq."""
+    if request.version.upper() != SIP_VERSION:
+        raise SIPParseError("SIP version not supported", 505)
+    request.topVia()
+    for key in ("to", "from", "call-id", "cseq"):
+        if key not in request.headers:
+            raise SIPParseError(f"missing {key} header")
+    _single(request)
+    cseq = request.cseq()
+    if cseq.method != request.method and request.method in KNOWN_METHODS:
+        raise SIPParseError("CSeq method does not match the request method")
+    request.fromHeader()
+    request.toHeader()
+    request.contacts()
+    maxForwards = request.headers.get("max-forwards")
+    if maxForwards is not None and not isDigits(maxForwards):
+        raise SIPParseError("bad Max-Forwards")
+    return cseq
+
+
+def validateResponse(response: Response) -> CSeq:
+    """Check what a client transaction needs before it matches a response."""
+    if response.version.upper() != SIP_VERSION:
+        raise SIPParseError("SIP version not supported", 505)
+    response.topVia()
+    if "call-id" not in response.headers:
+        raise SIPParseError("missing Call-ID")
+    _single(response)
+    return response.cseq()

@@ -1,0 +1,333 @@
+"""
+Run the real service, C{twistd -n sbc --config ...}, as a child process for one interop test.
+
+Modelled on treq's C{local_httpbin}: the test starts a real server process, learns its addresses and
+kills it at teardown.  Each run gets its own temporary directory holding
+
+  - C{etc/}: a copy of the shipped C{etc/} in which every C{[[listen]]} port is rewritten to a free
+    one, so that a test never fights with C{make run} or with a parallel test for 5060/5061;
+  - C{state/}: the state directory, with a fresh self-signed loopback certificate at
+    C{state/tls/sbc.crt} and C{state/tls/sbc.key} (and both in C{state/tls/sbc.pem});
+  - C{sbc.log}: everything the service prints.
+
+The shipped config names its files relative to its own directory (C{whitelist/demo.txt},
+C{../state}, C{../state/tls/sbc.crt}), so in the copy they resolve inside the temporary directory and
+never touch the checkout.  twistd also runs with that directory as its working directory, so paths
+relative to the working directory would stay inside it too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twisted.trial.unittest import SynchronousTestCase
+
+from .ports import TCP, UDP, freePort, tcpPortListening, udpPortBound
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_CONFIG = Path("etc") / "sbc.toml"
+
+# How long the service may take to bind every listener, and to stop after SIGTERM.
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+
+_TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"'-]+)\s*\]\]?\s*(#.*)?$")
+_PORT_KEY = re.compile(r"(\bport\s*=\s*)(\d+)\b")
+
+
+@dataclass(frozen=True)
+class Listener:
+    """
+    One C{[[listen]]} table of the running config: where the service takes SIP traffic.
+
+    @ivar transport: C{"udp"}, C{"tcp"} or C{"tls"}, lower case.
+    @ivar host: the address it is bound to.
+    @ivar port: the port it is bound to.
+    """
+
+    transport: str
+    host: str
+    port: int
+
+
+def twistdPath() -> str:
+    """
+    The C{twistd} script of the Python running the tests (the venv's own).
+    """
+    return os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+def rewriteListenPorts(text: str, ports: Mapping[int, int]) -> str:
+    """
+    Replace each C{port = N} inside a C{[[listen]]} table of C{text} by C{port = ports[N]}.
+
+    Only ports named in C{ports} change, and only in listen tables, so a trunk gateway that happens to
+    use 5060 keeps it.  A config without C{[[listen]]} headers (say, inline tables) falls back to
+    replacing those port numbers in every C{port = N}.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        number = int(match.group(2))
+        return match.group(1) + str(ports.get(number, number))
+
+    lines = text.splitlines(keepends=True)
+    if not any(_isListenHeader(line) for line in lines):
+        return _PORT_KEY.sub(replace, text)
+    out = []
+    inListen = False
+    for line in lines:
+        header = _TABLE_HEADER.match(line)
+        if header is not None:
+            inListen = _isListenHeader(line)
+        elif inListen:
+            line = _PORT_KEY.sub(replace, line)
+        out.append(line)
+    return "".join(out)
+
+
+def _isListenHeader(line: str) -> bool:
+    header = _TABLE_HEADER.match(line)
+    return header is not None and header.group(1).strip("\"'").split(".")[-1] == "listen"
+
+
+def listenersOf(config: Mapping[str, Any]) -> list[Listener]:
+    """
+    The listeners a parsed C{sbc.toml} declares: its C{listen} array of tables.
+    """
+    tables = config.get("listen")
+    if not isinstance(tables, list) or not tables:
+        raise ValueError(f"expected a [[listen]] array of tables in the config, found {tables!r}")
+    listeners = []
+    for table in tables:
+        transport, host, port = table.get("transport"), table.get("host"), table.get("port")
+        if not (isinstance(transport, str) and isinstance(host, str) and isinstance(port, int)):
+            raise ValueError(f"a [[listen]] table without transport/host/port: {table!r}")
+        listeners.append(Listener(transport.lower(), host, port))
+    return listeners
+
+
+def writeSelfSignedCertificate(directory: Path, commonName: str = "sbc.loopback") -> None:
+    """
+    Write a fresh self-signed certificate for 127.0.0.1 and localhost into C{directory}: C{sbc.crt},
+    C{sbc.key} and C{sbc.pem} (certificate and key in one file), as C{make} would.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, commonName)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certPem = certificate.public_bytes(serialization.Encoding.PEM)
+    keyPem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sbc.crt").write_bytes(certPem)
+    for path, data in ((directory / "sbc.key", keyPem), (directory / "sbc.pem", certPem + keyPem)):
+        path.write_bytes(data)
+        path.chmod(0o600)
+
+
+class ServiceProcess:
+    """
+    The service running as a child process, in a temporary directory of its own.
+
+    Build it with L{startService}, which also arranges its teardown.
+
+    @ivar directory: the temporary working directory of the child.
+    @ivar configPath: the rewritten C{sbc.toml} the child runs with.
+    @ivar logPath: where the child's stdout and stderr go.
+    @ivar listeners: the listeners of the rewritten config, with their actual ports.
+    @ivar ports: shipped port -> port the child listens on instead, e.g. C{{5060: 40123}}.
+    """
+
+    def __init__(self, repoRoot: Path = REPO_ROOT, config: Path = SHIPPED_CONFIG) -> None:
+        self.repoRoot = repoRoot
+        self.shippedConfig = repoRoot / config
+        self.directory = Path(tempfile.mkdtemp(prefix="sbc-interop-"))
+        self.configPath = self.directory / config
+        self.logPath = self.directory / "sbc.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.listeners: list[Listener] = []
+        self.ports: dict[int, int] = {}
+        self._logFile: IO[bytes] | None = None
+
+    def prepare(self) -> None:
+        """
+        Fill the temporary directory: copy C{etc/} with free listen ports, and write a certificate.
+        """
+        if not self.shippedConfig.exists():
+            raise AssertionError(f"no shipped config at {self.shippedConfig}")
+        shutil.copytree(self.shippedConfig.parent, self.configPath.parent)
+        writeSelfSignedCertificate(self.directory / "state" / "tls")
+
+        text = self.shippedConfig.read_text(encoding="utf-8")
+        shipped = listenersOf(tomllib.loads(text))
+        for listener in shipped:
+            if listener.port not in self.ports:
+                taken = set(self.ports.values()) | set(self.ports)
+                self.ports[listener.port] = freePort(listener.host, (UDP, TCP), avoid=taken)
+        rewritten = rewriteListenPorts(text, self.ports)
+        self.listeners = listenersOf(tomllib.loads(rewritten))
+        expected = [Listener(item.transport, item.host, self.ports[item.port]) for item in shipped]
+        if self.listeners != expected:
+            raise AssertionError(f"rewriting listen ports failed: wanted {expected}, got {self.listeners}")
+        self.configPath.write_text(rewritten, encoding="utf-8")
+
+    def address(self, transport: str) -> tuple[str, int]:
+        """
+        The (host, port) of the first listener for C{transport} (C{"udp"}, C{"tcp"} or C{"tls"}).
+        """
+        for listener in self.listeners:
+            if listener.transport == transport.lower():
+                return listener.host, listener.port
+        raise AssertionError(f"the config has no {transport} listener: {self.listeners}")
+
+    def command(self) -> list[str]:
+        """
+        The command line that starts the service.
+        """
+        return [twistdPath(), "-n", "--pidfile=", "sbc", "--config", str(self.configPath)]
+
+    def environment(self) -> dict[str, str]:
+        """
+        The child's environment: ours, with the checkout first on C{PYTHONPATH} so that both C{sbc} and
+        its Twisted plugin are found even without an editable install.
+        """
+        env = dict(os.environ)
+        paths = [str(self.repoRoot)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        """
+        Prepare the directory, start the child and wait until every listener is bound; on failure stop
+        the child and raise with its log.
+        """
+        self.prepare()
+        self._logFile = self.logPath.open("wb")
+        self.process = subprocess.Popen(
+            self.command(),
+            cwd=self.directory,
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._logFile,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        pending = list(self.listeners)
+        while pending:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"the service exited with code {self.process.returncode} before it listened on "
+                    f"{pending}\n{self.describe()}"
+                )
+            pending = [listener for listener in pending if not self._isBound(listener)]
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(
+                    f"the service did not listen on {pending} within {timeout}s\n{self.describe()}"
+                )
+            time.sleep(0.1)
+
+    @staticmethod
+    def _isBound(listener: Listener) -> bool:
+        if listener.transport == UDP:
+            return udpPortBound(listener.host, listener.port)
+        return tcpPortListening(listener.host, listener.port)
+
+    def stop(self) -> None:
+        """
+        Stop the child: SIGTERM, and SIGKILL when it has not exited within L{STOP_TIMEOUT} seconds.
+        """
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT)
+        if self._logFile is not None:
+            self._logFile.close()
+            self._logFile = None
+
+    @property
+    def running(self) -> bool:
+        """
+        Whether the child is still alive.
+        """
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        """
+        What the child has printed so far.
+        """
+        try:
+            return self.logPath.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def describe(self) -> str:
+        """
+        The command, config and log of the child, for a failure message.
+        """
+        config = self.configPath.read_text(encoding="utf-8") if self.configPath.exists() else "(none)"
+        return (
+            f"--- command (cwd {self.directory}):\n{' '.join(self.command())}\n"
+            f"--- config {self.configPath}:\n{config}\n"
+            f"--- log {self.logPath}:\n{self.log()}"
+        )
+
+    def removeDirectory(self) -> None:
+        """
+        Delete the temporary directory.
+        """
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def startService(testCase: SynchronousTestCase, timeout: float = START_TIMEOUT) -> ServiceProcess:
+    """
+    Start the service for C{testCase} and arrange, with C{addCleanup}, that it is killed and its
+    directory deleted afterwards.  Put L{ServiceProcess.describe} into failure messages to see its log.
+    """
+    service = ServiceProcess()
+    testCase.addCleanup(service.removeDirectory)
+    testCase.addCleanup(service.stop)
+    service.start(timeout)
+    return service

@@ -1,0 +1,246 @@
+"""
+Run SIPp once, to completion, from a chosen loopback address, and collect what it saw.
+
+SIPp writes its logs into its working directory, so every run gets a temporary directory of its own
+(deleted by the test's cleanup).  SIPp always stops on its own: C{-m 1} ends it after one call and
+C{-timeout ... -timeout_error} after a deadline, with a non-zero exit code.  The process also runs
+under a deadline of its own, and is killed should SIPp hang anyway.
+
+Exit codes of SIPp 3.6: 0 when every call succeeded, 1 when a call failed, 255 (-1) on a fatal error or
+when the global C{-timeout} expired with C{-timeout_error}.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from .ports import TCP, UDP, freePort
+from .tools import requireTool
+
+HERE = Path(__file__).resolve().parent
+
+# What SIPp's -trace_msg log says in front of each message it received, e.g. "UDP message received [335]".
+_RECEIVED_MARKERS = ("message received",)
+
+# Seconds the process may outlive SIPp's own -timeout before we kill it.
+_GRACE = 5.0
+
+
+@dataclass(frozen=True)
+class SippRun:
+    """
+    The outcome of one SIPp run.
+
+    @ivar args: the command line.
+    @ivar exitCode: SIPp's exit code (see the module docstring).
+    @ivar messages: the C{-trace_msg} log: every message sent and received, in order.
+    @ivar errors: the C{-trace_err} log: unexpected messages and failed checks.
+    @ivar output: what SIPp printed (its statistics screens), stdout and stderr together.
+    """
+
+    args: tuple[str, ...]
+    exitCode: int
+    messages: str
+    errors: str
+    output: str
+
+    @property
+    def received(self) -> bool:
+        """
+        Whether SIPp received any SIP message at all.
+        """
+        return any(marker in self.messages for marker in _RECEIVED_MARKERS)
+
+    def describe(self) -> str:
+        """
+        Everything about the run, for a failure message.
+        """
+        return (
+            f"--- sipp exited with {self.exitCode}: {' '.join(self.args)}\n"
+            f"--- messages:\n{self.messages}\n--- errors:\n{self.errors}\n"
+            f"--- output (tail):\n{self.output[-3000:]}"
+        )
+
+
+def scenarioPath(name: str) -> Path:
+    """
+    The scenario file C{name} kept beside these tests, e.g. C{"options_uac.xml"}.
+    """
+    path = HERE / name
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return path
+
+
+class SippProcess:
+    """
+    One SIPp process, in a temporary working directory of its own.
+
+    Construct it, L{start} it, and L{wait} for its outcome.  The test's cleanup kills it if it still runs
+    and deletes its directory.  L{runSipp} does all three for a client scenario.
+
+    @ivar localHost: the address SIPp binds (C{-i} with C{-bind_local}): the source address the service
+        sees.
+    @ivar localPort: the port SIPp binds (C{-p}).
+    @ivar timeout: SIPp's global C{-timeout} in seconds.
+    @ivar directory: SIPp's working directory, where its logs go.
+    @ivar args: the command line.
+    """
+
+    def __init__(
+        self,
+        testCase: SynchronousTestCase,
+        scenario: str | Path,
+        remote: tuple[str, int] | None = None,
+        *,
+        transport: str = "u1",
+        localHost: str = "127.0.0.2",
+        localPort: int | None = None,
+        timeout: float = 10.0,
+        calls: int = 1,
+        extraArgs: Sequence[str] = (),
+    ) -> None:
+        """
+        @param scenario: a scenario file beside these tests (by name) or anywhere (by path).
+        @param remote: (host, port) to send to; C{None} for a server scenario that waits for requests.
+        @param transport: SIPp's C{-t}: C{"u1"} for UDP, C{"t1"} for TCP (one socket each).
+        @param localHost: the address SIPp binds.
+        @param localPort: SIPp's C{-p}; a free port when C{None}.
+        @param timeout: SIPp's global C{-timeout} in seconds, after which it stops with a failure.
+        @param calls: SIPp's C{-m}: stop after this many calls.
+        @param extraArgs: more command line arguments, e.g. C{("-set", "name", "value")}.
+        """
+        sipp = requireTool("sipp")
+        source = scenarioPath(scenario) if isinstance(scenario, str) else scenario
+        self.directory = Path(tempfile.mkdtemp(prefix="sipp-"))
+        testCase.addCleanup(shutil.rmtree, self.directory, ignore_errors=True)
+        testCase.addCleanup(self.kill)
+        shutil.copy(source, self.directory / source.name)
+        self.localHost = localHost
+        self.localPort = (
+            localPort
+            if localPort is not None
+            else freePort(localHost, (UDP if transport.startswith("u") else TCP,))
+        )
+        self.timeout = timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.args: tuple[str, ...] = (
+            sipp,
+            "-sf",
+            source.name,
+            *([f"{remote[0]}:{remote[1]}"] if remote is not None else []),
+            "-t",
+            transport,
+            "-i",
+            localHost,
+            "-p",
+            str(self.localPort),
+            "-bind_local",
+            # The remote control socket binds 0.0.0.0:8888 (or the next free one) unless told otherwise.
+            "-ci",
+            localHost,
+            "-m",
+            str(calls),
+            "-timeout",
+            f"{timeout:g}s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_msg",
+            "-message_file",
+            "messages.log",
+            "-trace_err",
+            "-error_file",
+            "errors.log",
+            *extraArgs,
+        )
+
+    def start(self) -> None:
+        """
+        Start SIPp; its screen output goes to C{output.log} in its directory.
+        """
+        with (self.directory / "output.log").open("wb") as output:
+            self.process = subprocess.Popen(
+                self.args,
+                cwd=self.directory,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait(self) -> SippRun:
+        """
+        Wait until SIPp exits and return what it did.  Should it outlive its own C{-timeout} by more than
+        a few seconds, kill it and raise.
+        """
+        if self.process is None:
+            raise RuntimeError("SIPp was not started")
+        try:
+            exitCode = self.process.wait(self.timeout + _GRACE)
+        except subprocess.TimeoutExpired as e:
+            self.kill()
+            run = self._collect(-9)
+            raise AssertionError(
+                f"sipp did not stop within {self.timeout + _GRACE}s\n{run.describe()}"
+            ) from e
+        return self._collect(exitCode)
+
+    def kill(self) -> None:
+        """
+        Kill SIPp if it still runs.
+        """
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(_GRACE)
+
+    def _collect(self, exitCode: int) -> SippRun:
+        def read(name: str) -> str:
+            try:
+                return (self.directory / name).read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                return ""
+
+        return SippRun(
+            args=self.args,
+            exitCode=exitCode,
+            messages=read("messages.log"),
+            errors=read("errors.log"),
+            output=read("output.log"),
+        )
+
+
+def runSipp(
+    testCase: SynchronousTestCase,
+    scenario: str | Path,
+    remote: tuple[str, int],
+    *,
+    transport: str = "u1",
+    localHost: str = "127.0.0.2",
+    localPort: int | None = None,
+    timeout: float = 10.0,
+    calls: int = 1,
+    extraArgs: Sequence[str] = (),
+) -> SippRun:
+    """
+    Run the client scenario C{scenario} against C{remote} from C{localHost} and wait until SIPp exits;
+    the parameters are those of L{SippProcess}.
+    """
+    sipp = SippProcess(
+        testCase,
+        scenario,
+        remote,
+        transport=transport,
+        localHost=localHost,
+        localPort=localPort,
+        timeout=timeout,
+        calls=calls,
+        extraArgs=extraArgs,
+    )
+    sipp.start()
+    return sipp.wait()

@@ -1,0 +1,108 @@
+"""Tests for sbc.reload: whitelists follow their files, and a bad file changes nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from twisted.application.internet import TimerService
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from sbc.config import Config, loadConfig
+from sbc.listeners import SignalReload
+from sbc.reload import ConfigReloader
+from tests.fakes import writeConfig
+
+
+class ReloadTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+        self.path = writeConfig(self.directory)
+        self.applied: list[Config] = []
+        self.reloader = ConfigReloader(loadConfig(self.path), self.applied.append)
+        self.whitelist = self.directory / "whitelist" / "demo.txt"
+        self.tick = 1_000_000_000
+
+    def rewrite(self, text: str) -> None:
+        """Write the whitelist and move its mtime on, as an editor saving it would."""
+        self.whitelist.write_text(text)
+        self.tick += 1
+        os.utime(self.whitelist, (self.tick, self.tick))
+
+
+class PollTests(ReloadTestCase):
+    def test_unchangedNoReload(self) -> None:
+        """Polling unchanged files reloads nothing."""
+        self.reloader.poll()
+        self.assertEqual(self.applied, [])
+
+    def test_goodFileReloaded(self) -> None:
+        """A changed whitelist is picked up and swapped in whole."""
+        self.rewrite("127.0.0.2/32\n127.0.0.3/32\n")
+        self.reloader.poll()
+        self.assertEqual(len(self.applied), 1)
+        self.assertEqual(self.applied[0].access.classify("127.0.0.3"), "demo")
+        self.assertIs(self.reloader.config, self.applied[0])
+
+    def test_badFileKeepsOld(self) -> None:
+        """A whitelist with an error keeps the old one and logs file, line and reason."""
+        old = self.reloader.config
+        self.rewrite("127.0.0.3/32\nbogus\n")
+        with capturedLogs() as events:
+            self.reloader.poll()
+        self.assertEqual(self.applied, [])
+        self.assertIs(self.reloader.config, old)
+        self.assertEqual(self.reloader.failures, 1)
+        text = " ".join(formatEvent(e) for e in events)
+        self.assertIn(f"{self.whitelist}:2:", text)
+        self.assertIn("bogus", text)
+        self.assertIsNone(old.access.classify("127.0.0.3"))
+
+    def test_badThenFixed(self) -> None:
+        """After a bad save, the next good save is applied."""
+        self.rewrite("bogus\n")
+        self.reloader.poll()
+        self.rewrite("127.0.0.4/32\n")
+        self.reloader.poll()
+        self.assertEqual(self.applied[-1].access.classify("127.0.0.4"), "demo")
+
+    def test_onInjectedClock(self) -> None:
+        """The poll runs on the injected clock at the configured interval."""
+        clock = Clock()
+        poller = TimerService(self.reloader.config.whitelistPollInterval, self.reloader.poll)
+        poller.clock = clock
+        poller.startService()
+        self.addCleanup(poller.stopService)
+        self.rewrite("127.0.0.5/32\n")
+        self.assertEqual(self.applied, [])
+        clock.advance(self.reloader.config.whitelistPollInterval)
+        self.assertEqual(len(self.applied), 1)
+
+
+class FakeReactor:
+    def __init__(self) -> None:
+        self.calls: list[Callable[[], object]] = []
+
+    def callFromThread(self, f: Callable[[], object]) -> None:
+        self.calls.append(f)
+
+
+class SignalTests(ReloadTestCase):
+    def test_sighup(self) -> None:
+        """SIGHUP schedules a reload on the reactor, even with unchanged mtimes."""
+        reactor = FakeReactor()
+        service = SignalReload(reactor, self.reloader.reload)  # type: ignore[arg-type]
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.whitelist.write_text("127.0.0.6/32\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertEqual(len(reactor.calls), 1)
+        reactor.calls[0]()
+        self.assertEqual(self.applied[-1].access.classify("127.0.0.6"), "demo")

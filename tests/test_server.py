@@ -1,0 +1,239 @@
+"""Tests for sbc.server: the controller's gate, parsing and the SBC's own answers."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from sbc.interfaces import ITransactionUser
+from sbc.server import SIPServer
+from sbc.sip import Response
+from tests.fakes import RecordingTransport, demoConfig, options
+
+RFC4475 = Path(__file__).resolve().parents[2] / "shared" / "rfc4475"
+PEER = ("127.0.0.2", 5062)
+
+
+class ServerTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        directory = Path(tempfile.mkdtemp())
+        self.addCleanup(lambda: __import__("shutil").rmtree(directory))
+        self.clock = Clock()
+        self.server = SIPServer(demoConfig(directory), self.clock)
+        self.transport = RecordingTransport()
+
+    def send(self, data: bytes, source: tuple[str, int] = PEER) -> list[Response]:
+        before = len(self.transport.sent)
+        if self.server.admit(source[0]):
+            self.server.messageReceived(data, self.transport, source)
+        return [r for r in self.transport.responses()[before:]]
+
+    def final(self, data: bytes) -> Response:
+        responses = [r for r in self.send(data) if r.status >= 200]
+        self.assertEqual(len(responses), 1, responses)
+        return responses[0]
+
+
+class GateTests(ServerTestCase):
+    def test_strangerDroppedAndCounted(self) -> None:
+        """A source outside every whitelist gets nothing; only a counter moves."""
+        self.assertEqual(self.send(options(), ("127.0.0.9", 5062)), [])
+        self.assertEqual(self.transport.sent, [])
+        self.assertEqual(self.server.metrics["gate_dropped"], 1)
+
+    def test_trunkAdmitted(self) -> None:
+        """A whitelisted trunk source is admitted."""
+        self.assertTrue(self.server.admit("127.0.0.2"))
+        self.assertEqual(self.server.metrics["gate_dropped"], 0)
+
+    def test_interface(self) -> None:
+        """The server is the transactions' user."""
+        self.assertTrue(verifyObject(ITransactionUser, self.server))
+
+
+class AnswerTests(ServerTestCase):
+    def test_options(self) -> None:
+        """OPTIONS gets 200 with Allow, Accept and Supported, a To tag, and Content-Length 0."""
+        response = self.final(options())
+        self.assertEqual(response.status, 200)
+        for name in ("Allow", "Accept", "Supported"):
+            self.assertIn(name, response.headers)
+        self.assertIn("OPTIONS", response.headers.getAll("allow"))
+        self.assertIsNotNone(response.toHeader().tag)
+        self.assertEqual(response.headers.get("content-length"), "0")
+        self.assertEqual(response.callId, "call-1@127.0.0.2")
+
+    def test_rportAndReceived(self) -> None:
+        """The response's top Via carries received and the source port in rport (RFC 3581)."""
+        response = self.final(options(via="SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKx;rport"))
+        via = response.topVia()
+        self.assertEqual(via.received, "127.0.0.2")
+        self.assertEqual(via.rport, "5062")
+        self.assertEqual(self.transport.sent[-1][1], PEER)
+
+    def test_noRportGoesToViaPort(self) -> None:
+        """Without rport, a UDP response goes to the source IP and the Via port (section 18.2.2)."""
+        self.send(options(via="SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKy"))
+        self.assertEqual(self.transport.sent[-1][1], ("127.0.0.2", 5070))
+        self.assertEqual(self.transport.responses()[-1].topVia().received, "127.0.0.2")
+
+    def test_maxForwardsZero(self) -> None:
+        """Max-Forwards 0 gets 483."""
+        self.assertEqual(self.final(options(maxForwards="0")).status, 483)
+
+    def test_unknownMethod(self) -> None:
+        """An unknown method gets 501 with Allow."""
+        response = self.final(options(method="FROB"))
+        self.assertEqual(response.status, 501)
+        self.assertIn("Allow", response.headers)
+
+    def test_knownMethodNotHere(self) -> None:
+        """A known method the SBC does not serve here gets 405 with Allow."""
+        response = self.final(options(method="SUBSCRIBE"))
+        self.assertEqual(response.status, 405)
+        self.assertIn("OPTIONS", response.headers.getAll("allow"))
+
+    def test_unknownScheme(self) -> None:
+        """A Request-URI scheme we cannot serve gets 416."""
+        self.assertEqual(self.final(options(uri="http://example.com/")).status, 416)
+
+    def test_require(self) -> None:
+        """An unsupported Require gets 420 listing it in Unsupported."""
+        response = self.final(options(extra="Require: foo, bar\r\n"))
+        self.assertEqual(response.status, 420)
+        self.assertEqual(response.headers.getAll("unsupported"), ["foo", "bar"])
+
+    def test_malformedAnswered(self) -> None:
+        """A malformed but answerable request gets 400 with the reason."""
+        response = self.final(options(cseqMethod="INVITE"))
+        self.assertEqual(response.status, 400)
+        self.assertIn("CSeq", response.reason)
+
+    def test_unanswerableDropped(self) -> None:
+        """A request whose Via is broken cannot be answered: it is dropped and counted."""
+        self.assertEqual(self.send(options(via="garbage")), [])
+        self.assertEqual(self.server.metrics["dropped_unanswerable"], 1)
+
+    def test_dropLogRateLimited(self) -> None:
+        """Drops are logged at most once per interval, the rest only counted."""
+        for _ in range(5):
+            self.send(b"\x00garbage")
+        self.assertEqual(self.server.metrics["dropped_unanswerable"], 5)
+        self.assertEqual(self.server.dropLog.suppressed, 4)
+
+    def test_retransmissionAbsorbed(self) -> None:
+        """A retransmitted OPTIONS gets the same response again, not a second processing."""
+        first = self.send(options())
+        second = self.send(options())
+        self.assertEqual([r.toBytes() for r in first], [r.toBytes() for r in second])
+
+    def test_cancelWithoutInvite(self) -> None:
+        """A CANCEL that matches no INVITE gets 481."""
+        self.assertEqual(self.final(options(method="CANCEL")).status, 481)
+
+    def test_ackAbsorbed(self) -> None:
+        """An ACK that matches nothing gets no response."""
+        self.assertEqual(self.send(options(method="ACK")), [])
+
+    def test_bareMagicCookie(self) -> None:
+        """A branch that is only the magic cookie gets 400 (RFC 4475 section 3.2.1)."""
+        self.assertEqual(self.final(options(branch="z9hG4bK")).status, 400)
+
+    def test_handlerBugAnswers500(self) -> None:
+        """A handler that raises still answers (500), so no transaction is left hanging."""
+
+        def broken(request: object, transaction: object) -> None:
+            raise RuntimeError("bug")
+
+        self.server.methods["OPTIONS"] = broken
+        self.assertEqual(self.final(options()).status, 500)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.server.metrics["internal_errors"], 1)
+
+    def test_responseNeverAnswered(self) -> None:
+        """A response that matches nothing is dropped without a reply."""
+        self.send(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKq\r\nCall-ID: a\r\n"
+            b"CSeq: 1 OPTIONS\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nContent-Length: 0\r\n\r\n"
+        )
+        self.assertEqual(self.transport.sent, [])
+        self.assertEqual(self.server.metrics["stray_responses"], 1)
+
+
+# What the SBC, as a UAS at this stage, answers to each RFC 4475 message over UDP. None means
+# no answer at all (responses, and nothing else).
+EXPECTED = {
+    "wsinv.dat": 405,
+    "intmeth.dat": 501,
+    "esc01.dat": 405,
+    "escnull.dat": 405,
+    "esc02.dat": 501,
+    "lwsdisp.dat": 200,
+    "longreq.dat": 405,
+    "dblreq.dat": 405,
+    "semiuri.dat": 200,
+    "transports.dat": 200,
+    "mpart01.dat": 405,
+    "unreason.dat": None,
+    "noreason.dat": None,
+    "badinv01.dat": 400,
+    "clerr.dat": 400,
+    "ncl.dat": 400,
+    "scalar02.dat": 400,
+    "scalarlg.dat": None,
+    "quotbal.dat": 400,
+    "ltgtruri.dat": 400,
+    "lwsruri.dat": 400,
+    "lwsstart.dat": 400,
+    "trws.dat": 400,
+    "escruri.dat": 400,
+    "baddate.dat": 405,
+    "regbadct.dat": 400,
+    "badaspec.dat": 200,
+    "baddn.dat": 400,
+    "badvers.dat": 505,
+    "mismatch01.dat": 400,
+    "mismatch02.dat": 501,
+    "bigcode.dat": None,
+    "badbranch.dat": 400,
+    "insuf.dat": 400,
+    "unkscm.dat": 416,
+    "novelsc.dat": 416,
+    "unksm2.dat": 405,
+    "bext01.dat": 420,
+    "invut.dat": 405,
+    "regaut01.dat": 405,
+    "multi01.dat": 400,
+    "mcl01.dat": 400,
+    "bcast.dat": None,
+    "zeromf.dat": 483,
+    "cparam01.dat": 405,
+    "cparam02.dat": 405,
+    "regescrt.dat": 405,
+    "sdp01.dat": 405,
+    "inv2543.dat": 405,
+}
+
+
+class TortureTests(ServerTestCase):
+    def test_all(self) -> None:
+        """Each RFC 4475 message gets the answer the RFC expects, and exactly one (or none)."""
+        self.assertTrue(RFC4475.is_dir(), f"RFC 4475 corpus missing at {RFC4475}")
+        files = sorted(p.name for p in RFC4475.glob("*.dat"))
+        self.assertEqual(sorted(EXPECTED), files)
+        for name in files:
+            responses = self.send((RFC4475 / name).read_bytes())
+            finals = [r.status for r in responses if r.status >= 200]
+            expected = EXPECTED[name]
+            self.assertEqual(finals, [] if expected is None else [expected], name)
+
+    def test_badRequestsCarryReason(self) -> None:
+        """Every 400 says what was wrong in its reason phrase."""
+        for name, status in EXPECTED.items():
+            if status == 400:
+                (response,) = [r for r in self.send((RFC4475 / name).read_bytes()) if r.status >= 200]
+                self.assertTrue(response.reason.startswith("Bad Request ("), name)

@@ -1,0 +1,97 @@
+"""Tests for sbc.tap and the twistd plugin: options, bad config, and the service tree."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from twisted.application import internet
+from twisted.application.service import IServiceMaker
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from sbc.listeners import DatagramListener, SignalReload
+from sbc.tap import Options, SBCService, makeService
+from tests.fakes import DEMO_TOML, writeConfig
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class TapTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+
+
+class OptionsTests(TapTestCase):
+    def test_goodConfig(self) -> None:
+        """A good config file is loaded while options are parsed."""
+        options = Options()
+        options.parseOptions(["--config", str(writeConfig(self.directory))])
+        self.assertEqual(options["parsedConfig"].trunks[0].name, "demo")
+
+    def test_badConfigIsUsageError(self) -> None:
+        """A bad config becomes a UsageError naming the file and key."""
+        path = writeConfig(self.directory, DEMO_TOML.replace("t1 = 0.5", "t1 = -1"))
+        with self.assertRaises(usage.UsageError) as caught:
+            Options().parseOptions(["--config", str(path)])
+        self.assertIn(f"{path}: sip.t1:", str(caught.exception))
+
+    def test_everyOptionDocumented(self) -> None:
+        """--help documents every option."""
+        text = str(Options())
+        self.assertIn("--config", text)
+        self.assertIn("configuration file", text)
+
+
+class MakeServiceTests(TapTestCase):
+    def test_tree(self) -> None:
+        """makeService builds one listener per configured socket, the reload poll and SIGHUP."""
+        toml = DEMO_TOML + '\n[[listen]]\ntransport = "tcp"\nhost = "::1"\nport = 5060\n'
+        options = Options()
+        options.parseOptions(["--config", str(writeConfig(self.directory, toml))])
+        top = makeService(options)
+        self.assertIsInstance(top, SBCService)
+        kinds = [type(child) for child in top]
+        self.assertEqual(kinds.count(DatagramListener), 1)
+        self.assertEqual(kinds.count(internet.TCPServer), 1)
+        self.assertEqual(kinds.count(internet.TimerService), 1)
+        self.assertEqual(kinds.count(SignalReload), 1)
+
+    def test_plugin(self) -> None:
+        """twistd finds the sbc plugin, and it points at sbc.tap."""
+        import twisted.plugins
+
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker, twisted.plugins)}
+        self.assertIn("sbc", makers)
+        self.assertEqual(makers["sbc"].module, "sbc.tap")  # type: ignore[attr-defined]
+
+
+class TwistdTests(TapTestCase):
+    def twistd(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [TWISTD, "-n", "--pidfile=", "sbc", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def test_badConfigExits(self) -> None:
+        """twistd exits non-zero on a bad config and says file, line and reason."""
+        path = writeConfig(self.directory, DEMO_TOML.replace("t1 = 0.5", "t1 = = 2"))
+        result = self.twistd("--config", str(path))
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"{path}:3: TOML syntax", result.stdout + result.stderr)
+
+    def test_helpListsOptions(self) -> None:
+        """twistd -n sbc --help documents --config."""
+        result = self.twistd("--help")
+        self.assertEqual(result.returncode, 0)
+        self.assertIn("--config", result.stdout)
