@@ -14,9 +14,10 @@ from typing import Any
 
 from netaddr import IPSet
 
-from sbc.access import AccessPolicy
+from sbc.access import DEVICE_NETWORK, TRUNK, AccessPolicy, BanSettings, Peer
 from sbc.errors import ConfigError
 from sbc.sip.message import Limits
+from sbc.users import UserDirectory, loadUsers
 from sbc.whitelist import loadWhitelist
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -56,6 +57,24 @@ class Trunk:
 
 
 @dataclass(frozen=True)
+class RegistrarSettings:
+    """Who may register, and for how long (RFC 3261 section 10, RFC 7616)."""
+
+    domains: tuple[str, ...] = ()
+    usersPath: Path | None = None
+    users: UserDirectory = field(default_factory=UserDirectory, compare=False, repr=False)
+    minExpires: int = 60
+    maxExpires: int = 3600
+    defaultExpires: int = 3600
+    algorithms: tuple[str, ...] = ("MD5", "SHA-256")
+    nonceLifetime: float = 300.0
+    qualifyInterval: float = 0.0
+
+    def servesDomain(self, domain: str) -> bool:
+        return domain.lower() in self.domains
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     listeners: tuple[Listener, ...]
@@ -64,11 +83,28 @@ class Config:
     trunks: tuple[Trunk, ...]
     tls: TLSSettings | None = None
     whitelistPollInterval: float = 2.0
+    devicesWhitelistPath: Path | None = None
+    registrar: RegistrarSettings = field(default_factory=RegistrarSettings)
+    bans: BanSettings = field(default_factory=BanSettings)
     access: AccessPolicy = field(compare=False, repr=False, default_factory=lambda: AccessPolicy({}))
 
     def watchedFiles(self) -> tuple[Path, ...]:
         """The files whose change triggers a reload."""
-        return (self.path, *(trunk.whitelistPath for trunk in self.trunks))
+        files = [self.path, *(trunk.whitelistPath for trunk in self.trunks)]
+        if self.devicesWhitelistPath is not None:
+            files.append(self.devicesWhitelistPath)
+        if self.registrar.usersPath is not None:
+            files.append(self.registrar.usersPath)
+        return tuple(files)
+
+    @property
+    def loopbackOnly(self) -> bool:
+        """True when every listener is on a loopback address: the demo accounts work only then."""
+        return all(_isLoopback(listener.host) for listener in self.listeners)
+
+
+def _isLoopback(host: str) -> bool:
+    return host == "::1" or host.startswith("127.")
 
 
 class _Table:
@@ -192,6 +228,23 @@ def loadConfig(path: Path | str) -> Config:
     trunksTable = top.table("trunks")
     trunks = tuple(_trunk(path, base, trunksTable.table(name), name) for name in list(trunksTable.data))
     trunksTable.done()
+
+    whitelists: dict[Peer, IPSet] = {Peer(TRUNK, trunk.name): trunk.whitelist for trunk in trunks}
+    devicesTable = top.table("devices")
+    devicesPath: Path | None = None
+    if "whitelist" in devicesTable.data:
+        devicesPath = base / devicesTable.get("whitelist", str)
+        whitelists[DEVICE_NETWORK] = loadWhitelist(devicesPath)
+    devicesTable.done()
+
+    registrar = _registrar(path, base, top.table("registrar"))
+    bansTable = top.table("bans")
+    bans = BanSettings(
+        failures=bansTable.integer("failures", 5, minimum=1, maximum=1000),
+        window=bansTable.number("window", 60.0, minimum=1, maximum=86400),
+        duration=bansTable.number("duration", 600.0, minimum=1, maximum=30 * 86400),
+    )
+    bansTable.done()
     top.done()
     return Config(
         path=path,
@@ -201,8 +254,43 @@ def loadConfig(path: Path | str) -> Config:
         trunks=trunks,
         tls=tls,
         whitelistPollInterval=pollInterval,
-        access=AccessPolicy({trunk.name: trunk.whitelist for trunk in trunks}),
+        devicesWhitelistPath=devicesPath,
+        registrar=registrar,
+        bans=bans,
+        access=AccessPolicy(whitelists),
     )
+
+
+def _registrar(path: Path, base: Path, table: _Table) -> RegistrarSettings:
+    domains = table.get("domains", list, [])
+    if not all(isinstance(d, str) and d and " " not in d for d in domains):
+        raise ConfigError(path, "must be a list of domain names", key="registrar.domains")
+    usersName = table.get("users", str, None)
+    usersPath = base / usersName if usersName is not None else None
+    algorithms = table.get("algorithms", list, ["MD5", "SHA-256"])
+    if (
+        not algorithms
+        or not all(a in ("MD5", "SHA-256") for a in algorithms)
+        or len(set(algorithms)) != len(algorithms)
+    ):
+        raise ConfigError(path, 'must list "MD5" and/or "SHA-256", each once', key="registrar.algorithms")
+    minExpires = table.integer("min_expires", 60, minimum=1, maximum=86400)
+    maxExpires = table.integer("max_expires", 3600, minimum=1, maximum=7 * 86400)
+    if maxExpires < minExpires:
+        raise ConfigError(path, "must not be below min_expires", key="registrar.max_expires")
+    settings = RegistrarSettings(
+        domains=tuple(d.lower() for d in domains),
+        usersPath=usersPath,
+        users=loadUsers(usersPath) if usersPath is not None else UserDirectory(),
+        minExpires=minExpires,
+        maxExpires=maxExpires,
+        defaultExpires=table.integer("default_expires", 3600, minimum=1, maximum=7 * 86400),
+        algorithms=tuple(algorithms),
+        nonceLifetime=table.number("nonce_lifetime", 300.0, minimum=5, maximum=86400),
+        qualifyInterval=table.number("qualify_interval", 0.0, minimum=0, maximum=86400),
+    )
+    table.done()
+    return settings
 
 
 def _listener(path: Path, index: int, item: Any) -> Listener:

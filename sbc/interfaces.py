@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from sbc.location import Binding
     from sbc.sip.message import Request, Response
     from sbc.transaction import ClientTransaction, ServerTransaction
 
@@ -52,3 +55,30 @@ class IClientTransactionUser(Interface):
 
     def transactionTimedOut(transaction: ClientTransaction) -> None:
         """Timer B or F fired: no final response. The TU acts as if it got a 408."""
+
+
+class ILocationStore(Interface):
+    """Where registrations live (RFC 3261 section 10): memory with SQLite beneath, later Redis.
+
+    Every method returns a Deferred, so that a store on the network (Redis, for several SBC
+    nodes) fits behind the same interface as the embedded one, which answers at once.
+    Bindings are `sbc.location.Binding` values; ``aor`` is the canonical ``user@domain``.
+    """
+
+    def lookup(aor: str) -> Deferred[list[Binding]]:
+        """Every binding of ``aor`` that has not expired, best q first."""
+
+    def save(binding: Binding) -> Deferred[None]:
+        """Add a binding, or replace the one with the same AOR and contact URI."""
+
+    def remove(aor: str, contact: str) -> Deferred[None]:
+        """Drop one binding; no error if it is already gone."""
+
+    def removeAll(aor: str) -> Deferred[None]:
+        """Drop every binding of ``aor`` (``Contact: *``)."""
+
+    def expire() -> Deferred[int]:
+        """Drop every binding whose expiry has passed; returns how many went."""
+
+    def all() -> Deferred[list[Binding]]:
+        """Every live binding of every AOR (for qualifying, status pages and tests)."""

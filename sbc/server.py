@@ -13,10 +13,14 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from sbc.access import Bans
 from sbc.config import Config
 from sbc.droplog import DropLog
-from sbc.interfaces import Address, ISIPTransport, ITransactionUser
+from sbc.interfaces import Address, ILocationStore, ISIPTransport, ITransactionUser
+from sbc.location import MemoryLocationStore
 from sbc.metrics import Metrics
+from sbc.nonce import NonceManager
+from sbc.registrar import Registrar
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import HeaderField, Headers, Via, parseVia, splitList
 from sbc.sip.message import (
@@ -37,7 +41,7 @@ ACCEPT = "application/sdp"
 _COPIED = ("via", "from", "to", "call-id", "cseq")
 
 
-Handler = Callable[[Request, ServerTransaction], None]
+Handler = Callable[[Request, ServerTransaction], object]
 
 
 def newTag() -> str:
@@ -84,24 +88,50 @@ class SIPServer:
 
     log = Logger()
 
-    def __init__(self, config: Config, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: IReactorTime,
+        *,
+        store: ILocationStore | None = None,
+        bans: Bans | None = None,
+        secret: bytes | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.metrics = Metrics()
         self.dropLog = DropLog(clock)
         sip = config.sip
         self.transactions = TransactionLayer(clock, self, Timers(T1=sip.t1, T2=sip.t2, T4=sip.t4))
-        self.methods: dict[str, Handler] = {"OPTIONS": self._options, "CANCEL": self._cancel}
+        self.bans = bans if bans is not None else Bans(clock, config.bans)
+        self.registrar = Registrar(
+            config,
+            clock,
+            store if store is not None else MemoryLocationStore(clock),
+            NonceManager(clock, secret or secrets.token_bytes(32), config.registrar.nonceLifetime),
+            self.bans,
+            self._respond,
+        )
+        self.methods: dict[str, Handler] = {
+            "OPTIONS": self._options,
+            "CANCEL": self._cancel,
+            "REGISTER": self.registrar.register,
+        }
 
     def setConfig(self, config: Config) -> None:
         """Swap in a new configuration: one assignment, so no request sees a mix."""
         self.config = config
+        self.registrar.setConfig(config)
 
     # --- transports call these ---------------------------------------------------------------
 
     def admit(self, host: str) -> bool:
+        """The gate: strangers and banned sources are dropped here, before any parsing."""
         if self.config.access.classify(host) is None:
             self.metrics.counts["gate_dropped"] += 1
+            return False
+        if self.bans.active and self.bans.banned(host):
+            self.metrics.counts["banned_dropped"] += 1
             return False
         return True
 
@@ -140,8 +170,14 @@ class SIPServer:
         self.metrics.counts["stream_errors"] += 1
         self.dropLog.drop(reason, source)
 
+    def transportStarted(self, transport: ISIPTransport) -> None:
+        """A UDP socket is up: requests to devices registered before a restart can leave by it."""
+        if self.registrar.fallbackDatagram is None:
+            self.registrar.fallbackDatagram = transport
+
     def connectionClosed(self, transport: ISIPTransport) -> None:
-        """Flows that die take nothing with them yet; the registrar will drop their bindings."""
+        """A flow that dies takes the bindings registered through it along."""
+        self.registrar.connectionClosed(transport)
 
     def _refuse(
         self, error: SIPParseError, headers: Headers | None, transport: ISIPTransport, source: Address
@@ -212,9 +248,14 @@ class SIPServer:
         self._respond(transaction, 200)
 
     def _respond(
-        self, transaction: ServerTransaction, status: int, *, extra: tuple[tuple[str, str], ...] = ()
+        self,
+        transaction: ServerTransaction,
+        status: int,
+        *,
+        reason: str | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        response = makeResponse(transaction.request.headers, status, toTag=newTag())
+        response = makeResponse(transaction.request.headers, status, reason, toTag=newTag())
         for name, value in extra:
             response.headers.add(name, value)
         self._finish(response)

@@ -7,12 +7,18 @@ from typing import Any
 from twisted.application import internet, service
 from twisted.python import usage
 
+from sbc.access import Bans
 from sbc.config import Config, loadConfig
 from sbc.errors import ConfigError
 from sbc.listeners import SignalReload, listenerServices
+from sbc.location import SQLiteLocationStore
+from sbc.qualify import Qualifier
 from sbc.reload import ConfigReloader
 from sbc.server import SIPServer
+from sbc.state import BanTable, loadSecret, openDatabase
 from sbc.tls import serverContextFactory
+
+EXPIRY_INTERVAL = 30.0
 
 
 class Options(usage.Options):
@@ -48,17 +54,34 @@ class SBCService(service.MultiService):
         return result
 
 
+def _timer(interval: float, call: Any, clock: Any) -> internet.TimerService:
+    timer = internet.TimerService(interval, call)
+    timer.clock = clock
+    return timer
+
+
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor  # the one place we take the real reactor
 
     config: Config = options["parsedConfig"]
-    server = SIPServer(config, reactor)
+    try:
+        database = openDatabase(config.stateDirectory / "sbc.sqlite")
+        secret = loadSecret(config.stateDirectory)
+    except ConfigError as e:
+        raise usage.UsageError(str(e)) from None
+    except OSError as e:
+        raise usage.UsageError(f"{config.stateDirectory}: cannot use the state directory: {e}") from None
+    store = SQLiteLocationStore(reactor, database)
+    bans = Bans(reactor, config.bans, BanTable(database))
+    server = SIPServer(config, reactor, store=store, bans=bans, secret=secret)
     top = SBCService(server)
     for child in listenerServices(reactor, config, server, reactor, options["tlsContext"]):
         child.setServiceParent(top)
     reloader = ConfigReloader(config, server.setConfig)
-    poller = internet.TimerService(config.whitelistPollInterval, reloader.poll)
-    poller.clock = reactor
-    poller.setServiceParent(top)
+    _timer(config.whitelistPollInterval, reloader.poll, reactor).setServiceParent(top)
+    _timer(EXPIRY_INTERVAL, store.expire, reactor).setServiceParent(top)
+    if config.registrar.qualifyInterval > 0:
+        qualifier = Qualifier(server.registrar, server.transactions, config.sip.serverName)
+        _timer(config.registrar.qualifyInterval, qualifier.qualifyAll, reactor).setServiceParent(top)
     SignalReload(reactor, reloader.reload).setServiceParent(top)
     return top

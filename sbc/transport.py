@@ -30,6 +30,8 @@ class Controller(TypingProtocol):
 
     def connectionClosed(self, transport: ISIPTransport) -> None: ...
 
+    def transportStarted(self, transport: ISIPTransport) -> None: ...
+
 
 def _hostPort(address: IAddress) -> Address:
     return (getattr(address, "host", ""), getattr(address, "port", 0))
@@ -49,6 +51,9 @@ class SIPDatagramProtocol(DatagramProtocol):
     def localAddress(self) -> Address:
         assert self.transport is not None
         return _hostPort(self.transport.getHost())
+
+    def startProtocol(self) -> None:
+        self.controller.transportStarted(self)
 
     def datagramReceived(self, datagram: bytes, addr: Address) -> None:
         controller = self.controller

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Callable
 from pathlib import Path
 
+from twisted.internet.base import DelayedCall
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from sbc.config import Config, loadConfig
@@ -87,3 +92,31 @@ def options(
         f"{extra}"
         "Content-Length: 0\r\n\r\n"
     ).encode()
+
+
+class SortedClock(Clock):
+    """A `Clock` that keeps its calls sorted as they come and go, for the counting tests.
+
+    The stock `Clock` sorts every pending call on every ``callLater`` and cancels by a linear
+    search, which makes 10,000 transactions take about a minute. Calls are never reset or
+    delayed here, which this relies on; distinct deadlines keep the cancelling search short.
+    """
+
+    def callLater(
+        self, delay: float, callable: Callable[..., object], *args: object, **kw: object
+    ) -> IDelayedCall:
+        call = DelayedCall(
+            self.seconds() + delay, callable, args, kw, self._cancel, lambda c: None, self.seconds
+        )
+        bisect.insort_right(self.calls, call, key=DelayedCall.getTime)
+        return call
+
+    def _cancel(self, call: DelayedCall) -> None:
+        calls = self.calls
+        index = bisect.bisect_left(calls, call.getTime(), key=DelayedCall.getTime)
+        while calls[index] is not call:
+            index += 1
+        del calls[index]
+
+    def _sortCalls(self) -> None:
+        """Nothing to do: the calls are always in order."""

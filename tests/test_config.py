@@ -9,11 +9,14 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from sbc.access import TRUNK, Peer
 from sbc.config import Config, loadConfig
 from sbc.errors import ConfigError
 from tests.fakes import DEMO_TOML, writeConfig
 
 ETC = Path(__file__).resolve().parents[1] / "etc"
+
+DEMO = Peer(TRUNK, "demo")
 
 
 class ConfigTestCase(SynchronousTestCase):
@@ -40,7 +43,7 @@ class LoadConfigTests(ConfigTestCase):
             {("udp", "127.0.0.1", 5060), ("tcp", "127.0.0.1", 5060), ("tls", "127.0.0.1", 5061)},
         )
         self.assertEqual([t.name for t in config.trunks], ["demo"])
-        self.assertEqual(config.access.classify("127.0.0.2"), "demo")
+        self.assertEqual(config.access.classify("127.0.0.2"), DEMO)
         self.assertIsNone(config.access.classify("127.0.0.9"))
         self.assertIsNotNone(config.tls)
 

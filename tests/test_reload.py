@@ -14,10 +14,13 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from sbc.access import TRUNK, Peer
 from sbc.config import Config, loadConfig
 from sbc.listeners import SignalReload
 from sbc.reload import ConfigReloader
 from tests.fakes import writeConfig
+
+DEMO = Peer(TRUNK, "demo")
 
 
 class ReloadTestCase(SynchronousTestCase):
@@ -48,7 +51,7 @@ class PollTests(ReloadTestCase):
         self.rewrite("127.0.0.2/32\n127.0.0.3/32\n")
         self.reloader.poll()
         self.assertEqual(len(self.applied), 1)
-        self.assertEqual(self.applied[0].access.classify("127.0.0.3"), "demo")
+        self.assertEqual(self.applied[0].access.classify("127.0.0.3"), DEMO)
         self.assertIs(self.reloader.config, self.applied[0])
 
     def test_badFileKeepsOld(self) -> None:
@@ -71,7 +74,7 @@ class PollTests(ReloadTestCase):
         self.reloader.poll()
         self.rewrite("127.0.0.4/32\n")
         self.reloader.poll()
-        self.assertEqual(self.applied[-1].access.classify("127.0.0.4"), "demo")
+        self.assertEqual(self.applied[-1].access.classify("127.0.0.4"), DEMO)
 
     def test_onInjectedClock(self) -> None:
         """The poll runs on the injected clock at the configured interval."""
@@ -105,4 +108,4 @@ class SignalTests(ReloadTestCase):
         os.kill(os.getpid(), signal.SIGHUP)
         self.assertEqual(len(reactor.calls), 1)
         reactor.calls[0]()
-        self.assertEqual(self.applied[-1].access.classify("127.0.0.6"), "demo")
+        self.assertEqual(self.applied[-1].access.classify("127.0.0.6"), DEMO)

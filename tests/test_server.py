@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from zope.interface.verify import verifyObject
 from sbc.interfaces import ITransactionUser
 from sbc.server import SIPServer
 from sbc.sip import Response
-from tests.fakes import RecordingTransport, demoConfig, options
+from tests.fakes import RecordingTransport, SortedClock, demoConfig, options
 
 RFC4475 = Path(__file__).resolve().parents[2] / "shared" / "rfc4475"
 PEER = ("127.0.0.2", 5062)
@@ -21,7 +22,7 @@ PEER = ("127.0.0.2", 5062)
 class ServerTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         directory = Path(tempfile.mkdtemp())
-        self.addCleanup(lambda: __import__("shutil").rmtree(directory))
+        self.addCleanup(shutil.rmtree, directory)
         self.clock = Clock()
         self.server = SIPServer(demoConfig(directory), self.clock)
         self.transport = RecordingTransport()
@@ -164,17 +165,36 @@ class AnswerTests(ServerTestCase):
         self.assertEqual(self.server.metrics["stray_responses"], 1)
 
 
-# What the SBC, as a UAS at this stage, answers to each RFC 4475 message over UDP. None means
-# no answer at all (responses, and nothing else).
+class BoundsTests(SynchronousTestCase):
+    def test_tenThousandOptions(self) -> None:
+        """After 10,000 OPTIONS and their timers, no transaction and no timer remains."""
+        directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, directory)
+        clock = SortedClock()
+        server = SIPServer(demoConfig(directory), clock)
+        transport = RecordingTransport()
+        for i in range(10_000):
+            server.messageReceived(options(branch=f"z9hG4bK{i}"), transport, PEER)
+            clock.advance(0.001)
+        self.assertEqual(len(transport.sent), 10_000)
+        self.assertGreater(len(server.transactions.serverTransactions), 0)
+        clock.advance(64 * 0.5)
+        self.assertEqual(server.transactions.serverTransactions, {})
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+# What the SBC answers to each RFC 4475 message from a trunk over UDP. None means no answer at
+# all (responses). REGISTERs from a trunk get 403: trunks do not register (the registrar's own
+# handling of the REGISTER messages is in test_registrar).
 EXPECTED = {
     "wsinv.dat": 405,
     "intmeth.dat": 501,
     "esc01.dat": 405,
-    "escnull.dat": 405,
+    "escnull.dat": 403,
     "esc02.dat": 501,
     "lwsdisp.dat": 200,
     "longreq.dat": 405,
-    "dblreq.dat": 405,
+    "dblreq.dat": 403,
     "semiuri.dat": 200,
     "transports.dat": 200,
     "mpart01.dat": 405,
@@ -203,17 +223,17 @@ EXPECTED = {
     "insuf.dat": 400,
     "unkscm.dat": 416,
     "novelsc.dat": 416,
-    "unksm2.dat": 405,
+    "unksm2.dat": 403,
     "bext01.dat": 420,
     "invut.dat": 405,
-    "regaut01.dat": 405,
+    "regaut01.dat": 403,
     "multi01.dat": 400,
     "mcl01.dat": 400,
     "bcast.dat": None,
     "zeromf.dat": 483,
-    "cparam01.dat": 405,
-    "cparam02.dat": 405,
-    "regescrt.dat": 405,
+    "cparam01.dat": 403,
+    "cparam02.dat": 403,
+    "regescrt.dat": 403,
     "sdp01.dat": 405,
     "inv2543.dat": 405,
 }

@@ -51,7 +51,9 @@ class StreamFramerTests(SynchronousTestCase):
         for item in StreamFramer().feed(STREAM):
             if isinstance(item, bytes):
                 self.assertEqual(parseMessage(item).toBytes(), item)
-        message = parseMessage(StreamFramer().feed(INVITE)[0])
+        (framed,) = StreamFramer().feed(INVITE)
+        assert isinstance(framed, bytes)
+        message = parseMessage(framed)
         assert isinstance(message, Request)
         self.assertEqual(message.body, SDP)
 
@@ -82,10 +84,7 @@ class StreamFramerTests(SynchronousTestCase):
 
     def test_contentLengthAnywhere(self) -> None:
         """Content-Length is found wherever it sits among the headers."""
-        data = (
-            b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 2\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"
-            b"\r\nhi"
-        )
+        data = b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 2\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\r\nhi"
         self.assertEqual(StreamFramer().feed(data + data), [data, data])
 
     def test_contentLengthForms(self) -> None:

@@ -143,7 +143,11 @@ class HeadersTests(SynchronousTestCase):
         self.assertIn("via", LIST_HEADERS)
         self.assertEqual(
             self.headers().getAll("Via"),
-            ["SIP/2.0/UDP a;branch=z9hG4bK1", "SIP/2.0/UDP b;branch=z9hG4bK2", "SIP/2.0/UDP c;branch=z9hG4bK3"],
+            [
+                "SIP/2.0/UDP a;branch=z9hG4bK1",
+                "SIP/2.0/UDP b;branch=z9hG4bK2",
+                "SIP/2.0/UDP c;branch=z9hG4bK3",
+            ],
         )
 
     def test_getAllKeepsOtherHeadersWhole(self) -> None:

@@ -103,7 +103,9 @@ class RoundTripTests(SynchronousTestCase):
         )
         message = request(data)
         self.assertEqual(message.toBytes(), data)
-        self.assertEqual(message.headers.get("newfangledheader"), "newfangled value continued newfangled value")
+        self.assertEqual(
+            message.headers.get("newfangledheader"), "newfangled value continued newfangled value"
+        )
         self.assertEqual(message.headers.get("to"), "sip:user@example.com ;   tag    = 1918181833n")
         self.assertEqual(message.callId, "x1")
         self.assertEqual(message.cseq(), CSeq(9, "OPTIONS"))
@@ -113,7 +115,9 @@ class RoundTripTests(SynchronousTestCase):
 
     def test_requestLineKeptAsReceived(self) -> None:
         """A Request-URI that `str` would normalise (scheme case, port zeros) is written back as sent."""
-        data = replaceLine(INVITE, b"INVITE sip:bob@biloxi.example.com ", b"INVITE SIP:bob@biloxi.example.com:05060 ")
+        data = replaceLine(
+            INVITE, b"INVITE sip:bob@biloxi.example.com ", b"INVITE SIP:bob@biloxi.example.com:05060 "
+        )
         message = request(data)
         self.assertEqual(message.uri.scheme, "sip")
         self.assertEqual(message.uri.port, 5060)
@@ -123,7 +127,9 @@ class RoundTripTests(SynchronousTestCase):
         """Once method, URI or version changes, the request line is written from the new values."""
         message = request()
         message.uri = parseURI("sip:bob@192.0.2.4:5062;transport=tcp")
-        self.assertTrue(message.toBytes().startswith(b"INVITE sip:bob@192.0.2.4:5062;transport=tcp SIP/2.0\r\n"))
+        self.assertTrue(
+            message.toBytes().startswith(b"INVITE sip:bob@192.0.2.4:5062;transport=tcp SIP/2.0\r\n")
+        )
         message = request()
         message.method = "ACK"
         self.assertTrue(message.toBytes().startswith(b"ACK sip:bob@biloxi.example.com SIP/2.0\r\n"))
@@ -230,7 +236,9 @@ class HeaderAccessTests(SynchronousTestCase):
         self.assertEqual(message.callId, "a84b4c76e66710@pc33.atlanta.example.com")
         self.assertEqual(message.cseq(), CSeq(314159, "INVITE"))
         self.assertEqual(message.topVia().rport, "")
-        self.assertEqual([v.host for v in message.vias()], ["pc33.atlanta.example.com", "[2001:db8::1]", "h3"])
+        self.assertEqual(
+            [v.host for v in message.vias()], ["pc33.atlanta.example.com", "[2001:db8::1]", "h3"]
+        )
         self.assertEqual(message.fromHeader().tag, "1928301774")
         self.assertIsNone(message.toHeader().tag)
         self.assertEqual(message.contacts()[0].uri.host, "pc33.atlanta.example.com")
@@ -290,7 +298,12 @@ class BodyTests(SynchronousTestCase):
     def test_badContentLength(self) -> None:
         """Negative, non-numeric, non-ASCII-digit and conflicting Content-Lengths raise SIPParseError."""
         length = b"Content-Length: " + str(len(SDP)).encode()
-        for bad in [b"Content-Length: -999", b"Content-Length: ten", b"Content-Length: \xb2", b"l: 1\r\nl: 2"]:
+        for bad in [
+            b"Content-Length: -999",
+            b"Content-Length: ten",
+            b"Content-Length: \xb2",
+            b"l: 1\r\nl: 2",
+        ]:
             with self.assertRaises(MessageParseError, msg=bad):
                 parseMessage(replaceLine(INVITE, length, bad))
 
@@ -381,8 +394,15 @@ class MalformedTests(SynchronousTestCase):
 
     def test_badStatusLine(self) -> None:
         """Status codes must be three ASCII digits from 100 to 699."""
-        for line in [b"SIP/2.0 4294967301 x", b"SIP/2.0 099 x", b"SIP/2.0 700 x", b"SIP/2.0 2OO OK",
-                     b"SIP/2.0 \xb200 OK", b"SIP/2.0 200", b"SIP/2.0  200 OK"]:
+        for line in [
+            b"SIP/2.0 4294967301 x",
+            b"SIP/2.0 099 x",
+            b"SIP/2.0 700 x",
+            b"SIP/2.0 2OO OK",
+            b"SIP/2.0 \xb200 OK",
+            b"SIP/2.0 200",
+            b"SIP/2.0  200 OK",
+        ]:
             data = replaceLine(RESPONSE, b"SIP/2.0 180 Ringing", line)
             self.assertRaises(SIPParseError, parseMessage, data)
 
@@ -457,7 +477,9 @@ class ValidateRequestTests(SynchronousTestCase):
         """Two different Call-IDs are refused; an identical repeat is tolerated."""
         callId = b"Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n"
         self.assertRaises(
-            SIPParseError, validateRequest, request(replaceLine(INVITE, callId, callId + b"Call-ID: other\r\n"))
+            SIPParseError,
+            validateRequest,
+            request(replaceLine(INVITE, callId, callId + b"Call-ID: other\r\n")),
         )
         validateRequest(request(replaceLine(INVITE, callId, callId + callId)))
 

@@ -52,7 +52,7 @@ class OptionsTests(TapTestCase):
 
 class MakeServiceTests(TapTestCase):
     def test_tree(self) -> None:
-        """makeService builds one listener per configured socket, the reload poll and SIGHUP."""
+        """makeService builds the listeners, the timers, SIGHUP, and the state database."""
         toml = DEMO_TOML + '\n[[listen]]\ntransport = "tcp"\nhost = "::1"\nport = 5060\n'
         options = Options()
         options.parseOptions(["--config", str(writeConfig(self.directory, toml))])
@@ -61,8 +61,9 @@ class MakeServiceTests(TapTestCase):
         kinds = [type(child) for child in top]
         self.assertEqual(kinds.count(DatagramListener), 1)
         self.assertEqual(kinds.count(internet.TCPServer), 1)
-        self.assertEqual(kinds.count(internet.TimerService), 1)
+        self.assertEqual(kinds.count(internet.TimerService), 2)  # whitelist poll, binding expiry
         self.assertEqual(kinds.count(SignalReload), 1)
+        self.assertTrue((self.directory / "state" / "sbc.sqlite").exists())
 
     def test_plugin(self) -> None:
         """twistd finds the sbc plugin, and it points at sbc.tap."""

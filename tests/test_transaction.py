@@ -4,11 +4,6 @@
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable
-
-from twisted.internet.base import DelayedCall
-from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -23,6 +18,7 @@ from sbc.transaction import (
     TransactionLayer,
     newBranch,
 )
+from tests.fakes import SortedClock
 
 # Exact in binary, so that clock arithmetic lands on timer deadlines exactly.
 EPSILON = 1 / 1024
@@ -124,34 +120,6 @@ def makeResponse(request: Request, status: int, toTag: str = "tt") -> Response:
 def ackFor(invite: Request, toTag: str = "tt", branch: str | None = "z9hG4bKabc") -> Request:
     """The ACK a UAC sends for a non-2xx (same branch) or, with a new branch, for a 2xx."""
     return makeRequest("ACK", branch=branch, cseq=invite.cseq().number, toTag=toTag)
-
-
-class SortedClock(Clock):
-    """A `Clock` that keeps its calls sorted as they come and go, for the counting tests.
-
-    The stock `Clock` sorts every pending call on every ``callLater`` and cancels by a linear
-    search, which makes 10,000 transactions take about a minute. Calls are never reset or
-    delayed here, which this relies on; distinct deadlines keep the cancelling search short.
-    """
-
-    def callLater(
-        self, delay: float, callable: Callable[..., object], *args: object, **kw: object
-    ) -> IDelayedCall:
-        call = DelayedCall(
-            self.seconds() + delay, callable, args, kw, self._cancel, lambda c: None, self.seconds
-        )
-        bisect.insort_right(self.calls, call, key=DelayedCall.getTime)
-        return call
-
-    def _cancel(self, call: DelayedCall) -> None:
-        calls = self.calls
-        index = bisect.bisect_left(calls, call.getTime(), key=DelayedCall.getTime)
-        while calls[index] is not call:
-            index += 1
-        del calls[index]
-
-    def _sortCalls(self) -> None:
-        """Nothing to do: the calls are always in order."""
 
 
 class LayerTestCase(SynchronousTestCase):

@@ -21,6 +21,7 @@ class FakeController:
         self.messages: list[tuple[bytes, ISIPTransport, Address]] = []
         self.errors: list[str] = []
         self.closed: list[ISIPTransport] = []
+        self.started: list[ISIPTransport] = []
 
     def admit(self, host: str) -> bool:
         return host in self.allowed
@@ -33,6 +34,9 @@ class FakeController:
 
     def connectionClosed(self, transport: ISIPTransport) -> None:
         self.closed.append(transport)
+
+    def transportStarted(self, transport: ISIPTransport) -> None:
+        self.started.append(transport)
 
 
 class FakeDatagramTransport:
@@ -60,6 +64,10 @@ class DatagramTests(SynchronousTestCase):
         self.assertTrue(verifyObject(ISIPTransport, self.protocol))
         self.assertFalse(self.protocol.reliable)
         self.assertEqual(self.protocol.localAddress, ("127.0.0.1", 5060))
+
+    def test_started(self) -> None:
+        """The controller hears when the socket is up."""
+        self.assertEqual(self.controller.started, [self.protocol])
 
     def test_whitelisted(self) -> None:
         """A datagram from a whitelisted source reaches the controller whole."""

@@ -81,9 +81,7 @@ LIST_HEADERS = frozenset(
 )
 
 _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
-_TOKEN_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
-)
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 
 
 def isToken(text: str) -> bool:

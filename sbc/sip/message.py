@@ -26,7 +26,7 @@ from sbc.sip.headers import (
     parseVia,
     splitList,
 )
-from sbc.sip.uri import URI, isDigits, parseURI
+from sbc.sip.uri import URI, WS, isDigits, parseURI
 
 SIP_VERSION = "SIP/2.0"
 DEFAULT_MAX_HEADERS = 256
@@ -278,18 +278,27 @@ def _parseHeaderLines(lines: list[str], limit: int) -> Headers:
     return Headers(fields)
 
 
+# Header names already seen in messages and found to be tokens, with their lookup keys: the
+# common names then cost one dict lookup. Bounded, so hostile names cannot grow it.
+_FIELD_NAMES: dict[str, str] = {}
+
+
 def _makeField(lines: list[str]) -> HeaderField:
     first = lines[0]
     colon = first.find(":")
     if colon <= 0:
         raise SIPParseError("header line without a name")
     name = first[:colon].rstrip(" \t")
-    if not isToken(name):
-        raise SIPParseError("bad header name")
+    key = _FIELD_NAMES.get(name)
+    if key is None:
+        if not isToken(name):
+            raise SIPParseError("bad header name")
+        key = headerKey(name)
+        if len(_FIELD_NAMES) < 1024:
+            _FIELD_NAMES[name] = key
     if len(lines) == 1:
-        return HeaderField(headerKey(name), foldValue([first[colon + 1 :]]), first)
-    value = foldValue([first[colon + 1 :], *lines[1:]])
-    return HeaderField(headerKey(name), value, "\r\n".join(lines))
+        return HeaderField(key, first[colon + 1 :].strip(WS), first)
+    return HeaderField(key, foldValue([first[colon + 1 :], *lines[1:]]), "\r\n".join(lines))
 
 
 def _contentLength(headers: Headers) -> int | None:

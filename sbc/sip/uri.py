@@ -10,7 +10,7 @@ Params = tuple[tuple[str, str | None], ...]
 
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
 _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
-_FORBIDDEN = frozenset(" \t\r\n<>\"")
+_FORBIDDEN = frozenset(' \t\r\n<>"')
 _HEX = frozenset("0123456789abcdefABCDEF")
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
 _ALPHA = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")

@@ -238,7 +238,26 @@ class ServiceProcess:
         the child and raise with its log.
         """
         self.prepare()
-        self._logFile = self.logPath.open("wb")
+        self.launch(timeout)
+
+    def restart(self, timeout: float = START_TIMEOUT) -> None:
+        """
+        Stop the child and start it again with the same config, ports and state directory, as an
+        operator restarting the service would; wait until every listener is bound again.
+        """
+        self.stop()
+        with self.logPath.open("ab") as log:
+            log.write(b"--- (interop harness) restarting the service ---\n")
+        self.launch(timeout)
+
+    def launch(self, timeout: float = START_TIMEOUT) -> None:
+        """
+        Start the child in the prepared directory and wait until every listener is bound; on failure
+        stop the child and raise with its log.  The log of an earlier run is kept: this one is appended.
+        """
+        if self.process is not None:
+            raise RuntimeError("the service is already running")
+        self._logFile = self.logPath.open("ab")
         self.process = subprocess.Popen(
             self.command(),
             cwd=self.directory,

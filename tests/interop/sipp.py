@@ -12,6 +12,7 @@ when the global C{-timeout} expired with C{-timeout_error}.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +33,86 @@ _RECEIVED_MARKERS = ("message received",)
 # Seconds the process may outlive SIPp's own -timeout before we kill it.
 _GRACE = 5.0
 
+# The -trace_msg log puts a line of dashes and a time stamp before each message, then a line such as
+# "UDP message sent (352 bytes):" or "UDP message received [587] bytes :", a blank line, the message.
+_TRACE_SEPARATOR = re.compile(r"^-{20,} \d{4}-\d\d-\d\d [0-9:.]+$", re.MULTILINE)
+_TRACE_HEADING = re.compile(r"^(\w+) message (sent|received)\b[^\n]*\n")
+_STATUS_LINE = re.compile(r"^SIP/2\.0 (\d{3}) ")
+
+# RFC 3261 section 7.3.3: the compact form of each header name that has one.
+_COMPACT = {
+    "call-id": "i",
+    "contact": "m",
+    "content-encoding": "e",
+    "content-length": "l",
+    "content-type": "c",
+    "from": "f",
+    "subject": "s",
+    "supported": "k",
+    "to": "t",
+    "via": "v",
+}
+
+
+@dataclass(frozen=True)
+class TracedMessage:
+    """
+    One SIP message from SIPp's C{-trace_msg} log.
+
+    @ivar transport: how it travelled, as SIPp says it: C{"UDP"} or C{"TCP"}.
+    @ivar sent: C{True} for a message SIPp sent, C{False} for one it received.
+    @ivar text: the message, with C{\\n} line ends.
+    """
+
+    transport: str
+    sent: bool
+    text: str
+
+    @property
+    def statusCode(self) -> int | None:
+        """
+        The status code of a response, C{None} for a request.
+        """
+        match = _STATUS_LINE.match(self.text)
+        return int(match.group(1)) if match else None
+
+    @property
+    def firstLine(self) -> str:
+        """
+        The request line or status line.
+        """
+        return self.text.split("\n", 1)[0]
+
+    def headers(self, name: str) -> list[str]:
+        """
+        The values of every header field C{name} (case-insensitive, long or compact form), in order.
+
+        Each header line is one value: a line holding a comma-separated list is not split.
+        """
+        names = {name.lower(), _COMPACT.get(name.lower(), name.lower())}
+        head = self.text.split("\n\n", 1)[0]
+        values = []
+        for line in head.split("\n")[1:]:
+            key, sep, value = line.partition(":")
+            if sep and key.strip().lower() in names:
+                values.append(value.strip())
+        return values
+
+
+def parseTrace(log: str) -> list[TracedMessage]:
+    """
+    The messages of a C{-trace_msg} log, in the order SIPp sent or received them.
+    """
+    messages = []
+    for chunk in _TRACE_SEPARATOR.split(log.replace("\r\n", "\n")):
+        chunk = chunk.lstrip("\n")
+        heading = _TRACE_HEADING.match(chunk)
+        if heading is None:
+            continue
+        text = chunk[heading.end() :].lstrip("\n").rstrip("\n") + "\n"
+        messages.append(TracedMessage(heading.group(1), heading.group(2) == "sent", text))
+    return messages
+
 
 @dataclass(frozen=True)
 class SippRun:
@@ -43,6 +124,7 @@ class SippRun:
     @ivar messages: the C{-trace_msg} log: every message sent and received, in order.
     @ivar errors: the C{-trace_err} log: unexpected messages and failed checks.
     @ivar output: what SIPp printed (its statistics screens), stdout and stderr together.
+    @ivar local: the (host, port) SIPp was bound to.
     """
 
     args: tuple[str, ...]
@@ -50,6 +132,21 @@ class SippRun:
     messages: str
     errors: str
     output: str
+    local: tuple[str, int] | None = None
+
+    @property
+    def traced(self) -> list[TracedMessage]:
+        """
+        Every message in L{messages}, parsed, in order.
+        """
+        return parseTrace(self.messages)
+
+    @property
+    def responses(self) -> list[TracedMessage]:
+        """
+        The responses SIPp received, in order (retransmissions included).
+        """
+        return [m for m in self.traced if not m.sent and m.statusCode is not None]
 
     @property
     def received(self) -> bool:
@@ -212,6 +309,7 @@ class SippProcess:
             messages=read("messages.log"),
             errors=read("errors.log"),
             output=read("output.log"),
+            local=(self.localHost, self.localPort),
         )
 
 

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from .service import ServiceProcess, startService
 from .sipp import SippRun, runSipp
 from .tlsclients import Exchange, opensslOverTLS, optionsRequest, sipsakOverTLS
+from .tools import requireTool
 
 TRUNK = "127.0.0.2"
 STRANGER = "127.0.0.9"
@@ -30,8 +31,16 @@ class OptionsTests(SynchronousTestCase):
     The service answers OPTIONS from a trunk's address, over every transport, and nothing else.
     """
 
-    def setUp(self) -> None:
-        self.service: ServiceProcess = startService(self)
+    service: ServiceProcess
+
+    def startWith(self, *tools: str) -> ServiceProcess:
+        """
+        Check that the client programs the test drives are installed, then start the service.
+        """
+        for tool in tools:
+            requireTool(tool)
+        self.service = startService(self)
+        return self.service
 
     def assertAnswered(self, run: SippRun) -> None:
         """
@@ -44,7 +53,8 @@ class OptionsTests(SynchronousTestCase):
 
     def assertSilent(self, run: SippRun) -> None:
         """
-        SIPp got nothing, stopped by its timeout, and the service still runs.
+        SIPp got nothing and failed (by its timeout, or as the service closed the connection), and
+        the service still runs.
         """
         detail = run.describe() + "\n" + self.service.describe()
         self.assertNotEqual(run.exitCode, 0, detail)
@@ -65,6 +75,7 @@ class OptionsTests(SynchronousTestCase):
         """
         OPTIONS over UDP from the trunk's address gets 200 with Allow.
         """
+        self.startWith("sipp")
         run = runSipp(self, "options_uac.xml", self.service.address("udp"), transport="u1", localHost=TRUNK)
         self.assertAnswered(run)
         self.assertIn("UDP message received", run.messages)
@@ -73,6 +84,7 @@ class OptionsTests(SynchronousTestCase):
         """
         OPTIONS over TCP from the trunk's address gets 200 with Allow.
         """
+        self.startWith("sipp")
         run = runSipp(self, "options_uac.xml", self.service.address("tcp"), transport="t1", localHost=TRUNK)
         self.assertAnswered(run)
         self.assertIn("TCP message received", run.messages)
@@ -81,6 +93,7 @@ class OptionsTests(SynchronousTestCase):
         """
         OPTIONS over UDP from an address outside every whitelist gets no answer; SIPp times out.
         """
+        self.startWith("sipp")
         run = runSipp(
             self,
             "options_uac.xml",
@@ -95,6 +108,7 @@ class OptionsTests(SynchronousTestCase):
         """
         OPTIONS over TCP from an address outside every whitelist gets no answer.
         """
+        self.startWith("sipp")
         run = runSipp(
             self,
             "options_uac.xml",
@@ -109,6 +123,7 @@ class OptionsTests(SynchronousTestCase):
         """
         A TCP connection from outside every whitelist receives no byte: it is closed, reset or ignored.
         """
+        self.startWith()
         remote = self.service.address("tcp")
         received = b""
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
@@ -128,6 +143,7 @@ class OptionsTests(SynchronousTestCase):
         """
         OPTIONS over TLS (1.2) from the trunk's address with sipsak gets 200 with Allow.
         """
+        self.startWith("sipsak")
         exchange = sipsakOverTLS(self, self.service.address("tls"), localHost=TRUNK)
         self.assertTLSAnswered(exchange)
         self.assertEqual(exchange.exitCode, 0, exchange.describe())
@@ -136,6 +152,7 @@ class OptionsTests(SynchronousTestCase):
         """
         OPTIONS over TLS (1.3) from the trunk's address with openssl s_client gets 200 with Allow.
         """
+        self.startWith("openssl")
         exchange = opensslOverTLS(self, self.service.address("tls"), localHost=TRUNK)
         self.assertTLSAnswered(exchange)
 
@@ -143,6 +160,7 @@ class OptionsTests(SynchronousTestCase):
         """
         OPTIONS over TLS from an address outside every whitelist gets no answer.
         """
+        self.startWith("openssl")
         exchange = opensslOverTLS(self, self.service.address("tls"), localHost=STRANGER, timeout=SILENCE)
         self.assertIsNone(exchange.response, exchange.describe() + "\n" + self.service.describe())
         self.assertTrue(self.service.running, self.service.describe())

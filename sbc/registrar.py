@@ -1,0 +1,308 @@
+"""REGISTER (RFC 3261 section 10) with digest authentication (RFC 7616, RFC 8760).
+
+Devices come from the device networks and always authenticate; trunks never register. Bindings
+record where each REGISTER really came from (RFC 3581), so requests to a device go through its
+NAT, and over TCP/TLS through its own connection (the flow, in the spirit of RFC 5626).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Generator
+from email.utils import formatdate
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from sbc.access import DEVICES, Bans
+from sbc.config import Config
+from sbc.interfaces import Address, ILocationStore, ISIPTransport
+from sbc.location import Binding
+from sbc.nonce import NonceManager, NonceState
+from sbc.sip.digest import Credentials, formatChallenge, parseCredentials, verify
+from sbc.sip.errors import SIPParseError
+from sbc.sip.headers import NameAddr, parseNameAddr
+from sbc.sip.message import Request
+from sbc.transaction import ServerTransaction
+
+MAX_CONTACTS = 16
+_DUMMY_HA1 = {"MD5": hashlib.md5(b"nobody").hexdigest(), "SHA-256": hashlib.sha256(b"nobody").hexdigest()}
+
+Respond = Callable[..., None]
+
+
+class RegisterError(Exception):
+    """Ends REGISTER processing with a response (status, reason, extra headers)."""
+
+    def __init__(self, status: int, reason: str | None = None, extra: tuple[tuple[str, str], ...] = ()):
+        super().__init__(status, reason)
+        self.status = status
+        self.reason = reason
+        self.extra = extra
+
+
+class Registrar:
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        clock: IReactorTime,
+        store: ILocationStore,
+        nonces: NonceManager,
+        bans: Bans,
+        respond: Respond,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.nonces = nonces
+        self.bans = bans
+        self.respond = respond
+        # Live stream connections of registered devices: requests to them reuse the flow.
+        self.flows: dict[tuple[str, str, int], ISIPTransport] = {}
+        self.flowBindings: dict[ISIPTransport, set[tuple[str, str]]] = {}
+        self.datagramTransports: dict[tuple[str, int], ISIPTransport] = {}
+        self.fallbackDatagram: ISIPTransport | None = None
+
+    # --- REGISTER ----------------------------------------------------------------------------
+
+    def setConfig(self, config: Config) -> None:
+        self.config = config
+        self.bans.settings = config.bans
+
+    def register(self, request: Request, transaction: ServerTransaction) -> Deferred[None]:
+        d = self._register(request, transaction)
+
+        def refused(failure: Failure) -> None:
+            error = failure.value
+            if isinstance(error, RegisterError):
+                self.respond(transaction, error.status, reason=error.reason, extra=error.extra)
+            elif isinstance(error, SIPParseError):
+                self.respond(transaction, error.status, reason=f"Bad Request ({error.reason})")
+            else:
+                self.log.failure("REGISTER failed", failure)
+                self.respond(transaction, 500)
+
+        d.addErrback(refused)
+        return d
+
+    @inlineCallbacks
+    def _register(self, request: Request, transaction: ServerTransaction) -> Generator[Any, Any, None]:
+        config = self.config
+        settings = config.registrar
+        peer = config.access.classify(transaction.source[0])
+        if peer is None or peer.kind != DEVICES:
+            raise RegisterError(403, "Trunks do not register")
+        to = request.toHeader()
+        if not to.uri.isSIP:
+            raise RegisterError(400, "Bad Request (To is not a SIP URI)")
+        user, domain = to.uri.user, to.uri.host.lower()
+        if not user or not settings.servesDomain(domain):
+            raise RegisterError(403, "Not a domain of ours")
+        host = transaction.source[0]
+        credentials = self._credentials(request, domain)
+        if credentials is None:
+            self._challenge(transaction, domain, stale=False)
+            return
+        if credentials.username != user or credentials.realm.lower() != domain:
+            raise RegisterError(403, "Credentials do not match the To user")
+        algorithm = (credentials.algorithm or "MD5").upper()
+        account = settings.users.lookup(user, domain)
+        usable = account is not None and (not account.demo or (config.loopbackOnly and _loopback(host)))
+        ha1 = account.ha1 if usable and account is not None else _DUMMY_HA1
+        # The digest is checked before the nonce is spent, so forged requests cannot burn or
+        # crowd out genuine nonces, and stale=true goes only with a right digest (RFC 7616).
+        if (
+            algorithm not in settings.algorithms
+            or not verify(credentials, ha1.get(algorithm, _DUMMY_HA1["MD5"]), "REGISTER")
+            or not usable
+        ):
+            self._failed(host)
+            self._challenge(transaction, domain, stale=False)
+            return
+        state = self.nonces.check(credentials.nonce, credentials.nc)
+        if state is NonceState.STALE:
+            self._challenge(transaction, domain, stale=True)
+            return
+        if state is not NonceState.VALID:
+            self._failed(host)
+            self._challenge(transaction, domain, stale=False)
+            return
+        self.bans.success(host)
+        aor = f"{user}@{domain}"
+        yield self._bind(request, transaction, aor)
+
+    def _credentials(self, request: Request, domain: str) -> Credentials | None:
+        for value in request.headers.getAll("authorization"):
+            credentials = parseCredentials(value)
+            if credentials.realm.lower() == domain:
+                return credentials
+        return None
+
+    def _failed(self, host: str) -> None:
+        self.bans.failure(host)
+
+    def _challenge(self, transaction: ServerTransaction, realm: str, *, stale: bool) -> None:
+        nonce = self.nonces.issue()
+        extra = tuple(
+            ("WWW-Authenticate", formatChallenge(realm, nonce, algorithm, stale=stale))
+            for algorithm in self.config.registrar.algorithms
+        )
+        self.respond(transaction, 401, extra=extra)
+
+    @inlineCallbacks
+    def _bind(self, request: Request, transaction: ServerTransaction, aor: str) -> Generator[Any, Any, None]:
+        settings = self.config.registrar
+        now = self.clock.seconds()
+        callId = request.callId
+        cseq = request.cseq().number
+        values = request.headers.getAll("contact")
+        headerExpires = _expires(request.headers.get("expires"))
+        existing: list[Binding] = yield self.store.lookup(aor)
+        byContact = {b.contact: b for b in existing}
+
+        if "*" in values:
+            if len(values) != 1 or headerExpires != 0:
+                raise RegisterError(400, "Bad Request (Contact: * needs Expires: 0 and no other contact)")
+            for binding in existing:
+                _checkOrder(binding, callId, cseq)
+            yield self.store.removeAll(aor)
+            self._forgetFlows(aor, [b.contact for b in existing])
+            self._ok(transaction, [], now)
+            return
+
+        changes: list[tuple[NameAddr, int]] = []
+        for value in values:
+            contact = _parseContact(value)
+            expires = _expires(contact.param("expires"))
+            if expires is None:
+                expires = headerExpires if headerExpires is not None else settings.defaultExpires
+            if 0 < expires < settings.minExpires:
+                raise RegisterError(423, extra=(("Min-Expires", str(settings.minExpires)),))
+            changes.append((contact, min(expires, settings.maxExpires)))
+        for contact, _ in changes:
+            old = byContact.get(str(contact.uri))
+            if old is not None:
+                _checkOrder(old, callId, cseq)
+        live = set(byContact)
+        live.update(str(c.uri) for c, e in changes if e > 0)
+        live.difference_update(str(c.uri) for c, e in changes if e == 0)
+        if len(live) > MAX_CONTACTS:
+            raise RegisterError(403, "Too many contacts")
+
+        transport = transaction.transport
+        source = transaction.source
+        userAgent = request.headers.get("user-agent") or ""
+        for contact, expires in changes:
+            uri = str(contact.uri)
+            if expires == 0:
+                yield self.store.remove(aor, uri)
+                self._forgetFlows(aor, [uri])
+                continue
+            binding = Binding(
+                aor=aor,
+                contact=uri,
+                expires=now + expires,
+                q=_q(contact.param("q")),
+                callId=callId,
+                cseq=cseq,
+                transport=transport.name,
+                source=source,
+                instance=contact.param("+sip.instance"),
+                regId=_regId(contact.param("reg-id")),
+                userAgent=userAgent,
+            )
+            yield self.store.save(binding)
+            self._rememberFlow(transport, source, aor, uri)
+        current: list[Binding] = yield self.store.lookup(aor)
+        self._ok(transaction, current, now)
+
+    def _ok(self, transaction: ServerTransaction, bindings: list[Binding], now: float) -> None:
+        extra = [("Contact", _contactValue(b, now)) for b in bindings]
+        extra.append(("Date", formatdate(self.clock.seconds(), usegmt=True)))
+        self.respond(transaction, 200, extra=tuple(extra))
+
+    # --- flows -------------------------------------------------------------------------------
+
+    def _rememberFlow(self, transport: ISIPTransport, source: Address, aor: str, contact: str) -> None:
+        if transport.reliable:
+            self.flows[(transport.name, source[0], source[1])] = transport
+            self.flowBindings.setdefault(transport, set()).add((aor, contact))
+        else:
+            self.datagramTransports[source] = transport
+
+    def _forgetFlows(self, aor: str, contacts: list[str]) -> None:
+        gone = {(aor, c) for c in contacts}
+        for keys in self.flowBindings.values():
+            keys -= gone
+
+    def connectionClosed(self, transport: ISIPTransport) -> None:
+        """A device's TCP/TLS connection died: its bindings through that flow go with it."""
+        keys = self.flowBindings.pop(transport, None)
+        if not keys:
+            return
+        self.flows = {k: t for k, t in self.flows.items() if t is not transport}
+        for aor, contact in keys:
+            d = self.store.remove(aor, contact)
+            d.addErrback(lambda f: self.log.failure("dropping a binding failed", f))
+
+    def route(self, binding: Binding) -> tuple[ISIPTransport, Address] | None:
+        """Where a request to this binding goes: its flow, or the address it registered from."""
+        if binding.transport == "UDP":
+            transport = self.datagramTransports.get(binding.source, self.fallbackDatagram)
+            return None if transport is None else (transport, binding.source)
+        flow = self.flows.get((binding.transport, binding.source[0], binding.source[1]))
+        return None if flow is None else (flow, binding.source)
+
+
+def _loopback(host: str) -> bool:
+    return host == "::1" or host.startswith("127.")
+
+
+def _parseContact(value: str) -> NameAddr:
+    contact = parseNameAddr(value)
+    if not contact.uri.isSIP:
+        raise RegisterError(400, "Bad Request (Contact is not a SIP URI)")
+    return contact
+
+
+def _expires(value: str | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isdigit():
+        raise RegisterError(400, "Bad Request (Expires is not a number)")
+    return min(int(value), 2**32 - 1)
+
+
+def _q(value: str | None) -> float:
+    if value is None:
+        return 1.0
+    try:
+        q = float(value)
+    except ValueError:
+        raise RegisterError(400, "Bad Request (bad q value)") from None
+    if not 0.0 <= q <= 1.0:
+        raise RegisterError(400, "Bad Request (q out of range)")
+    return q
+
+
+def _regId(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _checkOrder(binding: Binding, callId: str, cseq: int) -> None:
+    """RFC 3261 section 10.3 step 7: an older REGISTER on the same Call-ID must not win."""
+    if binding.callId == callId and cseq <= binding.cseq:
+        raise RegisterError(500, "Out-of-order REGISTER (CSeq not above the binding's)")
+
+
+def _contactValue(binding: Binding, now: float) -> str:
+    value = f"<{binding.contact}>;expires={binding.remaining(now)}"
+    if binding.q != 1.0:
+        value += f";q={binding.q:g}"
+    return value

@@ -1,0 +1,460 @@
+"""Tests for sbc.registrar: REGISTER with digest auth, bindings, bans and flows."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from sbc.config import loadConfig
+from sbc.server import SIPServer
+from sbc.sip import Request, Response, parseMessage
+from sbc.sip.digest import formatCredentials, makeCredentials, parseChallenge
+from sbc.users import formatAccount
+from tests.fakes import DEMO_TOML, RecordingTransport, writeConfig
+
+DOMAIN = "demo.acme.sbc.test"
+DEVICE = ("127.0.0.4", 5070)
+RFC4475 = Path(__file__).resolve().parents[2] / "shared" / "rfc4475"
+
+REGISTRAR_TOML = (
+    DEMO_TOML
+    + f"""
+[devices]
+whitelist = "whitelist/devices.txt"
+
+[registrar]
+domains = ["{DOMAIN}", "example.com"]
+users = "users.txt"
+min_expires = 60
+max_expires = 3600
+
+[bans]
+failures = 3
+window = 60
+duration = 600
+"""
+)
+
+
+def register(
+    *,
+    user: str = "alice",
+    domain: str = DOMAIN,
+    contact: str | None = "<sip:alice@10.0.0.5:5070>",
+    expires: str | None = None,
+    callId: str = "reg-1",
+    cseq: int = 1,
+    branch: str = "z9hG4bKreg1",
+    extra: str = "",
+    transport: str = "UDP",
+) -> bytes:
+    lines = [
+        f"REGISTER sip:{domain} SIP/2.0",
+        f"Via: SIP/2.0/{transport} 10.0.0.5:5070;branch={branch};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:{user}@{domain}>;tag=f1",
+        f"To: <sip:{user}@{domain}>",
+        f"Call-ID: {callId}",
+        f"CSeq: {cseq} REGISTER",
+    ]
+    if contact is not None:
+        lines.append(f"Contact: {contact}")
+    if expires is not None:
+        lines.append(f"Expires: {expires}")
+    return ("\r\n".join(lines) + "\r\n" + extra + "Content-Length: 0\r\n\r\n").encode()
+
+
+class RegistrarTestCase(SynchronousTestCase):
+    toml = REGISTRAR_TOML
+
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+        path = writeConfig(self.directory, self.toml)
+        (self.directory / "whitelist" / "devices.txt").write_text("127.0.0.4/30\n")
+        (self.directory / "users.txt").write_text(
+            formatAccount("alice", DOMAIN, "alice-pw")
+            + "\n"
+            + formatAccount("bob", DOMAIN, "bob-pw")
+            + "\n"
+            + formatAccount("watson", "example.com", "pw")
+            + "\n"
+            + formatAccount("user", "example.com", "pw")
+            + "\n"
+        )
+        self.clock = Clock()
+        self.clock.advance(1_800_000_000)
+        self.server = SIPServer(loadConfig(path), self.clock)
+        self.udp = RecordingTransport()
+        self.cseq = 100
+
+    def send(
+        self, data: bytes, source: tuple[str, int] = DEVICE, transport: RecordingTransport | None = None
+    ) -> Response | None:
+        transport = transport or self.udp
+        before = len(transport.sent)
+        if not self.server.admit(source[0]):
+            return None
+        self.server.messageReceived(data, transport, source)
+        finals = [r for r in transport.responses()[before:] if r.status >= 200]
+        self.assertLessEqual(len(finals), 1)
+        return finals[0] if finals else None
+
+    def authorized(
+        self,
+        data: bytes,
+        *,
+        user: str = "alice",
+        password: str = "alice-pw",
+        algorithm: str = "MD5",
+        source: tuple[str, int] = DEVICE,
+        transport: RecordingTransport | None = None,
+    ) -> Response | None:
+        """Send, answer the 401 as a client would, and return the final response."""
+        challenge = self.send(data, source, transport)
+        assert challenge is not None and challenge.status == 401, challenge
+        offers = [parseChallenge(v) for v in challenge.headers.getAll("www-authenticate")]
+        (offer,) = [c for c in offers if c.algorithm == algorithm]
+        request = parseMessage(data)
+        assert isinstance(request, Request)
+        credentials = makeCredentials(
+            username=user,
+            password=password,
+            realm=offer.realm,
+            nonce=offer.nonce,
+            method="REGISTER",
+            uri=str(request.uri),
+            algorithm=algorithm,
+            qop="auth",
+            nc="00000001",
+            cnonce="c0ffee",
+        )
+        request.headers.add("Authorization", formatCredentials(credentials))
+        self.cseq += 1
+        request.headers.set("CSeq", f"{self.cseq} REGISTER")
+        via = request.topVia()
+        request.headers.set("Via", f"SIP/2.0/{via.transport} {via.sentBy};branch=z9hG4bK{self.cseq};rport")
+        return self.send(request.toBytes(), source, transport)
+
+    def contacts(self, response: Response | None) -> list[str]:
+        assert response is not None
+        return response.headers.getAll("contact")
+
+
+class ChallengeTests(RegistrarTestCase):
+    def test_trunkRefused(self) -> None:
+        """A trunk is never challenged: its REGISTER gets 403."""
+        response = self.send(register(), ("127.0.0.2", 5060))
+        assert response is not None
+        self.assertEqual(response.status, 403)
+
+    def test_challengeOrder(self) -> None:
+        """The first REGISTER gets one challenge per algorithm, MD5 first, qop=auth."""
+        response = self.send(register())
+        assert response is not None
+        self.assertEqual(response.status, 401)
+        offers = [parseChallenge(v) for v in response.headers.getAll("www-authenticate")]
+        self.assertEqual([o.algorithm for o in offers], ["MD5", "SHA-256"])
+        self.assertEqual({o.realm for o in offers}, {DOMAIN})
+        self.assertEqual([o.qop for o in offers], [("auth",), ("auth",)])
+
+    def test_md5(self) -> None:
+        """MD5 credentials register, and the 200 lists the binding with its expiry."""
+        response = self.authorized(register(expires="600"))
+        assert response is not None
+        self.assertEqual(response.status, 200)
+        self.assertEqual(self.contacts(response), ["<sip:alice@10.0.0.5:5070>;expires=600"])
+        self.assertIn("Date", response.headers)
+
+    def test_sha256(self) -> None:
+        """SHA-256 credentials register too (RFC 8760)."""
+        response = self.authorized(register(), algorithm="SHA-256")
+        assert response is not None
+        self.assertEqual(response.status, 200)
+
+    def test_wrongPassword(self) -> None:
+        """A wrong password gets a fresh challenge, not a 200."""
+        response = self.authorized(register(), password="nope")
+        assert response is not None
+        self.assertEqual(response.status, 401)
+
+    def test_unknownUserSameChallenge(self) -> None:
+        """An unknown user gets the same challenge as a known one, and then another 401."""
+        known = self.send(register())
+        unknown = self.send(register(user="mallory", branch="z9hG4bKm"))
+        assert known is not None and unknown is not None
+        self.assertEqual(unknown.status, 401)
+        self.assertEqual(
+            [parseChallenge(v).realm for v in unknown.headers.getAll("www-authenticate")],
+            [parseChallenge(v).realm for v in known.headers.getAll("www-authenticate")],
+        )
+        response = self.authorized(register(user="mallory", branch="z9hG4bKm2"), user="mallory")
+        assert response is not None
+        self.assertEqual(response.status, 401)
+
+    def test_userMismatch(self) -> None:
+        """Credentials of one user for another's AOR get 403."""
+        response = self.authorized(register(user="bob"), user="alice", password="alice-pw")
+        assert response is not None
+        self.assertEqual(response.status, 403)
+
+    def test_foreignDomain(self) -> None:
+        """A domain we do not serve gets 403 without a challenge."""
+        response = self.send(register(domain="elsewhere.test"))
+        assert response is not None
+        self.assertEqual(response.status, 403)
+
+    def test_staleNonce(self) -> None:
+        """An expired nonce gets 401 with stale=true."""
+        challenge = self.send(register())
+        assert challenge is not None
+        offer = parseChallenge(challenge.headers.getAll("www-authenticate")[0])
+        self.clock.advance(301)
+        credentials = makeCredentials(
+            username="alice",
+            password="alice-pw",
+            realm=DOMAIN,
+            nonce=offer.nonce,
+            method="REGISTER",
+            uri=f"sip:{DOMAIN}",
+            qop="auth",
+            nc="00000001",
+            cnonce="x",
+        )
+        response = self.send(
+            register(branch="z9hG4bKs", cseq=2, extra=f"Authorization: {formatCredentials(credentials)}\r\n")
+        )
+        assert response is not None
+        self.assertEqual(response.status, 401)
+        self.assertIn("stale=true", response.headers.getAll("www-authenticate")[0])
+
+    def test_replay(self) -> None:
+        """The same nonce count twice is refused the second time."""
+        challenge = self.send(register())
+        assert challenge is not None
+        offer = parseChallenge(challenge.headers.getAll("www-authenticate")[0])
+        credentials = makeCredentials(
+            username="alice",
+            password="alice-pw",
+            realm=DOMAIN,
+            nonce=offer.nonce,
+            method="REGISTER",
+            uri=f"sip:{DOMAIN}",
+            qop="auth",
+            nc="00000001",
+            cnonce="x",
+        )
+        header = f"Authorization: {formatCredentials(credentials)}\r\n"
+        first = self.send(register(branch="z9hG4bKr1", cseq=2, extra=header))
+        second = self.send(register(branch="z9hG4bKr2", cseq=3, extra=header))
+        assert first is not None and second is not None
+        self.assertEqual(first.status, 200)
+        self.assertEqual(second.status, 401)
+
+    def test_demoAccountOnlyOnLoopback(self) -> None:
+        """A demo account fails when the SBC listens on anything but loopback."""
+        users = self.directory / "users.txt"
+        users.write_text(formatAccount("alice", DOMAIN, "alice-pw", demo=True) + "\n")
+        config = loadConfig(self.directory / "sbc.toml")
+        self.server.setConfig(config)
+        response = self.authorized(register(branch="z9hG4bKd1"))
+        assert response is not None
+        self.assertEqual(response.status, 200)
+        toml = (self.directory / "sbc.toml").read_text().replace('host = "127.0.0.1"', 'host = "192.0.2.1"')
+        (self.directory / "sbc.toml").write_text(toml)
+        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+        response = self.authorized(register(branch="z9hG4bKd2", callId="reg-2"))
+        assert response is not None
+        self.assertEqual(response.status, 401)
+
+
+class BanTests(RegistrarTestCase):
+    def test_banAfterFailures(self) -> None:
+        """N failed attempts ban the source; it then gets no answer until the ban ends."""
+        for i in range(3):
+            response = self.authorized(register(branch=f"z9hG4bKb{i}"), password="wrong")
+            assert response is not None
+        self.assertFalse(self.server.admit(DEVICE[0]))
+        self.assertIsNone(self.send(register(branch="z9hG4bKb9")))
+        self.assertEqual(self.server.metrics["banned_dropped"], 2)
+        self.assertTrue(self.server.admit("127.0.0.5"))
+        self.clock.advance(601)
+        self.assertTrue(self.server.admit(DEVICE[0]))
+
+    def test_successResets(self) -> None:
+        """A success clears the failure count of its source."""
+        for i in range(2):
+            self.authorized(register(branch=f"z9hG4bKs{i}"), password="wrong")
+        self.authorized(register(branch="z9hG4bKok"))
+        for i in range(2):
+            self.authorized(register(branch=f"z9hG4bKt{i}", callId="reg-9"), password="wrong")
+        self.assertTrue(self.server.admit(DEVICE[0]))
+
+
+class BindingTests(RegistrarTestCase):
+    def test_tooBrief(self) -> None:
+        """An expiry below the minimum gets 423 with Min-Expires."""
+        response = self.authorized(register(expires="30"))
+        assert response is not None
+        self.assertEqual(response.status, 423)
+        self.assertEqual(response.headers.get("min-expires"), "60")
+
+    def test_capped(self) -> None:
+        """An expiry above the maximum is cut to it."""
+        response = self.authorized(register(expires="99999"))
+        self.assertEqual(self.contacts(response), ["<sip:alice@10.0.0.5:5070>;expires=3600"])
+
+    def test_severalContacts(self) -> None:
+        """Each contact keeps its own expiry and q; the 200 lists all, best q first."""
+        contact = "<sip:a@10.0.0.5>;expires=120;q=0.5, <sip:b@10.0.0.6>;q=0.9"
+        response = self.authorized(register(contact=contact, expires="300"))
+        self.assertEqual(
+            self.contacts(response),
+            ["<sip:b@10.0.0.6>;expires=300;q=0.9", "<sip:a@10.0.0.5>;expires=120;q=0.5"],
+        )
+
+    def test_expiryOnClock(self) -> None:
+        """A binding is gone once its expiry passes on the clock."""
+        self.authorized(register(expires="60"))
+        self.clock.advance(61)
+        response = self.authorized(register(contact=None, callId="q", branch="z9hG4bKq"))
+        self.assertEqual(self.contacts(response), [])
+
+    def test_query(self) -> None:
+        """A REGISTER without Contact lists the current bindings and changes nothing."""
+        self.authorized(register(expires="600"))
+        self.clock.advance(100)
+        response = self.authorized(register(contact=None, branch="z9hG4bKq"))
+        self.assertEqual(self.contacts(response), ["<sip:alice@10.0.0.5:5070>;expires=500"])
+
+    def test_unregister(self) -> None:
+        """Expires 0 on a contact removes that binding only."""
+        self.authorized(register(contact="<sip:a@10.0.0.5>, <sip:b@10.0.0.6>"))
+        response = self.authorized(register(contact="<sip:a@10.0.0.5>;expires=0", branch="z9hG4bKu"))
+        self.assertEqual(self.contacts(response), ["<sip:b@10.0.0.6>;expires=3600"])
+
+    def test_wildcard(self) -> None:
+        """Contact: * with Expires: 0 removes every binding."""
+        self.authorized(register(contact="<sip:a@10.0.0.5>, <sip:b@10.0.0.6>"))
+        response = self.authorized(register(contact="*", expires="0", branch="z9hG4bKw"))
+        assert response is not None
+        self.assertEqual(response.status, 200)
+        self.assertEqual(self.contacts(response), [])
+
+    def test_wildcardNeedsExpiresZero(self) -> None:
+        """Contact: * without Expires: 0 is a bad request."""
+        response = self.authorized(register(contact="*", expires="60"))
+        assert response is not None
+        self.assertEqual(response.status, 400)
+
+    def test_cseqOrder(self) -> None:
+        """On the same Call-ID, a REGISTER whose CSeq is not higher cannot change a binding."""
+        self.authorized(register(expires="600"))
+        self.cseq -= 5  # the next authorized() request carries a lower CSeq on the same Call-ID
+        response = self.authorized(register(expires="0", branch="z9hG4bKo"))
+        assert response is not None
+        self.assertEqual(response.status, 500)
+        response = self.authorized(register(contact=None, callId="other", branch="z9hG4bKp"))
+        self.assertEqual(len(self.contacts(response)), 1)
+
+    def test_newCallIdReplaces(self) -> None:
+        """A different Call-ID (a rebooted phone) replaces the binding whatever its CSeq."""
+        self.authorized(register(expires="600"))
+        self.cseq = 0
+        response = self.authorized(register(expires="900", callId="reboot", branch="z9hG4bKn"))
+        self.assertEqual(self.contacts(response), ["<sip:alice@10.0.0.5:5070>;expires=900"])
+
+    def test_routeThroughNat(self) -> None:
+        """Requests to a UDP binding go to the address the REGISTER came from, not its Contact."""
+        self.authorized(register())
+        (binding,) = self.successResultOf(self.server.registrar.store.lookup(f"alice@{DOMAIN}"))
+        self.assertEqual(binding.source, DEVICE)
+        self.assertEqual(self.server.registrar.route(binding), (self.udp, DEVICE))
+
+    def test_flowClosedRemovesBinding(self) -> None:
+        """A binding made over TCP uses that connection, and goes when the connection closes."""
+        tcp = RecordingTransport("TCP", reliable=True)
+        self.authorized(register(transport="TCP"), transport=tcp)
+        (binding,) = self.successResultOf(self.server.registrar.store.lookup(f"alice@{DOMAIN}"))
+        self.assertEqual(self.server.registrar.route(binding), (tcp, DEVICE))
+        self.server.connectionClosed(tcp)
+        self.assertEqual(self.successResultOf(self.server.registrar.store.lookup(f"alice@{DOMAIN}")), [])
+
+
+class TortureRegisterTests(RegistrarTestCase):
+    """RFC 4475's REGISTER messages, authenticated and sent from a device network."""
+
+    def torture(self, name: str, user: str) -> Response | None:
+        data = (RFC4475 / name).read_bytes()
+        return self.authorized(data, user=user, password="pw")
+
+    def bindings(self, aor: str) -> list[str]:
+        return [b.contact for b in self.successResultOf(self.server.registrar.store.lookup(aor))]
+
+    def test_cparam01(self) -> None:
+        """unknownparam after an addr-spec is a header parameter, not part of the bound URI."""
+        response = self.torture("cparam01.dat", "watson")
+        assert response is not None
+        self.assertEqual(response.status, 200)
+        self.assertEqual(self.bindings("watson@example.com"), ["sip:+19725552222@gw1.example.net"])
+
+    def test_cparam02(self) -> None:
+        """unknownparam inside <> stays a URI parameter of the binding."""
+        self.torture("cparam02.dat", "watson")
+        self.assertEqual(
+            self.bindings("watson@example.com"), ["sip:+19725552222@gw1.example.net;unknownparam"]
+        )
+
+    def test_regescrt(self) -> None:
+        """The escaped Route header in the contact URI is kept in the binding."""
+        self.torture("regescrt.dat", "user")
+        self.assertEqual(
+            self.bindings("user@example.com"), ["sip:user@example.com?Route=%3Csip:sip.example.com%3E"]
+        )
+
+    def test_unksm2(self) -> None:
+        """A REGISTER whose To is not a SIP URI gets 400."""
+        response = self.send((RFC4475 / "unksm2.dat").read_bytes())
+        assert response is not None
+        self.assertEqual(response.status, 400)
+
+
+class QualifyTests(RegistrarTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        from sbc.qualify import Qualifier
+
+        self.qualifier = Qualifier(self.server.registrar, self.server.transactions, "sbc")
+        self.authorized(register())
+        self.aor = f"alice@{DOMAIN}"
+
+    def ping(self) -> Request:
+        before = len(self.udp.sent)
+        self.qualifier.qualifyAll()
+        (data, address) = self.udp.sent[before]
+        self.assertEqual(address, DEVICE)
+        request = parseMessage(data)
+        assert isinstance(request, Request)
+        self.assertEqual(request.method, "OPTIONS")
+        return request
+
+    def test_answeredKeepsBinding(self) -> None:
+        """A device that answers OPTIONS (even with an error) keeps its binding."""
+        request = self.ping()
+        response = Response(405, headers=request.headers.copy())
+        self.server.messageReceived(response.toBytes(), self.udp, DEVICE)
+        self.clock.advance(64)
+        self.assertEqual(len(self.successResultOf(self.server.registrar.store.lookup(self.aor))), 1)
+        self.assertEqual(self.qualifier.removed, 0)
+
+    def test_silentLosesBinding(self) -> None:
+        """A device that never answers loses its binding when timer F fires."""
+        self.ping()
+        for _ in range(70):
+            self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(self.server.registrar.store.lookup(self.aor)), [])
+        self.assertEqual(self.qualifier.removed, 1)
