@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
     from sbc.location import Binding
+    from sbc.routing import CallRequest, Decision
     from sbc.sip.message import Request, Response
     from sbc.transaction import ClientTransaction, ServerTransaction
 
@@ -82,3 +83,12 @@ class ILocationStore(Interface):
 
     def all() -> Deferred[list[Binding]]:
         """Every live binding of every AOR (for qualifying, status pages and tests)."""
+
+
+class IRouter(Interface):
+    """One link of the routing chain (like ``twisted.names``' resolver chain)."""
+
+    name = Attribute("A short name for logs and `sbc-ctl explain`.")
+
+    def route(call: CallRequest) -> Deferred[Decision | None]:
+        """Decide where ``call`` goes, or fire with None to let the next router decide."""

@@ -352,6 +352,16 @@ class LimitTests(SynchronousTestCase):
 class MalformedTests(SynchronousTestCase):
     """Malformed input raises `SIPParseError`, answerable where the request line is the problem."""
 
+    def test_errorDefaults(self) -> None:
+        """A parse error is a ValueError with a reason and status 400 unless told otherwise."""
+        error = SIPParseError("why")
+        self.assertIsInstance(error, ValueError)
+        self.assertEqual((error.reason, error.status), ("why", 400))
+        self.assertEqual(SIPParseError("big", 513).status, 513)
+        derived = MessageParseError("x", method="BYE")
+        self.assertIsInstance(derived, SIPParseError)
+        self.assertEqual((derived.status, derived.method, derived.headers), (400, "BYE", None))
+
     def test_empty(self) -> None:
         """Empty or blank input is refused."""
         for data in [b"", b"\r\n", b"\r\n\r\n", b"\r\n\r\n\r\n\r\n"]:
