@@ -16,6 +16,8 @@ from netaddr import IPSet
 
 from sbc.access import DEVICE_NETWORK, TRUNK, AccessPolicy, BanSettings, Peer
 from sbc.errors import ConfigError
+from sbc.hook import Hook, loadHook
+from sbc.routing import RoutingSettings, parseRoutingConfig
 from sbc.sip.message import Limits
 from sbc.users import UserDirectory, loadUsers
 from sbc.whitelist import loadWhitelist
@@ -47,13 +49,29 @@ class SIPSettings:
     serverName: str = "sbc"
 
 
+DEFAULT_FAILOVER = (408, 500, 502, 503, 504)
+
+
 @dataclass(frozen=True)
 class Trunk:
     name: str
     whitelistPath: Path
     whitelist: IPSet = field(compare=False, repr=False)
-    gateways: tuple[str, ...] = ()
+    gateways: tuple[tuple[str, int], ...] = ()
     description: str = ""
+    # Seconds without any provisional answer before the next gateway is tried.
+    failoverTimeout: float = 2.0
+    # Final codes that send the call to the next gateway (4xx and 6xx otherwise go back).
+    failoverCodes: tuple[int, ...] = DEFAULT_FAILOVER
+    # Timer C: seconds of ringing before we give up on the callee.
+    noAnswerTimeout: float = 180.0
+    maxCallLength: float = 4 * 3600.0
+    # Trust this trunk's P-Asserted-Identity (and pass ours to it).
+    trusted: bool = False
+    # Extra headers that may cross the SBC on calls through this trunk, beyond the built-in list.
+    passHeaders: tuple[str, ...] = ()
+    # REFER from this trunk: "reject" (default) or "relay".
+    refer: str = "reject"
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,18 @@ class RegistrarSettings:
 
 
 @dataclass(frozen=True)
+class CallSettings:
+    """Call handling that is not per trunk."""
+
+    cdrPath: Path | None = None
+    # On shutdown, seconds to let calls finish before they are released with BYE.
+    drainGrace: float = 0.0
+    # "parallel": ring every binding of a user at once; "sequential": one by one, best q first.
+    fork: str = "parallel"
+    noAnswerTimeout: float = 180.0
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     listeners: tuple[Listener, ...]
@@ -86,6 +116,9 @@ class Config:
     devicesWhitelistPath: Path | None = None
     registrar: RegistrarSettings = field(default_factory=RegistrarSettings)
     bans: BanSettings = field(default_factory=BanSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    hook: Hook | None = field(default=None, compare=False, repr=False)
+    calls: CallSettings = field(default_factory=CallSettings)
     access: AccessPolicy = field(compare=False, repr=False, default_factory=lambda: AccessPolicy({}))
 
     def watchedFiles(self) -> tuple[Path, ...]:
@@ -95,6 +128,8 @@ class Config:
             files.append(self.devicesWhitelistPath)
         if self.registrar.usersPath is not None:
             files.append(self.registrar.usersPath)
+        if self.routing.hookPath is not None:
+            files.append(self.routing.hookPath)
         return tuple(files)
 
     @property
@@ -245,6 +280,21 @@ def loadConfig(path: Path | str) -> Config:
         duration=bansTable.number("duration", 600.0, minimum=1, maximum=30 * 86400),
     )
     bansTable.done()
+    routing = parseRoutingConfig(
+        path, base, top.get("routing", dict, {}), trunks=[t.name for t in trunks], domains=registrar.domains
+    )
+    hook = loadHook(routing.hookPath) if routing.hookPath is not None else None
+    callsTable = top.table("calls")
+    fork = callsTable.get("fork", str, "parallel")
+    if fork not in ("parallel", "sequential"):
+        raise ConfigError(path, 'must be "parallel" or "sequential"', key="calls.fork")
+    calls = CallSettings(
+        cdrPath=stateDirectory / callsTable.get("cdr_file", str, "cdr.jsonl"),
+        drainGrace=callsTable.number("drain_grace", 0.0, minimum=0, maximum=3600),
+        fork=fork,
+        noAnswerTimeout=callsTable.number("no_answer_timeout", 180.0, minimum=1, maximum=3600),
+    )
+    callsTable.done()
     top.done()
     return Config(
         path=path,
@@ -257,6 +307,9 @@ def loadConfig(path: Path | str) -> Config:
         devicesWhitelistPath=devicesPath,
         registrar=registrar,
         bans=bans,
+        routing=routing,
+        hook=hook,
+        calls=calls,
         access=AccessPolicy(whitelists),
     )
 
@@ -308,15 +361,45 @@ def _trunk(path: Path, base: Path, table: _Table, name: str) -> Trunk:
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(path, "trunk names are letters, digits, - and _", key=table.name)
     whitelistPath = base / table.get("whitelist", str, f"whitelist/{name}.txt")
-    gateways = table.get("gateways", list, [])
-    if not all(isinstance(g, str) and g for g in gateways):
-        raise ConfigError(path, "must be a list of host:port strings", key=f"{table.name}.gateways")
+    gateways = tuple(_gateway(path, f"{table.name}.gateways", g) for g in table.get("gateways", list, []))
     description = table.get("description", str, "")
-    table.done()
-    return Trunk(
+    codes = table.get("failover_codes", list, list(DEFAULT_FAILOVER))
+    if not all(isinstance(c, int) and 300 <= c <= 699 for c in codes):
+        raise ConfigError(path, "must be a list of SIP status codes", key=f"{table.name}.failover_codes")
+    passHeaders = table.get("pass_headers", list, [])
+    if not all(isinstance(h, str) and h for h in passHeaders):
+        raise ConfigError(path, "must be a list of header names", key=f"{table.name}.pass_headers")
+    refer = table.get("refer", str, "reject")
+    if refer not in ("reject", "relay"):
+        raise ConfigError(path, 'must be "reject" or "relay"', key=f"{table.name}.refer")
+    trunk = Trunk(
         name=name,
         whitelistPath=whitelistPath,
         whitelist=loadWhitelist(whitelistPath),
-        gateways=tuple(gateways),
+        gateways=gateways,
         description=description,
+        failoverTimeout=table.number("failover_timeout", 2.0, minimum=0.1, maximum=300),
+        failoverCodes=tuple(codes),
+        noAnswerTimeout=table.number("no_answer_timeout", 180.0, minimum=1, maximum=3600),
+        maxCallLength=table.number("max_call_length", 4 * 3600.0, minimum=1, maximum=7 * 86400),
+        trusted=table.get("trusted", bool, False),
+        passHeaders=tuple(h.lower() for h in passHeaders),
+        refer=refer,
     )
+    table.done()
+    return trunk
+
+
+def _gateway(path: Path, key: str, text: Any) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port``; the port defaults to 5060."""
+    if not isinstance(text, str) or not text:
+        raise ConfigError(path, "must be a list of host:port strings", key=key)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else "5060"
+    else:
+        host, _, port = text.partition(":")
+        port = port or "5060"
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(path, f"not a host:port: {text!r}", key=key)
+    return (host, int(port))

@@ -6,6 +6,7 @@ attributes its providers must have.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from zope.interface import Attribute, Interface
@@ -92,3 +93,24 @@ class IRouter(Interface):
 
     def route(call: CallRequest) -> Deferred[Decision | None]:
         """Decide where ``call`` goes, or fire with None to let the next router decide."""
+
+
+class IMediaRelay(Interface):
+    """Anchors a call's media: the built-in relay, or rtpengine for scale.
+
+    Modelled on rtpengine's ng protocol: an SDP from one side of a call goes in, and the SDP to
+    send to the other side comes out, naming the SBC's address and the relay ports that face
+    that other side. ``side`` is "A" (the caller's leg) or "B" (the callee's).
+    """
+
+    def offer(callId: str, side: str, sdp: bytes, onTimeout: Callable[[], object]) -> Deferred[bytes]:
+        """Anchor an SDP offer from ``side``; ``onTimeout`` runs if media stops (not on hold)."""
+
+    def answer(callId: str, side: str, sdp: bytes) -> Deferred[bytes]:
+        """Anchor the SDP answer from ``side`` to the last offer."""
+
+    def delete(callId: str) -> Deferred[None]:
+        """The call is over: release its ports. Unknown calls are not an error."""
+
+    def activeSessions() -> int:
+        """How many calls hold media resources now (metrics, and tests that count)."""

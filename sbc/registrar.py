@@ -7,7 +7,6 @@ NAT, and over TCP/TLS through its own connection (the flow, in the spirit of RFC
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Generator
 from email.utils import formatdate
 from typing import Any
@@ -17,19 +16,17 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from sbc.access import DEVICES, Bans
+from sbc.access import DEVICES
+from sbc.authenticator import Authenticator, Outcome
 from sbc.config import Config
 from sbc.interfaces import Address, ILocationStore, ISIPTransport
 from sbc.location import Binding
-from sbc.nonce import NonceManager, NonceState
-from sbc.sip.digest import Credentials, formatChallenge, parseCredentials, verify
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import NameAddr, parseNameAddr
 from sbc.sip.message import Request
 from sbc.transaction import ServerTransaction
 
 MAX_CONTACTS = 16
-_DUMMY_HA1 = {"MD5": hashlib.md5(b"nobody").hexdigest(), "SHA-256": hashlib.sha256(b"nobody").hexdigest()}
 
 Respond = Callable[..., None]
 
@@ -52,15 +49,13 @@ class Registrar:
         config: Config,
         clock: IReactorTime,
         store: ILocationStore,
-        nonces: NonceManager,
-        bans: Bans,
+        authenticator: Authenticator,
         respond: Respond,
     ) -> None:
         self.config = config
         self.clock = clock
         self.store = store
-        self.nonces = nonces
-        self.bans = bans
+        self.authenticator = authenticator
         self.respond = respond
         # Live stream connections of registered devices: requests to them reuse the flow.
         self.flows: dict[tuple[str, str, int], ISIPTransport] = {}
@@ -72,7 +67,6 @@ class Registrar:
 
     def setConfig(self, config: Config) -> None:
         self.config = config
-        self.bans.settings = config.bans
 
     def register(self, request: Request, transaction: ServerTransaction) -> Deferred[None]:
         d = self._register(request, transaction)
@@ -103,56 +97,14 @@ class Registrar:
         user, domain = to.uri.user, to.uri.host.lower()
         if not user or not settings.servesDomain(domain):
             raise RegisterError(403, "Not a domain of ours")
-        host = transaction.source[0]
-        credentials = self._credentials(request, domain)
-        if credentials is None:
-            self._challenge(transaction, domain, stale=False)
-            return
-        if credentials.username != user or credentials.realm.lower() != domain:
+        verdict = self.authenticator.check(request, user, domain, transaction.source[0])
+        if verdict.outcome is Outcome.FORBIDDEN:
             raise RegisterError(403, "Credentials do not match the To user")
-        algorithm = (credentials.algorithm or "MD5").upper()
-        account = settings.users.lookup(user, domain)
-        usable = account is not None and (not account.demo or (config.loopbackOnly and _loopback(host)))
-        ha1 = account.ha1 if usable and account is not None else _DUMMY_HA1
-        # The digest is checked before the nonce is spent, so forged requests cannot burn or
-        # crowd out genuine nonces, and stale=true goes only with a right digest (RFC 7616).
-        if (
-            algorithm not in settings.algorithms
-            or not verify(credentials, ha1.get(algorithm, _DUMMY_HA1["MD5"]), "REGISTER")
-            or not usable
-        ):
-            self._failed(host)
-            self._challenge(transaction, domain, stale=False)
+        if verdict.outcome is not Outcome.OK:
+            stale = verdict.outcome is Outcome.STALE
+            self.respond(transaction, 401, extra=self.authenticator.challenges(domain, stale=stale))
             return
-        state = self.nonces.check(credentials.nonce, credentials.nc)
-        if state is NonceState.STALE:
-            self._challenge(transaction, domain, stale=True)
-            return
-        if state is not NonceState.VALID:
-            self._failed(host)
-            self._challenge(transaction, domain, stale=False)
-            return
-        self.bans.success(host)
-        aor = f"{user}@{domain}"
-        yield self._bind(request, transaction, aor)
-
-    def _credentials(self, request: Request, domain: str) -> Credentials | None:
-        for value in request.headers.getAll("authorization"):
-            credentials = parseCredentials(value)
-            if credentials.realm.lower() == domain:
-                return credentials
-        return None
-
-    def _failed(self, host: str) -> None:
-        self.bans.failure(host)
-
-    def _challenge(self, transaction: ServerTransaction, realm: str, *, stale: bool) -> None:
-        nonce = self.nonces.issue()
-        extra = tuple(
-            ("WWW-Authenticate", formatChallenge(realm, nonce, algorithm, stale=stale))
-            for algorithm in self.config.registrar.algorithms
-        )
-        self.respond(transaction, 401, extra=extra)
+        yield self._bind(request, transaction, verdict.aor)
 
     @inlineCallbacks
     def _bind(self, request: Request, transaction: ServerTransaction, aor: str) -> Generator[Any, Any, None]:
@@ -257,10 +209,6 @@ class Registrar:
             return None if transport is None else (transport, binding.source)
         flow = self.flows.get((binding.transport, binding.source[0], binding.source[1]))
         return None if flow is None else (flow, binding.source)
-
-
-def _loopback(host: str) -> bool:
-    return host == "::1" or host.startswith("127.")
 
 
 def _parseContact(value: str) -> NameAddr:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from sbc.access import Bans
+from sbc.authenticator import Authenticator
+from sbc.b2bua import CallManager, Route
+from sbc.cdr import CDRWriter
 from sbc.config import Config
 from sbc.droplog import DropLog
 from sbc.interfaces import Address, ILocationStore, ISIPTransport, ITransactionUser
@@ -21,6 +25,7 @@ from sbc.location import MemoryLocationStore
 from sbc.metrics import Metrics
 from sbc.nonce import NonceManager
 from sbc.registrar import Registrar
+from sbc.routing import CallRequest, Decision, Reject, RoutingChain, buildChain
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import HeaderField, Headers, Via, parseVia, splitList
 from sbc.sip.message import (
@@ -96,6 +101,8 @@ class SIPServer:
         store: ILocationStore | None = None,
         bans: Bans | None = None,
         secret: bytes | None = None,
+        route: Route | None = None,
+        cdrs: CDRWriter | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -104,24 +111,44 @@ class SIPServer:
         sip = config.sip
         self.transactions = TransactionLayer(clock, self, Timers(T1=sip.t1, T2=sip.t2, T4=sip.t4))
         self.bans = bans if bans is not None else Bans(clock, config.bans)
+        self.chain = routingChain(config)
+        nonces = NonceManager(clock, secret or secrets.token_bytes(32), config.registrar.nonceLifetime)
+        self.authenticator = Authenticator(config, nonces, self.bans)
         self.registrar = Registrar(
             config,
             clock,
             store if store is not None else MemoryLocationStore(clock),
-            NonceManager(clock, secret or secrets.token_bytes(32), config.registrar.nonceLifetime),
-            self.bans,
+            self.authenticator,
             self._respond,
+        )
+        self.calls = CallManager(
+            config,
+            clock,
+            self.transactions,
+            self.registrar,
+            self.authenticator,
+            route if route is not None else self._route,
+            self._respond,
+            cdrs,
         )
         self.methods: dict[str, Handler] = {
             "OPTIONS": self._options,
             "CANCEL": self._cancel,
             "REGISTER": self.registrar.register,
+            "INVITE": self.calls.invite,
         }
+        # Methods that only make sense inside a dialog; they reach the call that owns it.
+        for method in ("BYE", "UPDATE", "INFO", "PRACK", "REFER", "MESSAGE", "NOTIFY"):
+            self.methods[method] = self._outOfDialog
 
     def setConfig(self, config: Config) -> None:
         """Swap in a new configuration: one assignment, so no request sees a mix."""
         self.config = config
+        self.bans.settings = config.bans
+        self.authenticator.config = config
         self.registrar.setConfig(config)
+        self.calls.config = config
+        self.chain = routingChain(config)
 
     # --- transports call these ---------------------------------------------------------------
 
@@ -174,6 +201,8 @@ class SIPServer:
         """A UDP socket is up: requests to devices registered before a restart can leave by it."""
         if self.registrar.fallbackDatagram is None:
             self.registrar.fallbackDatagram = transport
+        if self.calls.datagram is None:
+            self.calls.datagram = transport
 
     def connectionClosed(self, transport: ISIPTransport) -> None:
         """A flow that dies takes the bindings registered through it along."""
@@ -198,7 +227,8 @@ class SIPServer:
 
     def requestReceived(self, request: Request, transaction: ServerTransaction | None) -> None:
         if transaction is None:
-            return  # an ACK for a 2xx: it belongs to a dialog, and we have none at this stage
+            self.calls.ack(request)  # an ACK for a 2xx belongs to its dialog
+            return
         method = request.method
         if method not in KNOWN_METHODS:
             self._respond(transaction, 501)
@@ -215,7 +245,10 @@ class SIPServer:
             if unsupported:
                 self._respond(transaction, 420, extra=(("Unsupported", ", ".join(unsupported)),))
                 return
-        handler = self.methods.get(method)
+        if method not in ("CANCEL", "REGISTER") and request.toHeader().tag is not None:
+            handler: Handler | None = self.calls.inDialog
+        else:
+            handler = self.methods.get(method)
         if handler is None:
             self._respond(transaction, 405)
             return
@@ -230,6 +263,7 @@ class SIPServer:
 
     def strayResponse(self, response: Response, transport: ISIPTransport, source: Address) -> None:
         self.metrics.counts["stray_responses"] += 1
+        self.calls.strayResponse(response)
 
     # --- the SBC's own answers ---------------------------------------------------------------
 
@@ -246,6 +280,10 @@ class SIPServer:
             self._respond(transaction, 481)
             return
         self._respond(transaction, 200)
+        self.calls.cancelled(invite)
+
+    def _outOfDialog(self, request: Request, transaction: ServerTransaction) -> None:
+        self._respond(transaction, 481)
 
     def _respond(
         self,
@@ -269,7 +307,21 @@ class SIPServer:
         headers.add("Content-Length", "0")
 
     def allow(self) -> str:
-        return ", ".join(sorted({*self.methods, "ACK"}))
+        return ", ".join(sorted({*self.methods, "ACK"} - {"REFER"}))
+
+    def _route(self, call: CallRequest) -> Deferred[Decision]:
+        return self.chain.route(call).addCallback(lambda d: d or Decision(reject=Reject(404, "No route")))
+
+
+def routingChain(config: Config) -> RoutingChain:
+    """Hook, static rules, registrar, trunks: the first router that decides wins."""
+    return buildChain(
+        config.routing,
+        users=config.registrar.users,
+        domains=config.registrar.domains,
+        trunks=[t.name for t in config.trunks],
+        hook=config.hook,
+    )
 
 
 def _routableVia(headers: Headers) -> Via | None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application import internet, service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
 from sbc.access import Bans
+from sbc.cdr import CDRWriter
 from sbc.config import Config, loadConfig
 from sbc.errors import ConfigError
 from sbc.listeners import SignalReload, listenerServices
@@ -42,16 +45,27 @@ class Options(usage.Options):
 
 
 class SBCService(service.MultiService):
-    """The SBC's service tree; stopping it cancels every SIP timer."""
+    """The SBC's service tree. Stopping it ends every call (each gets its CDR), then every timer."""
 
-    def __init__(self, server: SIPServer) -> None:
+    def __init__(self, server: SIPServer, clock: IReactorTime, cdrs: CDRWriter | None = None) -> None:
         super().__init__()
         self.server = server
+        self.clock = clock
+        self.cdrs = cdrs
 
-    def stopService(self) -> Any:
-        result = super().stopService()
-        self.server.transactions.stop()
-        return result
+    def stopService(self) -> Deferred[None]:
+        grace = self.server.config.calls.drainGrace
+        d = self.server.calls.drain(self.clock, grace) if grace > 0 else succeed(None)
+
+        def stop(_: object) -> Any:
+            self.server.calls.releaseAll()
+            result = super(SBCService, self).stopService()
+            self.server.transactions.stop()
+            if self.cdrs is not None:
+                self.cdrs.close()
+            return result
+
+        return d.addCallback(stop)
 
 
 def _timer(interval: float, call: Any, clock: Any) -> internet.TimerService:
@@ -73,8 +87,9 @@ def makeService(options: Options) -> service.MultiService:
         raise usage.UsageError(f"{config.stateDirectory}: cannot use the state directory: {e}") from None
     store = SQLiteLocationStore(reactor, database)
     bans = Bans(reactor, config.bans, BanTable(database))
-    server = SIPServer(config, reactor, store=store, bans=bans, secret=secret)
-    top = SBCService(server)
+    cdrs = CDRWriter(config.calls.cdrPath or config.stateDirectory / "cdr.jsonl")
+    server = SIPServer(config, reactor, store=store, bans=bans, secret=secret, cdrs=cdrs)
+    top = SBCService(server, reactor, cdrs)
     for child in listenerServices(reactor, config, server, reactor, options["tlsContext"]):
         child.setServiceParent(top)
     reloader = ConfigReloader(config, server.setConfig)

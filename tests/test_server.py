@@ -185,19 +185,22 @@ class BoundsTests(SynchronousTestCase):
 
 # What the SBC answers to each RFC 4475 message from a trunk over UDP. None means no answer at
 # all (responses). REGISTERs from a trunk get 403: trunks do not register (the registrar's own
-# handling of the REGISTER messages is in test_registrar).
+# handling of the REGISTER messages is in test_registrar). INVITEs are routed: the demo test
+# config has no route for their example.com users (404); invut's body type gets 415 and
+# sdp01's Accept, which excludes SDP, 406; wsinv and mpart01 carry a To tag, so they are in-dialog
+# requests for a dialog we do not have (481).
 EXPECTED = {
-    "wsinv.dat": 405,
+    "wsinv.dat": 481,
     "intmeth.dat": 501,
-    "esc01.dat": 405,
+    "esc01.dat": 404,
     "escnull.dat": 403,
     "esc02.dat": 501,
     "lwsdisp.dat": 200,
-    "longreq.dat": 405,
+    "longreq.dat": 404,
     "dblreq.dat": 403,
     "semiuri.dat": 200,
     "transports.dat": 200,
-    "mpart01.dat": 405,
+    "mpart01.dat": 481,
     "unreason.dat": None,
     "noreason.dat": None,
     "badinv01.dat": 400,
@@ -211,7 +214,7 @@ EXPECTED = {
     "lwsstart.dat": 400,
     "trws.dat": 400,
     "escruri.dat": 400,
-    "baddate.dat": 405,
+    "baddate.dat": 404,
     "regbadct.dat": 400,
     "badaspec.dat": 200,
     "baddn.dat": 400,
@@ -225,7 +228,7 @@ EXPECTED = {
     "novelsc.dat": 416,
     "unksm2.dat": 403,
     "bext01.dat": 420,
-    "invut.dat": 405,
+    "invut.dat": 415,
     "regaut01.dat": 403,
     "multi01.dat": 400,
     "mcl01.dat": 400,
@@ -234,8 +237,8 @@ EXPECTED = {
     "cparam01.dat": 403,
     "cparam02.dat": 403,
     "regescrt.dat": 403,
-    "sdp01.dat": 405,
-    "inv2543.dat": 405,
+    "sdp01.dat": 406,
+    "inv2543.dat": 404,
 }
 
 

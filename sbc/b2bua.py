@@ -1,0 +1,885 @@
+"""The B2BUA: every call is two dialogs, an A-leg and a B-leg, joined by a `Call`.
+
+Nothing passes through unchanged. The B-leg is built fresh (Call-ID, tags, CSeq, Via,
+Contact are ours) and only the headers `sbc.policy` allows are copied across, in both
+directions. Responses and in-dialog requests are mapped between the legs by the call.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sbc.access import DEVICES, TRUNK, Peer
+from sbc.authenticator import Authenticator, Outcome
+from sbc.cdr import CDR, CDRWriter, dispositionFor
+from sbc.cdr import Leg as Party
+from sbc.config import Config, Trunk
+from sbc.dialog import Leg, newCallId, newTag
+from sbc.interfaces import Address, IClientTransactionUser, ISIPTransport
+from sbc.location import Binding
+from sbc.policy import copyHeaders
+from sbc.registrar import Registrar
+from sbc.routing import CallRequest, Decision, TrunkTarget, UserTarget
+from sbc.sip.errors import SIPParseError
+from sbc.sip.headers import Headers
+from sbc.sip.message import Request, Response
+from sbc.sip.uri import URI, parseURI, unescape
+from sbc.transaction import ClientTransaction, ServerTransaction, TransactionLayer, responseAddress
+
+Respond = Callable[..., None]
+Route = Callable[[CallRequest], Deferred[Decision]]
+
+# Call states, in order.
+ROUTING, CALLING, EARLY, CONFIRMED, ENDED = "routing", "calling", "early", "confirmed", "ended"
+DEFAULT_MAX_LENGTH = 4 * 3600.0
+_SDP_TYPES = frozenset({"application/sdp", "application/*", "*/*"})
+RELAYED_IN_DIALOG = ("INVITE", "UPDATE", "INFO", "OPTIONS", "MESSAGE", "NOTIFY")
+
+
+class Branch:
+    """One attempt to reach the callee: one B-side INVITE client transaction."""
+
+    __slots__ = (
+        "answered",
+        "call",
+        "cancelled",
+        "failoverTimer",
+        "final",
+        "label",
+        "leg",
+        "provisional",
+        "transaction",
+    )
+
+    def __init__(self, call: Call, leg: Leg, label: Party) -> None:
+        self.call = call
+        self.leg = leg
+        self.label = label
+        self.transaction: ClientTransaction | None = None
+        self.provisional = False
+        self.final: int | None = None
+        self.cancelled = False
+        self.answered = False
+        self.failoverTimer: IDelayedCall | None = None
+
+
+@implementer(IClientTransactionUser)
+class Call:
+    """A bridged call: the A-leg we answer, the B-side branches we place, and what joins them."""
+
+    log = Logger()
+
+    def __init__(
+        self, manager: CallManager, invite: ServerTransaction, a: Leg, peer: Peer, request: CallRequest
+    ):
+        self.manager = manager
+        self.id = secrets.token_hex(8)
+        self.invite = invite
+        self.a = a
+        self.b: Leg | None = None
+        self.peer = peer
+        self.request = request
+        self.state = ROUTING
+        self.branches: list[Branch] = []
+        self.targets: Iterator[tuple[Party, Deferred[list[tuple[Leg, Request]]]]] = iter(())
+        self.best: Response | None = None
+        self.bestStatus = 0
+        self.timers: dict[str, IDelayedCall] = {}
+        self.start = manager.clock.seconds()
+        self.answerTime: float | None = None
+        self.status = 0
+        self.releasedBy = "sbc"
+        self.cancelled = False
+        self.bLabel: Party | None = None
+        self.okToA: Response | None = None
+        self.ackFromB: Request | None = None
+        self.aAddress = responseAddress(invite.request.topVia(), invite.transport, invite.source)
+        self.pending: dict[ClientTransaction, Relay] = {}
+        self.queued: list[tuple[Party, Leg, Request]] = []
+
+    # --- placing the B side ------------------------------------------------------------------
+
+    def route(self, decision: Decision) -> None:
+        if self.state == ENDED:
+            return
+        if decision.reject is not None:
+            self.finishA(decision.reject.status, decision.reject.reason)
+            return
+        if not decision.targets:
+            self.finishA(404, "No route")
+            return
+        self.state = CALLING
+        self.targets = iter(self.manager.expand(self, decision.targets))
+        self.timers["C"] = self.manager.clock.callLater(self.noAnswerTimeout(decision), self.timerC)
+        self.nextTarget()
+
+    def noAnswerTimeout(self, decision: Decision) -> float:
+        for target in decision.targets:
+            if isinstance(target, TrunkTarget):
+                trunk = self.manager.trunk(target.trunk)
+                if trunk is not None:
+                    return trunk.noAnswerTimeout
+        return self.manager.config.calls.noAnswerTimeout
+
+    def nextTarget(self) -> None:
+        """Try the next gateway or user; when none is left, give A the best answer we had."""
+        if self.state not in (CALLING, EARLY) or self.cancelled:
+            return
+        if self.queued:  # sequential forking: the next binding of the same user
+            label, leg, invite = self.queued.pop(0)
+            self.place(label, leg, invite)
+            return
+        try:
+            label, attempt = next(self.targets)
+        except StopIteration:
+            if not any(b.final is None and not b.cancelled for b in self.branches):
+                status = self.bestStatus or 480
+                self.finishA(status, self.best.reason if self.best is not None else None, self.best)
+            return
+
+        def place(legs: list[tuple[Leg, Request]]) -> None:
+            if not legs:
+                self.failed(480, None)
+                return
+            if self.manager.config.calls.fork == "sequential":
+                self.queued.extend((label, leg, invite) for leg, invite in legs[1:])
+                legs = legs[:1]
+            for leg, invite in legs:
+                self.place(label, leg, invite)
+
+        attempt.addCallback(place)
+        attempt.addErrback(self.routeError)
+
+    def routeError(self, failure: Failure) -> None:
+        self.log.failure("placing a B-leg failed", failure)
+        self.failed(500, None)
+
+    def place(self, label: Party, leg: Leg, invite: Request) -> None:
+        branch = Branch(self, leg, label)
+        self.branches.append(branch)
+        self.manager.legs[leg.key] = (self, leg)
+        branch.transaction = self.manager.transactions.sendRequest(invite, leg.transport, leg.address, self)
+        if label.kind == "trunk":
+            trunk = self.manager.trunk(label.name)
+            if trunk is not None and len(trunk.gateways) > 1:
+                branch.failoverTimer = self.manager.clock.callLater(
+                    trunk.failoverTimeout, self.gatewaySilent, branch
+                )
+
+    def gatewaySilent(self, branch: Branch) -> None:
+        """No provisional answer in time: give up on this gateway and try the next."""
+        branch.failoverTimer = None
+        if branch.provisional or branch.final is not None:
+            return
+        branch.final = 408
+        self.abandon(branch)
+        self.nextTarget()
+
+    def branchOf(self, transaction: ClientTransaction) -> Branch | None:
+        for branch in self.branches:
+            if branch.transaction is transaction:
+                return branch
+        return None
+
+    # --- IClientTransactionUser: responses on the B side ----------------------------------
+
+    def responseReceived(self, response: Response, transaction: ClientTransaction) -> None:
+        relay = self.pending.get(transaction)
+        if relay is not None:
+            relay.response(response)
+            if response.status >= 200:
+                del self.pending[transaction]
+            return
+        branch = self.branchOf(transaction)
+        if branch is None:
+            return
+        status = response.status
+        if status < 200:
+            if status == 100:
+                return
+            branch.provisional = True
+            self.stopFailover(branch)
+            branch.leg.learn(response)
+            if branch.cancelled:
+                self.sendCancel(branch)
+                return
+            if self.state in (CALLING, EARLY):
+                self.state = EARLY
+                self.relayToA(response)
+            return
+        self.stopFailover(branch)
+        if status < 300:
+            self.branchAnswered(branch, response)
+            return
+        branch.final = status
+        self.manager.legs.pop(branch.leg.key, None)
+        if branch.cancelled or self.state not in (CALLING, EARLY):
+            self.maybeDone()
+            return
+        self.failed(status, response, branch)
+
+    def transactionTimedOut(self, transaction: ClientTransaction) -> None:
+        relay = self.pending.pop(transaction, None)
+        if relay is not None:
+            relay.timedOut()
+            return
+        branch = self.branchOf(transaction)
+        if branch is None or branch.final is not None:
+            return
+        branch.final = 408
+        self.manager.legs.pop(branch.leg.key, None)
+        if branch.cancelled or self.state not in (CALLING, EARLY):
+            self.maybeDone()
+            return
+        self.failed(408, None, branch)
+
+    def failed(self, status: int, response: Response | None, branch: Branch | None = None) -> None:
+        """A branch ended without an answer: fail over, or remember its answer for A."""
+        if self.best is None or _better(status, self.bestStatus):
+            self.best = response
+            self.bestStatus = status
+        if status >= 600:
+            self.cancelBranches()
+            self.finishA(status, response.reason if response else None, response)
+            return
+        trunk = self.manager.trunk(branch.label.name) if branch and branch.label.kind == "trunk" else None
+        retry = status == 408 or status == 480 or (trunk is not None and status in trunk.failoverCodes)
+        if trunk is None and branch is not None and status != 408:
+            retry = status >= 500 or status == 480
+        if any(b.final is None and not b.cancelled for b in self.branches):
+            return  # other forks are still ringing
+        if self.queued and branch is not None and branch.label.kind == "user":
+            self.nextTarget()  # sequential forking goes on to the next binding whatever the code
+        elif retry or branch is None:
+            self.nextTarget()
+        else:
+            self.finishA(status, response.reason if response else None, response)
+
+    def maybeDone(self) -> None:
+        if self.state == ENDED and not self.pending:
+            self.manager.forget(self)
+
+    def branchAnswered(self, branch: Branch, response: Response) -> None:
+        leg = branch.leg
+        leg.learn(response)
+        if branch.answered:
+            self.ackB(leg, response)  # a retransmitted 2xx: our ACK was lost
+            return
+        branch.answered = True
+        if self.state not in (CALLING, EARLY) or self.b is not None:
+            # The CANCEL/2xx race, or a second fork answering: take it and hang it up.
+            self.ackB(leg, response)
+            self.byeOrphan(leg)
+            return
+        self.b = leg
+        self.bLabel = branch.label
+        self.state = CONFIRMED
+        self.answerTime = self.manager.clock.seconds()
+        self.status = response.status
+        self.cancelTimer("C")
+        for other in self.branches:
+            if other is not branch and other.final is None:
+                other.cancelled = True
+                if other.provisional:
+                    self.sendCancel(other)
+        self.ackB(leg, response)
+        ok = self.responseForA(response)
+        self.okToA = ok
+        self.invite.respond(ok)
+        if not self.invite.transport.reliable:
+            self.retransmitOk(self.manager.transactionsT1())
+        self.timers["length"] = self.manager.clock.callLater(self.maxLength(), self.tooLong)
+
+    def maxLength(self) -> float:
+        for label in (self.bLabel, _peerLabel(self.peer)):
+            if label is not None and label.kind == "trunk":
+                trunk = self.manager.trunk(label.name)
+                if trunk is not None:
+                    return trunk.maxCallLength
+        return DEFAULT_MAX_LENGTH
+
+    def ackB(self, leg: Leg, response: Response) -> None:
+        cseq = response.cseq().number
+        ack = leg.request("ACK", cseq=cseq)
+        leg.send(ack)
+        self.ackFromB = ack
+
+    def byeOrphan(self, leg: Leg) -> None:
+        bye = leg.request("BYE")
+        self.manager.transactions.sendRequest(bye, leg.transport, leg.address, _Ignore())
+
+    # --- A side ------------------------------------------------------------------------------
+
+    def relayToA(self, response: Response) -> None:
+        self.invite.respond(self.responseForA(response))
+
+    def responseForA(self, response: Response) -> Response:
+        """B's response, rebuilt for A: A's own Via, From, To (with our tag), Call-ID, CSeq."""
+        answer = Response(response.status, response.reason, Headers())
+        request = self.invite.request
+        for field in request.headers.fields:
+            if field.key in ("via", "from", "call-id", "cseq"):
+                answer.headers.fields.append(field)
+            elif field.key == "to":
+                answer.headers.add("To", f"{field.value};tag={self.a.localTag}")
+        if response.status < 300 and response.status > 100:
+            answer.headers.add("Contact", self.a.contact)
+        copyHeaders(response.headers, answer.headers, trusted=self.trustedA(), extra=self.passA())
+        answer.headers.add("Server", self.manager.config.sip.serverName)
+        answer.setBody(response.body)
+        return answer
+
+    def trustedA(self) -> bool:
+        trunk = self.manager.trunk(self.peer.name) if self.peer.kind == TRUNK else None
+        return trunk is not None and trunk.trusted
+
+    def passA(self) -> tuple[str, ...]:
+        trunk = self.manager.trunk(self.peer.name) if self.peer.kind == TRUNK else None
+        return trunk.passHeaders if trunk is not None else ()
+
+    def retransmitOk(self, interval: float) -> None:
+        """RFC 3261 section 13.3.1.4: resend our 2xx until A's ACK, T1 doubling to T2."""
+        if self.okToA is None:
+            return
+        t1 = self.manager.transactionsT1()
+        if interval > 64 * t1 / 2:
+            self.log.info("call {id}: no ACK for our 2xx; hanging up", id=self.id)
+            self.hangup(None, reason="no ACK")
+            return
+
+        def again() -> None:
+            if self.okToA is not None:
+                self.a.transport.send(self.okToA.toBytes(), self.aAddress)
+                self.retransmitOk(min(interval * 2, self.manager.transactionsT2()))
+
+        self.timers["ok"] = self.manager.clock.callLater(interval, again)
+
+    def ackReceived(self, ack: Request) -> None:
+        """A's ACK for our 2xx: stop resending it. Its body (late offer) was already answered."""
+        if self.okToA is not None:
+            self.okToA = None
+            self.cancelTimer("ok")
+
+    def finishA(self, status: int, reason: str | None = None, response: Response | None = None) -> None:
+        """Answer A's INVITE with a final failure, and end the call attempt."""
+        if self.state == ENDED:
+            return
+        if response is not None and status == response.status:
+            answer = self.responseForA(response)
+        else:
+            answer = Response(status, reason)
+            for field in self.invite.request.headers.fields:
+                if field.key in ("via", "from", "call-id", "cseq"):
+                    answer.headers.fields.append(field)
+                elif field.key == "to":
+                    answer.headers.add("To", f"{field.value};tag={self.a.localTag}")
+            answer.headers.add("Server", self.manager.config.sip.serverName)
+            answer.setBody(b"")
+        self.invite.respond(answer)
+        self.status = status
+        self.releasedBy = "caller" if self.cancelled else ("callee" if response is not None else "sbc")
+        self.end()
+
+    def cancel(self) -> None:
+        """A CANCELled before the answer: 487 to A, CANCEL to every ringing branch."""
+        if self.state not in (ROUTING, CALLING, EARLY):
+            return
+        self.cancelled = True
+        self.cancelBranches()
+        self.finishA(487)
+        self.releasedBy = "caller"
+
+    def cancelBranches(self) -> None:
+        for branch in self.branches:
+            if branch.final is None and not branch.cancelled:
+                branch.cancelled = True
+                if branch.provisional:
+                    self.sendCancel(branch)
+
+    def sendCancel(self, branch: Branch) -> None:
+        """RFC 3261 section 9.1: same Request-URI, Call-ID, From, To, CSeq number and Via."""
+        transaction = branch.transaction
+        if transaction is None:
+            return
+        invite = transaction.request
+        headers = Headers()
+        for field in invite.headers.fields:
+            if field.key in ("via", "from", "to", "call-id", "route", "max-forwards"):
+                headers.fields.append(field)
+        headers.add("CSeq", f"{invite.cseq().number} CANCEL")
+        headers.add("Content-Length", "0")
+        cancel = Request("CANCEL", invite.uri, headers)
+        self.manager.transactions.sendRequest(cancel, branch.leg.transport, branch.leg.address, _Ignore())
+
+    def abandon(self, branch: Branch) -> None:
+        branch.cancelled = True
+        self.manager.legs.pop(branch.leg.key, None)
+
+    def timerC(self) -> None:
+        """No answer in time (Timer C): cancel the branches, 408 to A."""
+        self.timers.pop("C", None)
+        if self.state in (CALLING, EARLY):
+            self.cancelBranches()
+            self.finishA(408, "No Answer")
+            self.releasedBy = "sbc"
+
+    def tooLong(self) -> None:
+        self.timers.pop("length", None)
+        self.hangup(None, reason="maximum call length")
+
+    def stopFailover(self, branch: Branch) -> None:
+        if branch.failoverTimer is not None:
+            branch.failoverTimer.cancel()
+            branch.failoverTimer = None
+
+    # --- in-dialog -----------------------------------------------------------------------
+
+    def other(self, leg: Leg) -> Leg | None:
+        return self.b if leg is self.a else self.a
+
+    def inDialog(self, request: Request, transaction: ServerTransaction, leg: Leg) -> None:
+        method = request.method
+        cseq = request.cseq().number
+        if method != "ACK" and cseq <= leg.remoteSeq and method != "CANCEL":
+            self.manager.respond(transaction, 500, reason="CSeq out of order")
+            return
+        leg.remoteSeq = max(leg.remoteSeq, cseq)
+        if method == "BYE":
+            self.manager.respond(transaction, 200)
+            self.hangup(leg)
+            return
+        other = self.other(leg)
+        if other is None or self.state != CONFIRMED:
+            self.manager.respond(transaction, 481 if method != "BYE" else 200)
+            return
+        if method == "REFER" and not self.refersRelayed(leg):
+            self.manager.respond(transaction, 403, reason="REFER not allowed")
+            return
+        if method == "PRACK":
+            self.manager.respond(transaction, 200)
+            return
+        if method not in RELAYED_IN_DIALOG and method != "REFER":
+            self.manager.respond(transaction, 501)
+            return
+        if method in ("INVITE", "UPDATE") and any(
+            r.method in ("INVITE", "UPDATE") and r.target is leg for r in self.pending.values()
+        ):
+            self.manager.respond(transaction, 491)  # glare: we are still offering on this leg
+            return
+        forward = other.request(method)
+        copyHeaders(request.headers, forward.headers, trusted=False)
+        forward.headers.add("User-Agent", self.manager.config.sip.serverName)
+        forward.setBody(request.body)
+        relay = Relay(self, transaction, method, other, leg)
+        client = self.manager.transactions.sendRequest(forward, other.transport, other.address, self)
+        self.pending[client] = relay
+
+    def refersRelayed(self, leg: Leg) -> bool:
+        """REFER crosses only from a trunk configured with ``refer = "relay"``."""
+        label = _peerLabel(self.peer) if leg is self.a else self.bLabel
+        if label is None or label.kind != "trunk":
+            return False
+        trunk = self.manager.trunk(label.name)
+        return trunk is not None and trunk.refer == "relay"
+
+    def hangup(self, by: Leg | None, *, reason: str = "") -> None:
+        """End a confirmed call: BYE to every leg but the one that said BYE."""
+        if self.state == ENDED:
+            return
+        self.releasedBy = "sbc" if by is None else ("caller" if by is self.a else "callee")
+        for leg in (self.a, self.b):
+            if leg is not None and leg is not by:
+                bye = leg.request("BYE")
+                if reason:
+                    bye.headers.add("Reason", f'SIP;cause=200;text="{reason}"')
+                bye.setBody(b"")
+                self.manager.transactions.sendRequest(bye, leg.transport, leg.address, _Ignore())
+        self.end()
+
+    def end(self) -> None:
+        if self.state == ENDED:
+            return
+        self.state = ENDED
+        for timer in self.timers.values():
+            if timer.active():
+                timer.cancel()
+        self.timers.clear()
+        for branch in self.branches:
+            self.stopFailover(branch)
+        self.okToA = None
+        self.manager.ended(self)
+
+    def cancelTimer(self, name: str) -> None:
+        timer = self.timers.pop(name, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def cdr(self) -> CDR:
+        end = self.manager.clock.seconds()
+        return CDR(
+            callId=self.id,
+            aLeg=_peerLabel(self.peer, self.request.authenticatedUser),
+            bLeg=self.bLabel or (self.branches[-1].label if self.branches else None),
+            fromUri=f"sip:{self.request.fromUser}@{self.request.fromDomain}",
+            toUri=f"sip:{self.request.user}@{self.request.domain}",
+            start=self.start,
+            answer=self.answerTime,
+            end=end,
+            status=self.status,
+            disposition=dispositionFor(self.status, self.cancelled),
+            releasedBy=self.releasedBy,
+        )
+
+
+class Relay:
+    """An in-dialog request forwarded to the other leg, waiting for its final answer."""
+
+    __slots__ = ("call", "method", "source", "target", "transaction")
+
+    def __init__(
+        self, call: Call, transaction: ServerTransaction, method: str, target: Leg, source: Leg
+    ) -> None:
+        self.call = call
+        self.transaction = transaction
+        self.method = method
+        self.target = target
+        self.source = source
+
+    def response(self, response: Response) -> None:
+        if response.status < 200 and response.status != 100 and self.method != "INVITE":
+            return
+        if response.status == 100:
+            return
+        if self.method == "INVITE" and 200 <= response.status < 300:
+            self.target.learn(response)
+            ack = self.target.request("ACK", cseq=response.cseq().number)
+            self.target.send(ack)
+        answer = Response(response.status, response.reason, Headers())
+        for field in self.transaction.request.headers.fields:
+            if field.key in ("via", "from", "to", "call-id", "cseq"):
+                answer.headers.fields.append(field)
+        if 200 <= response.status < 300 and self.method in ("INVITE", "UPDATE"):
+            answer.headers.add("Contact", self.source.contact)
+        copyHeaders(response.headers, answer.headers)
+        answer.setBody(response.body)
+        self.transaction.respond(answer)
+
+    def timedOut(self) -> None:
+        self.call.manager.respond(self.transaction, 408)
+
+
+@implementer(IClientTransactionUser)
+class _Ignore:
+    """The owner of requests whose answers change nothing (BYE, CANCEL)."""
+
+    def responseReceived(self, response: Response, transaction: ClientTransaction) -> None:
+        pass
+
+    def transactionTimedOut(self, transaction: ClientTransaction) -> None:
+        pass
+
+
+class CallManager:
+    """Creates calls from new INVITEs and finds the call of every in-dialog message."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        clock: IReactorTime,
+        transactions: TransactionLayer,
+        registrar: Registrar,
+        authenticator: Authenticator,
+        route: Route,
+        respond: Respond,
+        cdrs: CDRWriter | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.transactions = transactions
+        self.registrar = registrar
+        self.authenticator = authenticator
+        self.routeCall = route
+        self.respond = respond
+        self.cdrs = cdrs
+        self.calls: dict[ServerTransaction, Call] = {}
+        self.legs: dict[tuple[str, str], tuple[Call, Leg]] = {}
+        self.datagram: ISIPTransport | None = None
+
+    def transactionsT1(self) -> float:
+        return self.transactions.timers.T1
+
+    def transactionsT2(self) -> float:
+        return self.transactions.timers.T2
+
+    def trunk(self, name: str) -> Trunk | None:
+        for trunk in self.config.trunks:
+            if trunk.name == name:
+                return trunk
+        return None
+
+    # --- new calls ---------------------------------------------------------------------------
+
+    def invite(self, request: Request, transaction: ServerTransaction) -> None:
+        source = transaction.source
+        peer = self.config.access.classify(source[0])
+        if peer is None:
+            self.respond(transaction, 403)
+            return
+        if request.body and (request.headers.get("content-type") or "").split(";")[0].strip().lower() not in (
+            "application/sdp",
+            "multipart/mixed",
+        ):
+            self.respond(transaction, 415, extra=(("Accept", "application/sdp"),))
+            return
+        accept = request.headers.getAll("accept")
+        if accept and not any(a.split(";")[0].strip().lower() in _SDP_TYPES for a in accept if a):
+            # RFC 4475 section 3.3.15: we can only answer with SDP.
+            self.respond(
+                transaction, 406, extra=(("Accept", "application/sdp"), ("Warning", '399 sbc "SDP only"'))
+            )
+            return
+        fromAddr = request.fromHeader()
+        authenticated: str | None = None
+        if peer.kind == DEVICES:
+            user, domain = fromAddr.uri.user or "", fromAddr.uri.host.lower()
+            if not self.config.registrar.servesDomain(domain):
+                self.respond(transaction, 403, reason="Not a domain of ours")
+                return
+            verdict = self.authenticator.check(request, user, domain, source[0], proxy=True)
+            if verdict.outcome is Outcome.FORBIDDEN:
+                self.respond(transaction, 403)
+                return
+            if verdict.outcome is not Outcome.OK:
+                stale = verdict.outcome is Outcome.STALE
+                self.respond(
+                    transaction, 407, extra=self.authenticator.challenges(domain, stale=stale, proxy=True)
+                )
+                return
+            authenticated = verdict.aor
+        uri = request.uri
+        callRequest = CallRequest(
+            source=peer,
+            fromUser=unescape(fromAddr.uri.user or ""),
+            fromDomain=fromAddr.uri.host.lower(),
+            user=unescape(uri.user or ""),
+            domain=uri.host.lower(),
+            authenticatedUser=authenticated,
+            headers={
+                k: v
+                for k in ("p-asserted-identity", "diversion")
+                if (v := request.headers.get(k)) is not None
+            },
+        )
+        a = Leg(
+            callId=request.callId,
+            localTag=newTag(),
+            localUri=str(request.toHeader().uri),
+            remoteUri=str(fromAddr.uri),
+            remoteTag=fromAddr.tag,
+            remoteTarget=_contactURI(request),
+            transport=transaction.transport,
+            address=source,
+            remoteSeq=request.cseq().number,
+            routeSet=tuple(request.headers.getAll("record-route")),
+        )
+        call = Call(self, transaction, a, peer, callRequest)
+        self.calls[transaction] = call
+        self.legs[a.key] = (call, a)
+        d = self.routeCall(callRequest)
+        d.addCallback(call.route)
+        d.addErrback(self._routeFailed, call)
+
+    def _routeFailed(self, failure: Failure, call: Call) -> None:
+        self.log.failure("routing failed", failure)
+        call.finishA(500)
+
+    def expand(
+        self, call: Call, targets: tuple[Any, ...]
+    ) -> Iterator[tuple[Party, Deferred[list[tuple[Leg, Request]]]]]:
+        """Each target as (CDR label, legs to place), lazily: a gateway is only built when tried."""
+        for target in targets:
+            if isinstance(target, TrunkTarget):
+                trunk = self.trunk(target.trunk)
+                if trunk is None:
+                    continue
+                for gateway in trunk.gateways:
+                    label = Party("trunk", trunk.name)
+                    d: Deferred[list[tuple[Leg, Request]]] = Deferred()
+                    d.callback([self.trunkLeg(call, trunk, target.number, gateway)])
+                    yield label, d
+            elif isinstance(target, UserTarget):
+                label = Party("user", target.aor)
+                yield (
+                    label,
+                    self.registrar.store.lookup(target.aor).addCallback(self.userLegs, call, target.aor),
+                )
+
+    def userLegs(self, bindings: list[Binding], call: Call, aor: str) -> list[tuple[Leg, Request]]:
+        legs = []
+        for binding in bindings:
+            route = self.registrar.route(binding)
+            if route is None:
+                continue
+            transport, address = route
+            target = replace(parseURI(binding.contact), headers=None)
+            legs.append(self.bLeg(call, transport, address, target, f"sip:{aor}"))
+        return legs
+
+    def trunkLeg(
+        self, call: Call, trunk: Trunk, number: str, gateway: tuple[str, int]
+    ) -> tuple[Leg, Request]:
+        transport = self.datagram or self.registrar.fallbackDatagram
+        if transport is None:
+            raise RuntimeError("no UDP listener to reach trunk gateways")
+        host = f"[{gateway[0]}]" if ":" in gateway[0] else gateway[0]
+        target = parseURI(f"sip:{_userPart(number)}@{host}:{gateway[1]}")
+        return self.bLeg(call, transport, gateway, target, f"sip:{_userPart(number)}@{host}")
+
+    def bLeg(
+        self, call: Call, transport: ISIPTransport, address: Address, target: URI, toUri: str
+    ) -> tuple[Leg, Request]:
+        """A fresh B-leg: our Call-ID, tag, CSeq, Via and Contact; A's identity only by name."""
+        local = transport.localAddress
+        localHost = f"[{local[0]}]" if ":" in local[0] else local[0]
+        original = call.invite.request
+        leg = Leg(
+            callId=newCallId(),
+            localTag=newTag(),
+            localUri=f"sip:{_userPart(call.request.fromUser) or 'anonymous'}@{localHost}",
+            remoteUri=toUri,
+            remoteTarget=target,
+            transport=transport,
+            address=address,
+        )
+        invite = leg.request("INVITE")
+        display = original.fromHeader().display
+        if display:
+            invite.headers.set("From", f"{display} <{leg.localUri}>;tag={leg.localTag}")
+        maxForwards = original.headers.get("max-forwards")
+        if maxForwards is not None:
+            invite.headers.set("Max-Forwards", str(max(0, min(int(maxForwards), 70) - 1)))
+        trunk = self.trunk(call.peer.name) if call.peer.kind == TRUNK else None
+        copyHeaders(
+            original.headers,
+            invite.headers,
+            trusted=trunk is not None and trunk.trusted,
+            extra=trunk.passHeaders if trunk is not None else (),
+        )
+        invite.headers.add("User-Agent", self.config.sip.serverName)
+        invite.setBody(original.body)
+        return leg, invite
+
+    # --- messages for existing calls ---------------------------------------------------------
+
+    def inDialog(self, request: Request, transaction: ServerTransaction) -> None:
+        found = self.legs.get((request.callId, request.toHeader().tag or ""))
+        if found is None:
+            self.respond(transaction, 481)
+            return
+        call, leg = found
+        call.inDialog(request, transaction, leg)
+
+    def ack(self, request: Request) -> None:
+        found = self.legs.get((request.callId, request.toHeader().tag or ""))
+        if found is not None and found[1] is found[0].a:
+            found[0].ackReceived(request)
+
+    def cancelled(self, invite: ServerTransaction) -> bool:
+        call = self.calls.get(invite)
+        if call is None:
+            return False
+        call.cancel()
+        return True
+
+    def strayResponse(self, response: Response) -> None:
+        """A 2xx retransmitted by a B side after its transaction ended: our ACK got lost."""
+        if not 200 <= response.status < 300:
+            return
+        try:
+            key = (response.callId, response.fromHeader().tag or "")
+            cseq = response.cseq()
+        except SIPParseError:
+            return
+        found = self.legs.get(key)
+        if found is not None and cseq.method == "INVITE":
+            found[1].send(found[1].request("ACK", cseq=cseq.number))
+
+    def ended(self, call: Call) -> None:
+        self.calls.pop(call.invite, None)
+        for leg in (call.a, call.b, *(b.leg for b in call.branches)):
+            if leg is not None:
+                self.legs.pop(leg.key, None)
+        if self.cdrs is not None:
+            self.cdrs.write(call.cdr())
+
+    def forget(self, call: Call) -> None:
+        self.calls.pop(call.invite, None)
+
+    def active(self) -> list[Call]:
+        return [call for call in self.calls.values() if call.state != ENDED]
+
+    def drain(self, clock: IReactorTime, grace: float) -> Deferred[None]:
+        """Fire when every call has ended by itself, or after ``grace`` seconds."""
+        done: Deferred[None] = Deferred()
+        deadline = clock.seconds() + grace
+
+        def check() -> None:
+            if not self.active() or clock.seconds() >= deadline:
+                done.callback(None)
+            else:
+                clock.callLater(0.5, check)
+
+        check()
+        return done
+
+    def releaseAll(self) -> None:
+        """Shutdown: every call ends now, with BYE or a final answer, and gets its CDR."""
+        for call in list(self.calls.values()):
+            if call.state == CONFIRMED:
+                call.hangup(None, reason="SBC shutting down")
+            else:
+                call.cancelBranches()
+                call.finishA(503, "Service Unavailable")
+
+
+def _better(status: int, best: int) -> bool:
+    """RFC 3261 section 16.7: 6xx beats all; otherwise the lowest class, 408 and 5xx last."""
+    if best == 0:
+        return True
+
+    def rank(code: int) -> tuple[int, int]:
+        if code >= 600:
+            return (0, code)
+        if code == 408 or code >= 500:
+            return (3, code)
+        return (1 if code < 400 else 2, code)
+
+    return rank(status) < rank(best)
+
+
+def _peerLabel(peer: Peer, user: str | None = None) -> Party:
+    if peer.kind == TRUNK:
+        return Party("trunk", peer.name)
+    return Party("user", user or peer.name)
+
+
+def _userPart(text: str) -> str:
+    """A user part safe to write into a URI we build: escape what the grammar forbids."""
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()&=+$,;?/")
+    return "".join(ch if ch in allowed else f"%{ord(ch):02X}" for ch in text)
+
+
+def _contactURI(request: Request) -> URI:
+    contacts = request.contacts()
+    return contacts[0].uri if contacts else request.fromHeader().uri

@@ -1,0 +1,656 @@
+"""SDP bodies (RFC 4566) as media anchoring needs them, with the offer/answer rules of RFC 3264.
+
+`parseSDP` turns a body into a `SessionDescription`, and ``bytes(sdp)`` turns it back. The SBC reads
+and rewrites only ``o=``, ``c=``, ``m=`` and ``a=`` lines. Every other line (``v=``, ``s=``, ``t=``,
+``b=``, ``i=``, unknown types) is kept as a `Field`, byte for byte and in order, so a body the SBC
+does not change comes back as the same lines. Line ends may be LF or CRLF on input. Output always
+uses CRLF. The parsed lines come back unchanged as long as their fields are separated by single
+spaces, as RFC 4566 requires. Where a sender used extra white space inside ``o=``, ``c=`` or
+``m=``, the output has single spaces, and a decimal number loses its leading zeros.
+
+The parser is strict where a mistake would misroute media (``o=``, ``c=``, ``m=``, the line syntax)
+and lenient elsewhere: it keeps unknown line types and attributes, tolerates blank lines at the end
+of the body (and drops them), and accepts a rejected stream (port 0) that has no format and no
+``c=``. Any bad input raises `SDPParseError` and nothing else: 400 for a malformed body, 488 for an
+address or network type the SBC cannot relay.
+
+The transforms (`rewrite`, `filterCodecs`, `bumpVersion`) return new descriptions. The model is
+made of frozen dataclasses, so one parsed offer can safely be reused for both legs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from sbc.sip.errors import SIPParseError
+from sbc.sip.uri import isDigits
+
+DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
+
+# RFC 3551 tables 4 and 5: the static payload types, by the encoding name an rtpmap would give.
+STATIC_PAYLOAD_TYPES: dict[str, str] = {
+    "0": "PCMU",
+    "3": "GSM",
+    "4": "G723",
+    "5": "DVI4",
+    "6": "DVI4",
+    "7": "LPC",
+    "8": "PCMA",
+    "9": "G722",
+    "10": "L16",
+    "11": "L16",
+    "12": "QCELP",
+    "13": "CN",
+    "14": "MPA",
+    "15": "G728",
+    "16": "DVI4",
+    "17": "DVI4",
+    "18": "G729",
+    "25": "CelB",
+    "26": "JPEG",
+    "28": "nv",
+    "31": "H261",
+    "32": "MPV",
+    "33": "MP2T",
+    "34": "H263",
+}
+
+# Formats that carry no media of their own. A stream left with only these after filtering is
+# rejected: DTMF or comfort noise alone is no call.
+AUXILIARY_ENCODINGS = frozenset({"telephone-event", "cn", "rtx", "red", "ulpfec", "flexfec"})
+
+# Attributes whose first token is the payload type they describe: they go with their format.
+_PER_FORMAT = frozenset({"rtpmap", "fmtp", "rtcp-fb"})
+_ICE = frozenset({"candidate", "remote-candidates", "end-of-candidates"})
+_ADDRESS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-_")
+_SUFFIX_CHARS = frozenset("0123456789/")
+_TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# A session version has no upper bound in RFC 4566, but must stay far below the length at which
+# Python refuses to convert digits to int.
+_MAX_VERSION_DIGITS = 64
+
+
+class SDPParseError(SIPParseError):
+    """A body that is not acceptable SDP.
+
+    ``status`` is 400 for a malformed body, and 488 (Not Acceptable Here) for a well-formed one
+    whose network or address type the SBC cannot relay.
+    """
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason, status)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A line the SBC does not interpret (``v=``, ``s=``, ``t=``, ``b=``, unknown types), kept as received."""
+
+    type: str
+    value: str
+
+    def toLine(self) -> str:
+        return f"{self.type}={self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The ``o=`` line; ``sessionVersion`` grows by one each time the content changes (RFC 3264 §8)."""
+
+    username: str
+    sessionId: str
+    sessionVersion: int
+    nettype: str
+    addrtype: str
+    address: str
+
+    def toLine(self) -> str:
+        return (
+            f"o={self.username} {self.sessionId} {self.sessionVersion} "
+            f"{self.nettype} {self.addrtype} {self.address}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A ``c=`` line. ``suffix`` holds a multicast ``/ttl[/count]`` as received, or ``""``."""
+
+    nettype: str
+    addrtype: str
+    address: str
+    suffix: str = ""
+
+    @property
+    def isNull(self) -> bool:
+        """True for 0.0.0.0 (RFC 2543 hold) or the IPv6 unspecified address."""
+        address = self.address
+        return address == "0.0.0.0" or (":" in address and set(address) <= {"0", ":"})
+
+    def toLine(self) -> str:
+        return f"c={self.nettype} {self.addrtype} {self.address}{self.suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """An ``a=`` line: ``value`` is None for a flag such as ``a=sendrecv``, else the text after the colon."""
+
+    name: str
+    value: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The name as lookups compare it: case and stray white space ignored."""
+        return self.name.strip(" \t").lower()
+
+    @property
+    def payloadType(self) -> str | None:
+        """The payload type that an rtpmap, fmtp or rtcp-fb line describes (its first token)."""
+        if self.value is None:
+            return None
+        head = self.value.lstrip(" \t")
+        end = head.find(" ")
+        return head if end == -1 else head[:end]
+
+    def toLine(self) -> str:
+        return f"a={self.name}" if self.value is None else f"a={self.name}:{self.value}"
+
+
+SessionLine = Field | Origin | Connection | Attribute
+MediaLine = Field | Connection | Attribute
+
+
+def _attribute(lines: Iterable[SessionLine], name: str) -> str | None:
+    for line in lines:
+        if isinstance(line, Attribute) and line.key == name:
+            return "" if line.value is None else line.value
+    return None
+
+
+def _direction(lines: Iterable[SessionLine]) -> str | None:
+    for line in lines:
+        if isinstance(line, Attribute) and line.value is None:
+            key = line.key
+            if key in DIRECTIONS:
+                return key
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """One media section: its ``m=`` line and the lines after it, in order.
+
+    ``numPorts`` is the ``/2`` of ``m=audio 49170/2 ...``, or None when absent. ``formats`` are the
+    payload types for RTP (as text, so ``"0"``), or whatever tokens another proto uses.
+    """
+
+    media: str
+    port: int
+    numPorts: int | None
+    proto: str
+    formats: tuple[str, ...]
+    lines: tuple[MediaLine, ...] = ()
+
+    @property
+    def connection(self) -> Connection | None:
+        """This section's own ``c=`` (the first, if several), or None."""
+        for line in self.lines:
+            if isinstance(line, Connection):
+                return line
+        return None
+
+    @property
+    def attributes(self) -> tuple[Attribute, ...]:
+        return tuple(line for line in self.lines if isinstance(line, Attribute))
+
+    @property
+    def isRTP(self) -> bool:
+        """RTP/AVP, RTP/SAVP, RTP/AVPF, UDP/TLS/RTP/SAVPF and the like: formats are payload types."""
+        return "RTP/" in self.proto.upper()
+
+    def attribute(self, name: str) -> str | None:
+        """The first ``a=name`` value: ``""`` for a flag, None when absent (name case-insensitive)."""
+        return _attribute(self.lines, name.lower())
+
+    def attributeValues(self, name: str) -> list[str]:
+        """Every ``a=name`` value, in order (flags read as ``""``)."""
+        key = name.lower()
+        return [
+            "" if line.value is None else line.value
+            for line in self.lines
+            if isinstance(line, Attribute) and line.key == key
+        ]
+
+    def encodingNames(self) -> dict[str, str]:
+        """Payload type -> encoding name for each format with a known name.
+
+        An ``a=rtpmap`` wins; without one, the RFC 3551 static name applies (``"0"`` -> ``"PCMU"``).
+        A dynamic payload type with no rtpmap has no name and is absent.
+        """
+        mapped: dict[str, str] = {}
+        for line in self.lines:
+            if isinstance(line, Attribute) and line.key == "rtpmap" and line.value is not None:
+                pt, _, rest = line.value.strip(" \t").partition(" ")
+                name = rest.strip(" \t").partition("/")[0]
+                if name and pt not in mapped:
+                    mapped[pt] = name
+        names: dict[str, str] = {}
+        for pt in self.formats:
+            known = mapped.get(pt) or STATIC_PAYLOAD_TYPES.get(pt)
+            if known is not None:
+                names[pt] = known
+        return names
+
+    def toLines(self) -> list[str]:
+        port = str(self.port) if self.numPorts is None else f"{self.port}/{self.numPorts}"
+        lines = ["m=" + " ".join((self.media, port, self.proto, *self.formats))]
+        lines.extend(line.toLine() for line in self.lines)
+        return lines
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDescription:
+    """A parsed SDP body: the session-level lines (``v=`` to the first ``m=``) and the media sections.
+
+    ``bytes(sdp)`` (or `toBytes`) writes it back with CRLF line ends.
+    """
+
+    lines: tuple[SessionLine, ...]
+    media: tuple[Media, ...] = ()
+
+    @property
+    def origin(self) -> Origin:
+        for line in self.lines:
+            if isinstance(line, Origin):
+                return line
+        raise ValueError("session description without o=")  # parseSDP never builds one
+
+    @property
+    def connection(self) -> Connection | None:
+        """The session-level ``c=``, or None."""
+        for line in self.lines:
+            if isinstance(line, Connection):
+                return line
+        return None
+
+    @property
+    def attributes(self) -> tuple[Attribute, ...]:
+        """The session-level attributes, in order."""
+        return tuple(line for line in self.lines if isinstance(line, Attribute))
+
+    def attribute(self, name: str) -> str | None:
+        """The first session-level ``a=name`` value: ``""`` for a flag, None when absent."""
+        return _attribute(self.lines, name.lower())
+
+    def connectionFor(self, media: Media) -> Connection | None:
+        """The ``c=`` in effect for ``media``: its own, else the session's (RFC 4566 §5.7).
+
+        Only a rejected stream (port 0) can have none: the parser refuses an active one without.
+        """
+        return media.connection or self.connection
+
+    def connectionAddress(self, media: Media) -> str | None:
+        """Where ``media`` wants its RTP: the effective ``c=`` address (IPv4 or IPv6, without a
+        multicast TTL), or None for a rejected stream that names no address."""
+        connection = self.connectionFor(media)
+        return None if connection is None else connection.address
+
+    def direction(self, media: Media) -> str:
+        """sendrecv, sendonly, recvonly or inactive: the media's own attribute, else the session's,
+        else sendrecv (RFC 3264 §5.1)."""
+        return _direction(media.lines) or _direction(self.lines) or "sendrecv"
+
+    def isHold(self, media: Media) -> bool:
+        """Whether ``media`` puts the other side on hold: sendonly or inactive (RFC 3264 §8.4), or
+        the RFC 2543 style ``c=`` 0.0.0.0 (or the IPv6 ``::``). A rejected stream is not on hold."""
+        if media.port == 0:
+            return False
+        if self.direction(media) in ("sendonly", "inactive"):
+            return True
+        connection = self.connectionFor(media)
+        return connection is not None and connection.isNull
+
+    def withOrigin(self, origin: Origin) -> SessionDescription:
+        """A copy with its ``o=`` line replaced."""
+        lines = tuple(origin if isinstance(line, Origin) else line for line in self.lines)
+        return replace(self, lines=lines)
+
+    def toBytes(self) -> bytes:
+        out = [line.toLine() for line in self.lines]
+        for media in self.media:
+            out.extend(media.toLines())
+        out.append("")
+        return "\r\n".join(out).encode("latin-1")
+
+    def __bytes__(self) -> bytes:
+        return self.toBytes()
+
+
+# -- parsing
+
+
+def _fields(value: str) -> list[str]:
+    """Split on the single SP of RFC 4566; tolerate runs of SP and HTAB, which a few stacks send."""
+    fields = value.split(" ")
+    if "" in fields or "\t" in value:
+        fields = [field for field in value.replace("\t", " ").split(" ") if field]
+    return fields
+
+
+def _number(text: str, what: str, limit: int = 5) -> int:
+    if not isDigits(text) or len(text) > limit:
+        raise SDPParseError(f"bad {what}")
+    return int(text)
+
+
+def _parseOrigin(value: str) -> Origin:
+    fields = _fields(value)
+    if len(fields) != 6:
+        raise SDPParseError("o= needs six fields")
+    username, sessionId, version, nettype, addrtype, address = fields
+    return Origin(
+        username,
+        sessionId,
+        _number(version, "o= session version", _MAX_VERSION_DIGITS),
+        nettype,
+        addrtype,
+        address,
+    )
+
+
+def _parseConnection(value: str) -> Connection:
+    fields = _fields(value)
+    if len(fields) != 3:
+        raise SDPParseError("c= needs three fields")
+    nettype, addrtype, address = fields
+    if nettype.upper() != "IN":
+        raise SDPParseError(f"unsupported c= network type {nettype!r}", 488)
+    if addrtype.upper() not in ("IP4", "IP6"):
+        raise SDPParseError(f"unsupported c= address type {addrtype!r}", 488)
+    slash = address.find("/")
+    suffix = ""
+    if slash != -1:
+        address, suffix = address[:slash], address[slash:]
+        if not set(suffix) <= _SUFFIX_CHARS:
+            raise SDPParseError("bad c= multicast suffix")
+    if not address or not set(address) <= _ADDRESS_CHARS:
+        raise SDPParseError("bad c= address")
+    return Connection(nettype, addrtype, address, suffix)
+
+
+def _parseMediaLine(value: str) -> Media:
+    fields = _fields(value)
+    if len(fields) < 3:
+        raise SDPParseError("m= needs media, port and proto")
+    media, portText, proto = fields[0], fields[1], fields[2]
+    portText, slash, countText = portText.partition("/")
+    port = _number(portText, "m= port")
+    if port > 65535:
+        raise SDPParseError("m= port out of range")
+    numPorts = None
+    if slash:
+        numPorts = _number(countText, "m= number of ports")
+        if numPorts < 1:
+            raise SDPParseError("m= number of ports must be positive")
+    formats = tuple(fields[3:])
+    if not formats and port != 0:
+        raise SDPParseError("m= without formats")
+    return Media(media, port, numPorts, proto, formats)
+
+
+def parseSDP(body: bytes) -> SessionDescription:
+    """Parse an SDP body; raise `SDPParseError` (and only that) when it is not acceptable."""
+    text = body.decode("latin-1")
+    if "\x00" in text:
+        raise SDPParseError("NUL in SDP")
+    rawLines = text.split("\n")
+    # A final line end leaves one empty item; trailing blank lines are tolerated and dropped.
+    while rawLines and rawLines[-1] in ("", "\r"):
+        rawLines.pop()
+    if not rawLines:
+        raise SDPParseError("empty SDP")
+
+    sessionLines: list[SessionLine] = []
+    media: list[Media] = []
+    current: Media | None = None
+    currentLines: list[MediaLine] = []
+    origin: Origin | None = None
+    first = True
+    for raw in rawLines:
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if len(line) < 2 or line[1] != "=" or line[0] not in _TYPE_CHARS:
+            raise SDPParseError("SDP line is not type=value")
+        if "\r" in line:
+            raise SDPParseError("bare CR in SDP")
+        kind = line[0]
+        value = line[2:]
+        if first:
+            if kind != "v":
+                raise SDPParseError("SDP must start with v=")
+            if value.strip(" \t") != "0":
+                raise SDPParseError("unsupported SDP version")
+            sessionLines.append(Field(kind, value))
+            first = False
+            continue
+        item: MediaLine
+        if kind == "a":
+            name, colon, attrValue = value.partition(":")
+            item = Attribute(name, attrValue if colon else None)
+        elif kind == "c":
+            item = _parseConnection(value)
+        elif kind == "m":
+            if current is not None:
+                media.append(replace(current, lines=tuple(currentLines)))
+            current = _parseMediaLine(value)
+            currentLines = []
+            continue
+        elif kind == "o":
+            if current is not None:
+                raise SDPParseError("o= inside a media section")
+            if origin is not None:
+                raise SDPParseError("more than one o=")
+            origin = _parseOrigin(value)
+            sessionLines.append(origin)
+            continue
+        else:
+            item = Field(kind, value)
+        if current is None:
+            sessionLines.append(item)
+        else:
+            currentLines.append(item)
+    if current is not None:
+        media.append(replace(current, lines=tuple(currentLines)))
+    if origin is None:
+        raise SDPParseError("SDP without o=")
+
+    sdp = SessionDescription(tuple(sessionLines), tuple(media))
+    if sdp.connection is None:
+        for section in media:
+            if section.port != 0 and section.connection is None:
+                raise SDPParseError(f"no c= for the {section.media} stream")
+    return sdp
+
+
+# -- transforms
+
+
+def _isICE(key: str) -> bool:
+    return key in _ICE or key.startswith("ice-")
+
+
+def _rtcp(attribute: Attribute, oldPort: int, newPort: int, ours: Connection) -> Attribute | None:
+    """Rewrite ``a=rtcp:PORT [IN IP4 addr]`` (RFC 3605) for a stream moved from oldPort to newPort.
+
+    An RTCP port equal to the old RTP port (RFC 5761 mux fallback) follows the RTP port; any other
+    becomes newPort + 1, where a relay puts RTCP. A malformed value, or a stream that ends up
+    rejected, loses the line rather than leak the peer's ports; so does an RTCP port past 65535.
+    """
+    fields = _fields(attribute.value or "")
+    if newPort == 0 or len(fields) not in (1, 4) or not isDigits(fields[0]) or len(fields[0]) > 5:
+        return None
+    port = int(fields[0])
+    if newPort != oldPort:
+        port = newPort if port == oldPort else newPort + 1
+    if port > 65535:
+        return None
+    value = str(port)
+    if len(fields) == 4:
+        value += f" {ours.nettype} {ours.addrtype} {ours.address}"
+    return replace(attribute, value=value)
+
+
+def rewrite(
+    sdp: SessionDescription,
+    address: str,
+    ports: Sequence[int | None],
+    *,
+    stripICE: bool = True,
+) -> SessionDescription:
+    """Anchor a description on the SBC: our address and relay ports replace the peer's.
+
+    ``address`` (IPv4 or IPv6, brackets allowed) goes into ``o=`` and into every session- and
+    media-level ``c=``, with the matching ``IN IP4``/``IN IP6``. A ``c=`` that held the null address
+    (RFC 2543 hold) gets the null address of our family, so hold still reads as hold. ``ports``
+    gives one entry per ``m=`` line: None leaves the port alone, and a stream that was rejected
+    (port 0) stays rejected whatever the entry says. A ``/count`` suffix on ``m=`` is kept.
+    ``a=rtcp`` follows the new port (see `_rtcp`). With ``stripICE``, every ICE attribute goes
+    (``a=candidate``, ``a=ice-*``, ``a=end-of-candidates``, ``a=remote-candidates``), since the
+    peer's candidates would point around the relay. Everything else is kept as is, including
+    direction attributes, rtpmap and fmtp.
+
+    The session version is not touched here: pass the result through `bumpVersion`.
+    Raises ValueError when ``address`` is not an IP address or ``ports`` does not match the
+    ``m=`` lines (caller bugs, not peer input).
+    """
+    if address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]
+    family = ipaddress.ip_address(address).version
+    if len(ports) != len(sdp.media):
+        raise ValueError(f"{len(ports)} ports for {len(sdp.media)} media sections")
+    addrtype = "IP6" if family == 6 else "IP4"
+    ours = Connection("IN", addrtype, address)
+    null = Connection("IN", addrtype, "::" if family == 6 else "0.0.0.0")
+
+    def keep(line: SessionLine) -> bool:
+        return not (stripICE and isinstance(line, Attribute) and _isICE(line.key))
+
+    sessionLines: list[SessionLine] = []
+    for line in sdp.lines:
+        if isinstance(line, Origin):
+            sessionLines.append(replace(line, nettype="IN", addrtype=addrtype, address=address))
+        elif isinstance(line, Connection):
+            sessionLines.append(null if line.isNull else ours)
+        elif keep(line):
+            sessionLines.append(line)
+
+    media: list[Media] = []
+    for section, port in zip(sdp.media, ports, strict=True):
+        newPort = section.port
+        if port is not None and section.port != 0:
+            if not 0 <= port <= 65535:
+                raise ValueError(f"port {port} out of range")
+            newPort = port
+        lines: list[MediaLine] = []
+        for line in section.lines:
+            if isinstance(line, Connection):
+                lines.append(null if line.isNull else ours)
+            elif isinstance(line, Attribute) and line.key == "rtcp":
+                rtcp = _rtcp(line, section.port, newPort, ours)
+                if rtcp is not None:
+                    lines.append(rtcp)
+            elif keep(line):
+                lines.append(line)
+        media.append(replace(section, port=newPort, lines=tuple(lines)))
+    return SessionDescription(tuple(sessionLines), tuple(media))
+
+
+def _fmtpParameter(media: Media, pt: str, name: str) -> str | None:
+    """One ``name=value`` parameter of a payload type's ``a=fmtp`` (such as rtx's ``apt``)."""
+    for line in media.lines:
+        if isinstance(line, Attribute) and line.key == "fmtp" and line.payloadType == pt:
+            params = (line.value or "").strip(" \t").partition(" ")[2]
+            for param in params.split(";"):
+                key, _, value = param.partition("=")
+                if key.strip(" \t").lower() == name:
+                    return value.strip(" \t")
+    return None
+
+
+def _filterMedia(media: Media, allowed: frozenset[str]) -> Media:
+    if media.port == 0 or not media.isRTP:
+        return media
+    names = {pt: name.lower() for pt, name in media.encodingNames().items()}
+    kept = [pt for pt in media.formats if names.get(pt) in allowed]
+    # A retransmission format is useless once the format it repairs (its apt) is gone.
+    keptSet = set(kept)
+    kept = [pt for pt in kept if names[pt] != "rtx" or _fmtpParameter(media, pt, "apt") in keptSet]
+    if len(kept) == len(media.formats):
+        return media
+    port = media.port
+    numPorts = media.numPorts
+    if all(names[pt] in AUXILIARY_ENCODINGS for pt in kept):
+        # RFC 3264 §6: reject the stream with port 0 and keep one format so the m= line stays valid.
+        kept = [media.formats[0]]
+        port = 0
+        numPorts = None
+    keptSet = set(kept)
+    lines = tuple(
+        line
+        for line in media.lines
+        if not (
+            isinstance(line, Attribute)
+            and line.key in _PER_FORMAT
+            and line.payloadType != "*"
+            and line.payloadType not in keptSet
+        )
+    )
+    return replace(media, port=port, numPorts=numPorts, formats=tuple(kept), lines=lines)
+
+
+def filterCodecs(sdp: SessionDescription, allowed: Iterable[str]) -> SessionDescription:
+    """Keep only the RTP payload types whose encoding name is in ``allowed`` (case-insensitive).
+
+    Names come from ``a=rtpmap``, or the RFC 3551 static table (0 PCMU, 3 GSM, 4 G723, 8 PCMA,
+    9 G722, 13 CN, 18 G729, ...). A dynamic payload type without an rtpmap has no name and goes.
+    telephone-event, CN, rtx and the like stay only when named in ``allowed``, and rtx also only
+    while the format it repairs stays. The ``a=rtpmap``, ``a=fmtp`` and ``a=rtcp-fb`` lines of
+    removed payload types go.
+
+    A stream left with no media format (nothing, or only telephone-event/CN/rtx) is rejected, not
+    raised on: port 0, with its first original format kept so the ``m=`` line stays valid
+    (RFC 3264 §6). When no stream remains active, the caller answers 488; see `hasActiveMedia`.
+    Non-RTP streams (T.38 over UDPTL, BFCP, MSRP) and already rejected ones are left alone.
+    """
+    wanted = frozenset(name.lower() for name in allowed)
+    media = tuple(_filterMedia(section, wanted) for section in sdp.media)
+    return replace(sdp, media=media)
+
+
+def hasActiveMedia(sdp: SessionDescription) -> bool:
+    """Whether any stream is still offered or accepted (a port other than 0)."""
+    return any(section.port != 0 for section in sdp.media)
+
+
+def bumpVersion(sdp: SessionDescription, previous: SessionDescription | None) -> SessionDescription:
+    """Give ``sdp`` the ``o=`` a leg expects after ``previous``, the last SDP the SBC sent on that leg.
+
+    RFC 3264 §8: within a session, username and sess-id never change, and sess-version grows by
+    exactly one when the content changed and stays the same when it did not. So the result takes
+    username, sess-id and version from ``previous`` and adds one to the version when anything else
+    differs. The peer on the other leg can restart its own ``o=`` without this leg noticing. With
+    no ``previous`` (the first SDP on the leg), ``sdp`` is returned as it is.
+    """
+    if previous is None:
+        return sdp
+    before = previous.origin
+    same = sdp.withOrigin(
+        replace(
+            sdp.origin,
+            username=before.username,
+            sessionId=before.sessionId,
+            sessionVersion=before.sessionVersion,
+        )
+    )
+    if same == previous:
+        return same
+    return same.withOrigin(replace(same.origin, sessionVersion=before.sessionVersion + 1))

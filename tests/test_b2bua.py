@@ -1,0 +1,452 @@
+"""Tests for sbc.b2bua: calls bridged between trunks and devices, on a Clock."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.trial.unittest import SynchronousTestCase
+
+from sbc.cdr import CDR
+from sbc.config import loadConfig
+from sbc.location import Binding
+from sbc.routing import CallRequest, Decision, Reject, TrunkTarget, UserTarget
+from sbc.server import SIPServer
+from sbc.sip import Request, Response, parseMessage
+from tests.fakes import DEMO_TOML, RecordingTransport, SortedClock, writeConfig
+
+DOMAIN = "demo.acme.sbc.test"
+TRUNK = ("127.0.0.2", 5062)
+ALICE = ("127.0.0.4", 5070)
+ALICE2 = ("127.0.0.5", 5070)
+SDP = b"v=0\r\no=- 1 1 IN IP4 192.0.2.77\r\ns=-\r\nc=IN IP4 192.0.2.77\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+
+TOML = (
+    DEMO_TOML.replace('gateways = ["127.0.0.2:5080"]', 'gateways = ["127.0.0.2:5080", "127.0.0.3:5080"]')
+    + f"""
+[devices]
+whitelist = "whitelist/devices.txt"
+
+[registrar]
+domains = ["{DOMAIN}"]
+"""
+)
+
+
+class FakeCDRs:
+    def __init__(self) -> None:
+        self.records: list[CDR] = []
+
+    def write(self, cdr: CDR) -> None:
+        self.records.append(cdr)
+
+
+def route(call: CallRequest) -> Deferred[Decision]:
+    if call.user in ("alice", "+15550001"):
+        return succeed(Decision(targets=(UserTarget(f"alice@{DOMAIN}"),)))
+    if call.user.startswith("+"):
+        return succeed(Decision(targets=(TrunkTarget("demo", call.user),)))
+    return succeed(Decision(reject=Reject(404, "No route")))
+
+
+def invite(
+    uri: str = "sip:alice@127.0.0.1",
+    *,
+    callId: str = "a-call-1@127.0.0.2",
+    branch: str = "z9hG4bKa1",
+    fromTag: str = "atag",
+    body: bytes = SDP,
+    source: tuple[str, int] = TRUNK,
+) -> bytes:
+    head = (
+        f"INVITE {uri} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {source[0]}:{source[1]};branch={branch};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        f'From: "Caller" <sip:+15551234@{source[0]}>;tag={fromTag}\r\n'
+        f"To: <{uri}>\r\n"
+        f"Call-ID: {callId}\r\n"
+        "CSeq: 10 INVITE\r\n"
+        f"Contact: <sip:caller@{source[0]}:{source[1]}>\r\n"
+        "Record-Route: <sip:proxy.a.example;lr>\r\n"
+        "X-Internal-Secret: a-side-only\r\n"
+        "Supported: 100rel, replaces\r\n"
+        "Content-Type: application/sdp\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def answer(
+    request: Request, status: int, *, tag: str = "btag", body: bytes = b"", contact: str | None = None
+) -> bytes:
+    """A response from the far end to ``request``."""
+    response = Response(status)
+    for field in request.headers.fields:
+        if field.key in ("via", "from", "call-id", "cseq"):
+            response.headers.fields.append(field)
+        elif field.key == "to":
+            value = field.value if ";tag=" in field.value or status == 100 else f"{field.value};tag={tag}"
+            response.headers.add("To", value)
+    if contact and 100 < status < 300:
+        response.headers.add("Contact", contact)
+    response.headers.add("Server", "far-end/9.9 (b-side internals)")
+    response.setBody(body, "application/sdp" if body else None)
+    return response.toBytes()
+
+
+class CallTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+        path = writeConfig(self.directory, TOML, whitelist="127.0.0.2/32\n127.0.0.3/32\n")
+        (self.directory / "whitelist" / "devices.txt").write_text("127.0.0.4/30\n")
+        self.clock = SortedClock()
+        self.clock.advance(1_800_000_000)
+        self.cdrs = FakeCDRs()
+        self.server = SIPServer(loadConfig(path), self.clock, route=route, cdrs=self.cdrs)  # type: ignore[arg-type]
+        self.udp = RecordingTransport()
+        self.server.transportStarted(self.udp)
+
+    def bind(
+        self, source: tuple[str, int] = ALICE, contact: str = "sip:alice@10.1.1.1:5070", q: float = 1.0
+    ) -> None:
+        binding = Binding(
+            aor=f"alice@{DOMAIN}",
+            contact=contact,
+            expires=self.clock.seconds() + 3600,
+            q=q,
+            source=source,
+        )
+        self.successResultOf(self.server.registrar.store.save(binding))
+
+    def receive(self, data: bytes, source: tuple[str, int]) -> None:
+        self.assertTrue(self.server.admit(source[0]))
+        self.server.messageReceived(data, self.udp, source)
+
+    def sentTo(self, address: tuple[str, int]) -> list[Request | Response]:
+        return [parseMessage(data) for data, where in self.udp.sent if where == address]
+
+    def requestsTo(self, address: tuple[str, int], method: str) -> list[Request]:
+        return [m for m in self.sentTo(address) if isinstance(m, Request) and m.method == method]
+
+    def responsesTo(self, address: tuple[str, int]) -> list[Response]:
+        return [m for m in self.sentTo(address) if isinstance(m, Response)]
+
+    def statuses(self, address: tuple[str, int]) -> list[int]:
+        return [r.status for r in self.responsesTo(address)]
+
+    def connect(self) -> Request:
+        """Trunk calls alice: INVITE, 180, 200 and ACK. Returns the B-side INVITE."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 180), ALICE)
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1:5070>"), ALICE)
+        ok = self.responsesTo(TRUNK)[-1]
+        self.assertEqual(ok.status, 200)
+        self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
+        return bInvite
+
+    def aRequest(self, method: str, cseq: int, branch: str) -> bytes:
+        """A request from the caller inside the A-leg dialog."""
+        ok = next(r for r in self.responsesTo(TRUNK) if r.status == 200)
+        return (
+            f"{method} sip:sbc@127.0.0.1:5060 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.2:5062;branch={branch};rport\r\n"
+            f'Max-Forwards: 70\r\nFrom: "Caller" <sip:+15551234@127.0.0.2>;tag=atag\r\n'
+            f"To: {ok.headers.get('to')}\r\nCall-ID: a-call-1@127.0.0.2\r\nCSeq: {cseq} {method}\r\n"
+            f"Content-Length: 0\r\n\r\n"
+        ).encode()
+
+    def bRequest(self, bInvite: Request, method: str, cseq: int, branch: str, body: bytes = b"") -> bytes:
+        """A request from alice inside the B-leg dialog."""
+        request = Request(method, bInvite.fromHeader().uri)
+        request.headers.add("Via", f"SIP/2.0/UDP 127.0.0.4:5070;branch={branch};rport")
+        request.headers.add("Max-Forwards", "70")
+        request.headers.add("From", f"{bInvite.headers.get('to')};tag=btag")
+        request.headers.add("To", bInvite.headers.get("from") or "")
+        request.headers.add("Call-ID", bInvite.callId)
+        request.headers.add("CSeq", f"{cseq} {method}")
+        request.setBody(body, "application/sdp" if body else None)
+        return request.toBytes()
+
+    def drain(self) -> None:
+        """Run every timer out, as if minutes passed."""
+        for _ in range(200):
+            self.clock.advance(1)
+
+
+class TrunkToUserTests(CallTestCase):
+    def test_fullCallCallerHangsUp(self) -> None:
+        """Trunk → alice: 100 hop by hop, 180 and 200 relayed, ACK to B, BYE from the caller."""
+        bInvite = self.connect()
+        self.assertEqual(self.statuses(TRUNK), [100, 180, 200])
+        self.assertEqual(len(self.requestsTo(ALICE, "ACK")), 1)
+        self.receive(self.aRequest("BYE", 11, "z9hG4bKbye"), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 200)
+        (bye,) = self.requestsTo(ALICE, "BYE")
+        self.assertEqual(bye.callId, bInvite.callId)
+        self.receive(answer(bye, 200), ALICE)
+        (cdr,) = self.cdrs.records
+        self.assertEqual((cdr.status, cdr.disposition, cdr.releasedBy), (200, "answered", "caller"))
+        self.assertEqual(cdr.bLeg.name if cdr.bLeg else None, f"alice@{DOMAIN}")
+
+    def test_calleeHangsUp(self) -> None:
+        """BYE from the callee reaches the caller, and the CDR says the callee released."""
+        bInvite = self.connect()
+        self.receive(self.bRequest(bInvite, "BYE", 1, "z9hG4bKbb"), ALICE)
+        (bye,) = self.requestsTo(TRUNK, "BYE")
+        self.assertEqual(bye.callId, "a-call-1@127.0.0.2")
+        self.assertEqual(self.cdrs.records[0].releasedBy, "callee")
+
+    def test_okRetransmittedUntilAck(self) -> None:
+        """Over UDP our 2xx to A is resent until A's ACK."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        self.clock.advance(0.5)
+        self.clock.advance(1.0)
+        self.assertEqual(self.statuses(TRUNK).count(200), 3)
+
+    def test_busyPassedBack(self) -> None:
+        """486 from the callee goes back to the caller."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 486), ALICE)
+        self.assertEqual(self.statuses(TRUNK)[-1], 486)
+        self.assertEqual(self.cdrs.records[0].disposition, "busy")
+
+    def test_notRegistered(self) -> None:
+        """A user with no binding gets 480."""
+        self.receive(invite(), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 480)
+
+    def test_rejectByRouting(self) -> None:
+        """A routing reject goes back as is."""
+        self.receive(invite("sip:nobody@127.0.0.1"), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 404)
+
+    def test_cancelBeforeAnswer(self) -> None:
+        """CANCEL before the answer: 200 to the CANCEL, 487 to A, CANCEL to the ringing B."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 180), ALICE)
+        cancel = invite().replace(
+            b"INVITE sip:alice@127.0.0.1 SIP/2.0", b"CANCEL sip:alice@127.0.0.1 SIP/2.0"
+        )
+        cancel = cancel.replace(b"CSeq: 10 INVITE", b"CSeq: 10 CANCEL").split(b"\r\n\r\n")[0]
+        cancel = cancel.replace(f"Content-Length: {len(SDP)}".encode(), b"Content-Length: 0") + b"\r\n\r\n"
+        self.receive(cancel, TRUNK)
+        self.assertEqual(sorted(self.statuses(TRUNK))[-2:], [200, 487])
+        (bCancel,) = self.requestsTo(ALICE, "CANCEL")
+        self.assertEqual(bCancel.topVia().branch, bInvite.topVia().branch)
+        self.receive(answer(bCancel, 200), ALICE)
+        self.receive(answer(bInvite, 487), ALICE)
+        self.assertEqual(self.cdrs.records[0].disposition, "cancelled")
+
+    def test_cancelAnswerRace(self) -> None:
+        """A 2xx that crosses our CANCEL is ACKed and hung up with BYE."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 180), ALICE)
+        self.server.calls.releaseAll()
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        self.assertEqual(len(self.requestsTo(ALICE, "ACK")), 1)
+        self.assertEqual(len(self.requestsTo(ALICE, "BYE")), 1)
+
+    def test_forkFirstAnswerWins(self) -> None:
+        """Two bindings ring in parallel; the first 2xx wins and the other is CANCELled."""
+        self.bind()
+        self.bind(ALICE2, "sip:alice@10.1.1.2:5070")
+        self.receive(invite(), TRUNK)
+        (one,) = self.requestsTo(ALICE, "INVITE")
+        (two,) = self.requestsTo(ALICE2, "INVITE")
+        self.receive(answer(two, 180, tag="t2"), ALICE2)
+        self.receive(answer(one, 200, body=SDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        self.assertEqual(len(self.requestsTo(ALICE2, "CANCEL")), 1)
+        self.assertEqual(self.statuses(TRUNK).count(200), 1)
+
+    def test_noAnswerTimerC(self) -> None:
+        """Ringing past the no-answer time cancels the callee and gives the caller 408."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 180), ALICE)
+        self.clock.advance(181)
+        self.assertEqual(self.statuses(TRUNK)[-1], 408)
+        self.assertEqual(len(self.requestsTo(ALICE, "CANCEL")), 1)
+
+    def test_reinviteFromCaller(self) -> None:
+        """A re-INVITE (hold) from the caller is relayed on the B-leg, and its answer back."""
+        bInvite = self.connect()
+        hold = self.aRequest("INVITE", 11, "z9hG4bKre").replace(b"Content-Length: 0\r\n\r\n", b"")
+        hold += b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % len(SDP) + SDP
+        self.receive(hold, TRUNK)
+        reinvites = self.requestsTo(ALICE, "INVITE")
+        self.assertEqual(len(reinvites), 2)
+        re = reinvites[1]
+        self.assertEqual(re.callId, bInvite.callId)
+        self.assertEqual(re.body, SDP)
+        self.receive(answer(re, 200, body=SDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        self.assertEqual(self.statuses(TRUNK)[-1], 200)
+        self.assertEqual(len(self.requestsTo(ALICE, "ACK")), 2)
+
+    def test_reinviteFromCallee(self) -> None:
+        """A re-INVITE from the callee goes to the caller."""
+        bInvite = self.connect()
+        self.receive(self.bRequest(bInvite, "INVITE", 2, "z9hG4bKbr", SDP), ALICE)
+        (re,) = self.requestsTo(TRUNK, "INVITE")
+        self.assertEqual(re.callId, "a-call-1@127.0.0.2")
+        self.receive(answer(re, 200, body=SDP, contact="<sip:caller@127.0.0.2>"), TRUNK)
+        self.assertEqual(self.statuses(ALICE)[-1], 200)
+
+    def test_glare(self) -> None:
+        """A re-INVITE from a side we are still offering to gets 491."""
+        bInvite = self.connect()
+        self.receive(self.bRequest(bInvite, "INVITE", 2, "z9hG4bKg1", SDP), ALICE)
+        hold = self.aRequest("INVITE", 11, "z9hG4bKg2")
+        self.receive(hold, TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 491)
+
+    def test_infoRelayed(self) -> None:
+        """INFO (DTMF) is relayed and answered end to end."""
+        bInvite = self.connect()
+        self.receive(self.aRequest("INFO", 11, "z9hG4bKinfo"), TRUNK)
+        (info,) = self.requestsTo(ALICE, "INFO")
+        self.receive(answer(info, 200), ALICE)
+        self.assertEqual(self.statuses(TRUNK)[-1], 200)
+        self.assertEqual(info.callId, bInvite.callId)
+
+    def test_referRejected(self) -> None:
+        """REFER is refused by default."""
+        self.connect()
+        self.receive(self.aRequest("REFER", 11, "z9hG4bKref"), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 403)
+
+    def test_referRelayedWhenConfigured(self) -> None:
+        """A trunk configured with refer = "relay" gets its REFER across."""
+        toml = (
+            (self.directory / "sbc.toml")
+            .read_text()
+            .replace("[trunks.demo]", '[trunks.demo]\nrefer = "relay"')
+        )
+        (self.directory / "sbc.toml").write_text(toml)
+        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+        self.connect()
+        self.receive(self.aRequest("REFER", 11, "z9hG4bKref"), TRUNK)
+        (refer,) = self.requestsTo(ALICE, "REFER")
+        self.receive(answer(refer, 202), ALICE)
+        self.assertEqual(self.statuses(TRUNK)[-1], 202)
+
+    def test_unknownDialog(self) -> None:
+        """A BYE for no dialog gets 481."""
+        self.receive(self.aRequestWithoutCall(), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 481)
+
+    def aRequestWithoutCall(self) -> bytes:
+        return (
+            b"BYE sip:sbc@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKx;rport\r\n"
+            b"Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\n"
+            b"Call-ID: nothing\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+        )
+
+    def test_maxForwardsDecremented(self) -> None:
+        """The B-leg's Max-Forwards is one less than A's."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.assertEqual(bInvite.headers.get("max-forwards"), "69")
+
+
+class TopologyTests(CallTestCase):
+    def test_nothingOfACrossesToB(self) -> None:
+        """Every byte sent to B is free of A's address, port, tags, Call-ID and internals."""
+        bInvite = self.connect()
+        self.receive(self.aRequest("BYE", 11, "z9hG4bKbye"), TRUNK)
+        toB = b"".join(data for data, where in self.udp.sent if where == ALICE)
+        for secret in (
+            b"127.0.0.2",
+            b"5062",
+            b"atag",
+            b"a-call-1",
+            b"z9hG4bKa1",
+            b"proxy.a.example",
+            b"X-Internal",
+            b"100rel",
+        ):
+            self.assertNotIn(secret, toB, secret)
+        self.assertEqual(len(bInvite.headers.getAll("via")), 1)
+        self.assertNotIn("record-route", bInvite.headers)
+        self.assertIn(b"Caller", toB)  # display names pass
+
+    def test_nothingOfBCrossesToA(self) -> None:
+        """Every byte sent to A is free of B's address, tags, Call-ID, Server and Contact."""
+        bInvite = self.connect()
+        toA = b"".join(data for data, where in self.udp.sent if where == TRUNK)
+        for secret in (b"127.0.0.4", b"5070", b"btag", bInvite.callId.encode(), b"10.1.1.1", b"far-end"):
+            self.assertNotIn(secret, toA, secret)
+
+
+class UserToTrunkTests(CallTestCase):
+    def device(self, uri: str) -> bytes:
+        return invite(uri, source=ALICE, callId="dev-call-1", fromTag="dtag").replace(
+            b"sip:+15551234@127.0.0.4", f"sip:alice@{DOMAIN}".encode()
+        )
+
+    def test_deviceChallenged(self) -> None:
+        """A device's INVITE is challenged with 407 Proxy-Authenticate, MD5 first."""
+        self.receive(self.device("sip:+15559999@127.0.0.1"), ALICE)
+        (response,) = [r for r in self.responsesTo(ALICE) if r.status >= 200]
+        self.assertEqual(response.status, 407)
+        self.assertIn("MD5", response.headers.getAll("proxy-authenticate")[0])
+
+    def test_failover(self) -> None:
+        """A silent first gateway is abandoned for the second, which answers."""
+        self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
+        self.assertEqual(len(self.requestsTo(("127.0.0.2", 5080), "INVITE")), 1)
+        self.assertEqual(self.requestsTo(("127.0.0.3", 5080), "INVITE"), [])
+        self.clock.advance(2.1)
+        (second,) = self.requestsTo(("127.0.0.3", 5080), "INVITE")
+        self.assertTrue(second.uri.user == "+15559999")
+        self.receive(answer(second, 200, body=SDP, contact="<sip:gw@127.0.0.3:5080>"), ("127.0.0.3", 5080))
+        self.assertEqual(self.statuses(TRUNK)[-1], 200)
+
+    def test_failoverOn503(self) -> None:
+        """503 from the first gateway moves the call to the next."""
+        self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
+        (first,) = self.requestsTo(("127.0.0.2", 5080), "INVITE")
+        self.receive(answer(first, 503), ("127.0.0.2", 5080))
+        self.assertEqual(len(self.requestsTo(("127.0.0.3", 5080), "INVITE")), 1)
+
+    def test_busyNotFailedOver(self) -> None:
+        """486 from a gateway goes back; no other gateway is tried."""
+        self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
+        (first,) = self.requestsTo(("127.0.0.2", 5080), "INVITE")
+        self.receive(answer(first, 486), ("127.0.0.2", 5080))
+        self.assertEqual(self.requestsTo(("127.0.0.3", 5080), "INVITE"), [])
+        self.assertEqual(self.statuses(TRUNK)[-1], 486)
+
+
+class BoundsTests(CallTestCase):
+    def test_thousandCallsLeaveNothing(self) -> None:
+        """After 1,000 finished calls, no call, leg, transaction or timer remains."""
+        self.bind()
+        for i in range(1000):
+            self.udp.sent.clear()
+            self.receive(invite(callId=f"c{i}", branch=f"z9hG4bKc{i}", fromTag=f"f{i}"), TRUNK)
+            (bInvite,) = self.requestsTo(ALICE, "INVITE")
+            self.receive(answer(bInvite, 486), ALICE)
+            self.clock.advance(0.01)
+        self.drain()
+        self.assertEqual(self.server.calls.calls, {})
+        self.assertEqual(self.server.calls.legs, {})
+        self.assertEqual(self.server.transactions.serverTransactions, {})
+        self.assertEqual(self.server.transactions.clientTransactions, {})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.cdrs.records), 1000)

@@ -1,0 +1,264 @@
+"""Tests for sbc.cdr: CDR values, dispositions, and the appending, fsyncing, reopening writer."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from twisted.logger import ILogObserver, Logger, LogLevel
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from sbc.cdr import CDR, DISPOSITIONS, CDRWriter, Leg, dispositionFor, scrubURI
+
+KEYS = [
+    "callId",
+    "aLeg",
+    "bLeg",
+    "fromUri",
+    "toUri",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "status",
+    "disposition",
+    "releasedBy",
+    "reason",
+]
+
+
+def answered(callId: str = "b2b-1") -> CDR:
+    return CDR(
+        callId=callId,
+        aLeg=Leg("trunk", "demo"),
+        bLeg=Leg("user", "alice@demo.acme.sbc.test"),
+        fromUri="sip:+4940999@198.51.100.7",
+        toUri="sip:+4930123456@127.0.0.1",
+        start=1700000000.0,
+        answer=1700000004.25,
+        end=1700000064.25,
+        status=200,
+        disposition="answered",
+        releasedBy="caller",
+    )
+
+
+@implementer(ILogObserver)
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+
+class DispositionTests(SynchronousTestCase):
+    def test_table(self) -> None:
+        """Final codes map to dispositions; a caller's CANCEL wins over the code."""
+        cases = {
+            (200, False): "answered",
+            (202, False): "answered",
+            (486, False): "busy",
+            (600, False): "busy",
+            (408, False): "no-answer",
+            (480, False): "no-answer",
+            (487, False): "no-answer",
+            (487, True): "cancelled",
+            (200, True): "cancelled",
+            (403, False): "rejected",
+            (404, False): "rejected",
+            (603, False): "rejected",
+            (500, False): "failed",
+            (503, False): "failed",
+            (302, False): "failed",
+            (0, False): "failed",
+        }
+        for (status, cancelled), disposition in cases.items():
+            self.assertEqual(dispositionFor(status, cancelled), disposition, (status, cancelled))
+            self.assertIn(disposition, DISPOSITIONS)
+
+
+class CDRTests(SynchronousTestCase):
+    def test_duration(self) -> None:
+        """Duration runs from answer to end, and is 0 when unanswered."""
+        self.assertEqual(answered().duration, 60.0)
+        self.assertEqual(replace(answered(), answer=None, status=486, disposition="busy").duration, 0.0)
+
+    def test_json(self) -> None:
+        """A line is one compact JSON object with every field, in a fixed order, ending in a newline."""
+        line = answered().toLine()
+        self.assertTrue(line.endswith(b"\n"))
+        self.assertEqual(line.count(b"\n"), 1)
+        data = json.loads(line)
+        self.assertEqual(list(data), KEYS)
+        self.assertEqual(data["aLeg"], {"kind": "trunk", "name": "demo"})
+        self.assertEqual(data["bLeg"], {"kind": "user", "name": "alice@demo.acme.sbc.test"})
+        self.assertEqual((data["duration"], data["status"], data["reason"]), (60.0, 200, None))
+
+    def test_refusedBeforeBLeg(self) -> None:
+        """A call refused by routing has no B-leg and no answer."""
+        record = replace(
+            answered(), bLeg=None, answer=None, status=404, disposition="rejected", releasedBy="sbc"
+        )
+        data = json.loads(record.toLine())
+        self.assertEqual((data["bLeg"], data["answer"], data["duration"]), (None, None, 0.0))
+
+    def test_noSecrets(self) -> None:
+        """URI passwords and URI headers (which can carry a body) never reach the file."""
+        record = replace(
+            answered(),
+            fromUri="sip:alice:s3cret@example.com;transport=tcp",
+            toUri="sip:bob@example.com?body=v%3D0%0Do%3D-&Subject=x",
+        )
+        line = record.toLine().decode()
+        self.assertNotIn("s3cret", line)
+        self.assertNotIn("body", line)
+        data = json.loads(line)
+        self.assertEqual(data["fromUri"], "sip:alice@example.com;transport=tcp")
+        self.assertEqual(data["toUri"], "sip:bob@example.com")
+        self.assertEqual(scrubURI("sip:a:pw@bad host?x"), "sip:a@bad host")
+
+    def test_ascii(self) -> None:
+        """Non-ASCII text is escaped, long reasons are cut, and NaN is refused."""
+        record = replace(answered(), reason="Ärger " * 100)
+        line = record.toLine()
+        self.assertTrue(line.isascii())
+        self.assertEqual(len(json.loads(line)["reason"]), 200)
+        self.assertRaises(ValueError, replace(answered(), end=float("nan")).toLine)
+
+    def test_validation(self) -> None:
+        """Unknown dispositions, releasers and leg kinds are refused."""
+        self.assertRaises(ValueError, replace, answered(), disposition="ok")
+        self.assertRaises(ValueError, replace, answered(), releasedBy="network")
+        self.assertRaises(ValueError, Leg, "device", "x")
+
+
+class CDRWriterTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+        self.path = self.directory / "state" / "cdr.jsonl"
+        self.fsyncs: list[int] = []
+        realFsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            self.fsyncs.append(fd)
+            realFsync(fd)
+
+        self.patch(os, "fsync", fsync)
+        self.events = Recorder()
+        self.patch(CDRWriter, "log", Logger(observer=self.events))
+
+    def writer(self) -> CDRWriter:
+        writer = CDRWriter(self.path)
+        self.addCleanup(writer.close)
+        return writer
+
+    def lines(self, path: Path | None = None) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in (path or self.path).read_text().splitlines()]
+
+    def test_oneLinePerCall(self) -> None:
+        """Each call adds one valid JSON line, fsynced before write returns."""
+        writer = self.writer()
+        for index in range(3):
+            self.assertTrue(writer.write(answered(f"b2b-{index}")))
+            self.assertEqual(len(self.fsyncs), index + 1)
+        self.assertEqual([line["callId"] for line in self.lines()], ["b2b-0", "b2b-1", "b2b-2"])
+        self.assertEqual(writer.written, 3)
+
+    def test_openedOnceAppending(self) -> None:
+        """The file is opened once, in append mode, keeping earlier lines; it is not world-readable."""
+        self.path.parent.mkdir()
+        self.path.write_bytes(answered("old").toLine())
+        opens: list[str] = []
+        realOpen = os.open
+
+        def countingOpen(path: Any, flags: int, mode: int = 0o777) -> int:
+            opens.append(str(path))
+            self.assertTrue(flags & os.O_APPEND)
+            return realOpen(path, flags, mode)
+
+        self.patch(os, "open", countingOpen)
+        writer = self.writer()
+        writer.write(answered("new-1"))
+        writer.write(answered("new-2"))
+        self.assertEqual(opens, [str(self.path)])
+        self.assertEqual([line["callId"] for line in self.lines()], ["old", "new-1", "new-2"])
+        newPath = self.directory / "fresh.jsonl"
+        CDRWriter(newPath).close()
+        self.assertEqual(newPath.stat().st_mode & 0o007, 0)
+
+    def test_reopen(self) -> None:
+        """After the file is moved away (log rotation), reopen() starts a new one at the path."""
+        writer = self.writer()
+        writer.write(answered("before"))
+        rotated = self.directory / "cdr.jsonl.1"
+        self.path.rename(rotated)
+        writer.write(answered("late"))  # still goes to the open, moved file
+        writer.reopen()
+        writer.write(answered("after"))
+        self.assertEqual([line["callId"] for line in self.lines(rotated)], ["before", "late"])
+        self.assertEqual([line["callId"] for line in self.lines()], ["after"])
+
+    def test_writeFailureNotRaised(self) -> None:
+        """A full disk loses the CDR and logs once per outage; the recovery is logged with the count."""
+        writer = self.writer()
+
+        def full(fd: int, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        realWrite = os.write
+        self.patch(os, "write", full)
+        self.assertFalse(writer.write(answered("lost-1")))
+        self.assertFalse(writer.write(answered("lost-2")))
+        self.assertEqual(writer.lost, 2)
+        self.assertEqual([e["log_level"] for e in self.events.events], [LogLevel.error])
+        self.assertIn("No space left", self.events.events[0]["error"])
+        self.patch(os, "write", realWrite)
+        self.assertTrue(writer.write(answered("back")))
+        self.assertEqual(self.events.events[-1]["lost"], 2)
+        self.assertEqual([line["callId"] for line in self.lines()], ["back"])
+
+    def test_tornLineRepaired(self) -> None:
+        """After a write that stopped half way, the next line still starts on a line of its own."""
+        writer = self.writer()
+        realWrite = os.write
+        calls: list[int] = []
+
+        def halfThenFail(fd: int, data: Any) -> int:
+            calls.append(1)
+            if len(calls) == 1:
+                return realWrite(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.EIO, "I/O error")
+
+        self.patch(os, "write", halfThenFail)
+        self.assertFalse(writer.write(answered("torn")))
+        self.patch(os, "write", realWrite)
+        self.assertTrue(writer.write(answered("whole")))
+        lines = self.path.read_text().splitlines()
+        self.assertEqual(len(lines), 2)
+        self.assertEqual(json.loads(lines[1])["callId"], "whole")
+
+    def test_cannotOpen(self) -> None:
+        """A path that cannot be opened is logged, not raised; writes report failure."""
+        self.path = self.directory / "dir"
+        self.path.mkdir()
+        writer = self.writer()
+        self.assertFalse(writer.write(answered()))
+        self.assertEqual(writer.lost, 1)
+        self.assertEqual(len(self.events.events), 1)
+
+    def test_closeThenWrite(self) -> None:
+        """A write after close() opens the file again rather than failing."""
+        writer = self.writer()
+        writer.close()
+        writer.close()
+        self.assertTrue(writer.write(answered()))
+        self.assertEqual(len(self.lines()), 1)
