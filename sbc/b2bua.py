@@ -7,6 +7,7 @@ directions. Responses and in-dialog requests are mapped between the legs by the 
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -24,7 +25,9 @@ from sbc.cdr import CDR, CDRWriter, dispositionFor
 from sbc.cdr import Leg as Party
 from sbc.config import Config, Trunk
 from sbc.dialog import Leg, newCallId, newTag
-from sbc.interfaces import Address, IClientTransactionUser, ISIPTransport
+from sbc.anchoring import MediaAnchor, NotAcceptable, refusal, sdpOf
+from sbc.media.ports import PortPoolExhaustedError
+from sbc.interfaces import Address, IClientTransactionUser, IMediaRelay, ISIPTransport
 from sbc.location import Binding
 from sbc.policy import copyHeaders
 from sbc.registrar import Registrar
@@ -57,6 +60,7 @@ class Branch:
         "label",
         "leg",
         "provisional",
+        "rseq",
         "transaction",
     )
 
@@ -70,6 +74,7 @@ class Branch:
         self.cancelled = False
         self.answered = False
         self.failoverTimer: IDelayedCall | None = None
+        self.rseq = 0  # the last reliable provisional we PRACKed (RFC 3262)
 
 
 @implementer(IClientTransactionUser)
@@ -105,6 +110,18 @@ class Call:
         self.aAddress = responseAddress(invite.request.topVia(), invite.transport, invite.source)
         self.pending: dict[ClientTransaction, Relay] = {}
         self.queued: list[tuple[Party, Leg, Request]] = []
+        self.media = MediaAnchor(None, self.id, self.mediaTimeout)
+        self.offerFromA = sdpOf(invite.request)
+        self.bBody = b""  # the SDP offer the B side gets (ours, once anchored)
+        self.lateAck: Response | None = None  # B's 2xx, ACKed once A's ACK brings the answer
+        tags = _optionTags(invite.request)
+        self.aReliable = "100rel" in tags  # A takes reliable provisionals (RFC 3262)
+        self.rseq = 0
+        self.unackedRseq: int | None = None
+        self.redirects = 0
+        # RFC 4028 session timer asked for by A: (interval, refresher) and whether A knows "timer".
+        self.sessionTimer = _sessionExpires(invite.request)
+        self.aTimer = "timer" in tags
 
     # --- placing the B side ------------------------------------------------------------------
 
@@ -118,9 +135,53 @@ class Call:
             self.finishA(404, "No route")
             return
         self.state = CALLING
+        self.media = self.manager.anchor(self, decision)
         self.targets = iter(self.manager.expand(self, decision.targets))
         self.timers["C"] = self.manager.clock.callLater(self.noAnswerTimeout(decision), self.timerC)
-        self.nextTarget()
+        if self.offerFromA is None:
+            self.nextTarget()
+            return
+
+        def anchored(body: bytes) -> None:
+            self.bBody = body
+            self.nextTarget()
+
+        self.media.offer("A", self.offerFromA).addCallbacks(anchored, self.mediaRefused)
+
+    def mediaRefused(self, failure: Failure) -> None:
+        if not failure.check(NotAcceptable, SIPParseError, PortPoolExhaustedError):
+            self.log.failure("anchoring media failed", failure)
+        if self.state in (ROUTING, CALLING, EARLY):
+            self.cancelBranches()
+            self.finishA(refusal(failure))
+
+    def startSessionTimer(self) -> None:
+        """RFC 4028: A refreshes (refresher=uac) or we do (uas); a session nobody refreshes ends."""
+        assert self.sessionTimer is not None
+        interval, refresher = self.sessionTimer
+        self.cancelTimer("session")
+        if refresher == "uas":
+            self.timers["session"] = self.manager.clock.callLater(interval / 2, self.refreshA)
+        else:
+            self.timers["session"] = self.manager.clock.callLater(
+                interval - min(32.0, interval / 3), self.hangup, None, reason="session expired"
+            )
+
+    def refreshA(self) -> None:
+        """Our turn to refresh A's session: an UPDATE without SDP (RFC 4028 section 7.4)."""
+        self.timers.pop("session", None)
+        if self.state != CONFIRMED or self.sessionTimer is None:
+            return
+        update = self.a.request("UPDATE")
+        update.headers.add("Session-Expires", f"{self.sessionTimer[0]:.0f};refresher=uas")
+        update.setBody(b"")
+        self.manager.transactions.sendRequest(update, self.a.transport, self.a.address, _Refresh(self))
+        self.startSessionTimer()
+
+    def mediaTimeout(self) -> None:
+        """No RTP for too long (and not on hold): release both legs."""
+        if self.state == CONFIRMED:
+            self.hangup(None, reason="media timeout")
 
     def noAnswerTimeout(self, decision: Decision) -> float:
         for target in decision.targets:
@@ -209,6 +270,12 @@ class Call:
             branch.provisional = True
             self.stopFailover(branch)
             branch.leg.learn(response)
+            rseq = _reliable(response)
+            if rseq is not None:
+                if rseq <= branch.rseq:
+                    return  # a retransmission of a reliable provisional we already PRACKed
+                branch.rseq = rseq
+                self.prack(branch, rseq, response.cseq().number)
             if branch.cancelled:
                 self.sendCancel(branch)
                 return
@@ -244,6 +311,9 @@ class Call:
 
     def failed(self, status: int, response: Response | None, branch: Branch | None = None) -> None:
         """A branch ended without an answer: fail over, or remember its answer for A."""
+        if 300 <= status < 400:
+            self.redirected(response, branch)
+            return
         if self.best is None or _better(status, self.bestStatus):
             self.best = response
             self.bestStatus = status
@@ -263,6 +333,33 @@ class Call:
             self.nextTarget()
         else:
             self.finishA(status, response.reason if response else None, response)
+
+    def redirected(self, response: Response | None, branch: Branch | None) -> None:
+        """A 3xx never reaches A (its Contact is B's topology): follow it by routing, or fail."""
+        contacts = []
+        if response is not None:
+            try:
+                contacts = [c.uri for c in response.contacts() if c.uri.isSIP and c.uri.user]
+            except SIPParseError:
+                contacts = []
+        if self.manager.config.calls.redirect != "follow" or not contacts or self.redirects >= 3:
+            self.failed(480, None, branch)
+            return
+        self.redirects += 1
+        uri = contacts[0]
+        request = replace(self.request, user=unescape(uri.user or ""), domain=uri.host.lower())
+        d = self.manager.routeCall(request)
+        d.addCallback(self.reroute, branch)
+        d.addErrback(self.routeError)
+
+    def reroute(self, decision: Decision, branch: Branch | None) -> None:
+        if self.state not in (CALLING, EARLY):
+            return
+        if decision.reject is not None or not decision.targets:
+            self.failed(decision.reject.status if decision.reject else 404, None, branch)
+            return
+        self.targets = itertools.chain(self.manager.expand(self, decision.targets), self.targets)
+        self.nextTarget()
 
     def maybeDone(self) -> None:
         if self.state == ENDED and not self.pending:
@@ -291,13 +388,48 @@ class Call:
                 other.cancelled = True
                 if other.provisional:
                     self.sendCancel(other)
-        self.ackB(leg, response)
-        ok = self.responseForA(response)
+        self.timers["length"] = self.manager.clock.callLater(self.maxLength(), self.tooLong)
+        body = sdpOf(response)
+        if body is None:
+            self.ackB(leg, response)
+            self.media.after(lambda: self.answerA(response, None))
+        elif self.offerFromA is not None:
+            self.ackB(leg, response)
+            self.media.answer("B", body).addCallbacks(lambda b: self.answerA(response, b), self.answerFailed)
+        else:
+            # Late offer (RFC 3264 section 5): B's 2xx offers, and A's ACK will answer.
+            self.lateAck = response
+            self.media.offer("B", body).addCallbacks(lambda b: self.answerA(response, b), self.answerFailed)
+
+    def answerA(self, response: Response, body: bytes | None) -> None:
+        if self.state != CONFIRMED:
+            return
+        ok = self.responseForA(response, body)
+        self.cancelTimer("rel1xx")
+        self.unackedRseq = None
+        if self.sessionTimer is not None:
+            interval, refresher = self.sessionTimer
+            ok.headers.add("Session-Expires", f"{interval:.0f};refresher={refresher}")
+            if self.aTimer:
+                ok.headers.add("Require", "timer")
+            self.startSessionTimer()
         self.okToA = ok
         self.invite.respond(ok)
         if not self.invite.transport.reliable:
             self.retransmitOk(self.manager.transactionsT1())
-        self.timers["length"] = self.manager.clock.callLater(self.maxLength(), self.tooLong)
+
+    def answerFailed(self, failure: Failure) -> None:
+        """B answered with SDP we cannot use: A gets 488, and B is hung up."""
+        if not failure.check(NotAcceptable, SIPParseError, PortPoolExhaustedError):
+            self.log.failure("anchoring media failed", failure)
+        if self.state != CONFIRMED or self.b is None:
+            return
+        if self.lateAck is not None:
+            self.ackB(self.b, self.lateAck)
+            self.lateAck = None
+        self.state = EARLY  # so that finishA still answers A
+        self.byeOrphan(self.b)
+        self.finishA(refusal(failure))
 
     def maxLength(self) -> float:
         for label in (self.bLabel, _peerLabel(self.peer)):
@@ -320,9 +452,59 @@ class Call:
     # --- A side ------------------------------------------------------------------------------
 
     def relayToA(self, response: Response) -> None:
-        self.invite.respond(self.responseForA(response))
+        """An 18x for A, its SDP anchored first; kept in order behind earlier media work."""
+        body = sdpOf(response)
+        if body is None:
+            self.media.after(lambda: self.provisionalToA(self.responseForA(response)))
+            return
+        work = self.media.answer("B", body) if self.offerFromA is not None else self.media.offer("B", body)
 
-    def responseForA(self, response: Response) -> Response:
+        def send(anchored: bytes) -> None:
+            if self.state in (CALLING, EARLY):
+                self.provisionalToA(self.responseForA(response, anchored))
+
+        work.addCallbacks(send, self.mediaRefused)
+
+    def provisionalToA(self, answer: Response) -> None:
+        """Send an 18x to A; reliably (RFC 3262) when A supports it and none is outstanding."""
+        if not self.aReliable or self.unackedRseq is not None:
+            self.invite.respond(answer)
+            return
+        self.rseq += 1
+        self.unackedRseq = self.rseq
+        answer.headers.add("Require", "100rel")
+        answer.headers.add("RSeq", str(self.rseq))
+        self.invite.respond(answer)
+        t1 = self.manager.transactionsT1()
+
+        def again(interval: float) -> None:
+            if self.unackedRseq is None or self.state not in (CALLING, EARLY):
+                return
+            if interval > 32 * t1:
+                self.unackedRseq = None  # never PRACKed: give up on reliability for this call
+                return
+            self.invite.respond(answer)
+            self.timers["rel1xx"] = self.manager.clock.callLater(interval * 2, again, interval * 2)
+
+        self.timers["rel1xx"] = self.manager.clock.callLater(t1, again, t1)
+
+    def prackReceived(self, request: Request, transaction: ServerTransaction, leg: Leg) -> None:
+        rack = (request.headers.get("rack") or "").split()
+        if leg is self.a and self.unackedRseq is not None and rack[:1] == [str(self.unackedRseq)]:
+            self.unackedRseq = None
+            self.cancelTimer("rel1xx")
+            self.manager.respond(transaction, 200)
+            return
+        self.manager.respond(transaction, 481)
+
+    def prack(self, branch: Branch, rseq: int, cseq: int) -> None:
+        prack = branch.leg.request("PRACK")
+        prack.headers.add("RAck", f"{rseq} {cseq} INVITE")
+        prack.setBody(b"")
+        leg = branch.leg
+        self.manager.transactions.sendRequest(prack, leg.transport, leg.address, _Ignore())
+
+    def responseForA(self, response: Response, body: bytes | None = None) -> Response:
         """B's response, rebuilt for A: A's own Via, From, To (with our tag), Call-ID, CSeq."""
         answer = Response(response.status, response.reason, Headers())
         request = self.invite.request
@@ -335,7 +517,7 @@ class Call:
             answer.headers.add("Contact", self.a.contact)
         copyHeaders(response.headers, answer.headers, trusted=self.trustedA(), extra=self.passA())
         answer.headers.add("Server", self.manager.config.sip.serverName)
-        answer.setBody(response.body)
+        answer.setBody(response.body if body is None else body)
         return answer
 
     def trustedA(self) -> bool:
@@ -364,10 +546,25 @@ class Call:
         self.timers["ok"] = self.manager.clock.callLater(interval, again)
 
     def ackReceived(self, ack: Request) -> None:
-        """A's ACK for our 2xx: stop resending it. Its body (late offer) was already answered."""
+        """A's ACK for our 2xx: stop resending it; with a late offer it carries A's answer."""
         if self.okToA is not None:
             self.okToA = None
             self.cancelTimer("ok")
+        late, self.lateAck = self.lateAck, None
+        if late is None or self.b is None:
+            return
+        b = self.b
+        body = sdpOf(ack)
+        if body is None:
+            self.ackB(b, late)
+            return
+
+        def sendAck(anchored: bytes) -> None:
+            ack = b.request("ACK", cseq=late.cseq().number)
+            ack.setBody(anchored, "application/sdp")
+            b.send(ack)
+
+        self.media.answer("A", body).addCallbacks(sendAck, lambda f: self.ackB(b, late))
 
     def finishA(self, status: int, reason: str | None = None, response: Response | None = None) -> None:
         """Answer A's INVITE with a final failure, and end the call attempt."""
@@ -457,15 +654,15 @@ class Call:
             self.manager.respond(transaction, 200)
             self.hangup(leg)
             return
+        if method == "PRACK":
+            self.prackReceived(request, transaction, leg)
+            return
         other = self.other(leg)
         if other is None or self.state != CONFIRMED:
             self.manager.respond(transaction, 481 if method != "BYE" else 200)
             return
         if method == "REFER" and not self.refersRelayed(leg):
             self.manager.respond(transaction, 403, reason="REFER not allowed")
-            return
-        if method == "PRACK":
-            self.manager.respond(transaction, 200)
             return
         if method not in RELAYED_IN_DIALOG and method != "REFER":
             self.manager.respond(transaction, 501)
@@ -475,13 +672,31 @@ class Call:
         ):
             self.manager.respond(transaction, 491)  # glare: we are still offering on this leg
             return
+        if method in ("INVITE", "UPDATE") and leg is self.a and self.sessionTimer is not None:
+            self.startSessionTimer()  # A refreshed the session (RFC 4028)
         forward = other.request(method)
         copyHeaders(request.headers, forward.headers, trusted=False)
         forward.headers.add("User-Agent", self.manager.config.sip.serverName)
-        forward.setBody(request.body)
         relay = Relay(self, transaction, method, other, leg)
-        client = self.manager.transactions.sendRequest(forward, other.transport, other.address, self)
-        self.pending[client] = relay
+        body = sdpOf(request)
+
+        def send(anchored: bytes | None) -> None:
+            if self.state != CONFIRMED:
+                self.manager.respond(transaction, 481)
+                return
+            forward.setBody(request.body if anchored is None else anchored)
+            client = self.manager.transactions.sendRequest(forward, other.transport, other.address, self)
+            self.pending[client] = relay
+
+        if body is None:
+            self.media.after(lambda: send(None))
+        else:
+            self.media.offer(self.side(leg), body).addCallbacks(
+                send, lambda f: self.manager.respond(transaction, refusal(f))
+            )
+
+    def side(self, leg: Leg) -> str:
+        return "A" if leg is self.a else "B"
 
     def refersRelayed(self, leg: Leg) -> bool:
         """REFER crosses only from a trunk configured with ``refer = "relay"``."""
@@ -516,6 +731,7 @@ class Call:
         for branch in self.branches:
             self.stopFailover(branch)
         self.okToA = None
+        self.media.close()
         self.manager.ended(self)
 
     def cancelTimer(self, name: str) -> None:
@@ -570,8 +786,20 @@ class Relay:
         if 200 <= response.status < 300 and self.method in ("INVITE", "UPDATE"):
             answer.headers.add("Contact", self.source.contact)
         copyHeaders(response.headers, answer.headers)
-        answer.setBody(response.body)
-        self.transaction.respond(answer)
+        body = sdpOf(response)
+        media = self.call.media
+        if body is None:
+            answer.setBody(response.body)
+            media.after(lambda: self.transaction.respond(answer))
+            return
+
+        def send(anchored: bytes) -> None:
+            answer.setBody(anchored)
+            self.transaction.respond(answer)
+
+        media.answer(self.call.side(self.target), body).addCallbacks(
+            send, lambda f: self.call.manager.respond(self.transaction, refusal(f))
+        )
 
     def timedOut(self) -> None:
         self.call.manager.respond(self.transaction, 408)
@@ -603,7 +831,9 @@ class CallManager:
         route: Route,
         respond: Respond,
         cdrs: CDRWriter | None = None,
+        relay: IMediaRelay | None = None,
     ) -> None:
+        self.relay = relay
         self.config = config
         self.clock = clock
         self.transactions = transactions
@@ -615,6 +845,18 @@ class CallManager:
         self.calls: dict[ServerTransaction, Call] = {}
         self.legs: dict[tuple[str, str], tuple[Call, Leg]] = {}
         self.datagram: ISIPTransport | None = None
+
+    def anchor(self, call: Call, decision: Decision) -> MediaAnchor:
+        """The call's media policy: relay unless a trunk on it says bypass; trunks' codec lists."""
+        trunks = [self.trunk(call.peer.name)] if call.peer.kind == TRUNK else []
+        trunks += [self.trunk(t.trunk) for t in decision.targets if isinstance(t, TrunkTarget)]
+        bypass = any(t is not None and t.media == "bypass" for t in trunks)
+        codecs: frozenset[str] | None = None
+        for trunk in trunks:
+            if trunk is not None and trunk.codecs is not None:
+                allowed = frozenset(trunk.codecs)
+                codecs = allowed if codecs is None else codecs & allowed
+        return MediaAnchor(None if bypass else self.relay, call.id, call.mediaTimeout, codecs)
 
     def transactionsT1(self) -> float:
         return self.transactions.timers.T1
@@ -648,6 +890,14 @@ class CallManager:
             self.respond(
                 transaction, 406, extra=(("Accept", "application/sdp"), ("Warning", '399 sbc "SDP only"'))
             )
+            return
+        try:
+            timer = _sessionExpires(request)
+        except SIPParseError as e:
+            self.respond(transaction, 400, reason=f"Bad Request ({e.reason})")
+            return
+        if timer is not None and int((request.headers.get("session-expires") or "0").split(";")[0]) < MIN_SE:
+            self.respond(transaction, 422, extra=(("Min-SE", str(MIN_SE)),))
             return
         fromAddr = request.fromHeader()
         authenticated: str | None = None
@@ -776,8 +1026,12 @@ class CallManager:
             trusted=trunk is not None and trunk.trusted,
             extra=trunk.passHeaders if trunk is not None else (),
         )
+        invite.headers.add("Supported", "100rel")
         invite.headers.add("User-Agent", self.config.sip.serverName)
-        invite.setBody(original.body)
+        if call.bBody:
+            invite.setBody(call.bBody, "application/sdp")
+        else:
+            invite.setBody(original.body if call.offerFromA is None else b"")
         return leg, invite
 
     # --- messages for existing calls ---------------------------------------------------------
@@ -878,6 +1132,55 @@ def _userPart(text: str) -> str:
     """A user part safe to write into a URI we build: escape what the grammar forbids."""
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()&=+$,;?/")
     return "".join(ch if ch in allowed else f"%{ord(ch):02X}" for ch in text)
+
+
+def _optionTags(request: Request) -> set[str]:
+    return {
+        t.strip().lower() for h in ("supported", "require") for t in request.headers.getAll(h) if t.strip()
+    }
+
+
+def _reliable(response: Response) -> int | None:
+    """The RSeq of a reliable provisional response (RFC 3262), or None."""
+    if "100rel" not in {t.strip().lower() for t in response.headers.getAll("require")}:
+        return None
+    rseq = (response.headers.get("rseq") or "").strip()
+    return int(rseq) if rseq.isdigit() and 0 < int(rseq) < 2**32 else None
+
+
+MIN_SE = 90
+
+
+def _sessionExpires(request: Request) -> tuple[float, str] | None:
+    """RFC 4028: the interval and refresher A asked for, or None (raises for a bad value)."""
+    value = request.headers.get("session-expires")
+    if value is None:
+        return None
+    delta, _, params = value.partition(";")
+    delta = delta.strip()
+    if not delta.isdigit():
+        raise SIPParseError("bad Session-Expires")
+    refresher = "uac"
+    for param in params.split(";"):
+        name, _, arg = param.partition("=")
+        if name.strip().lower() == "refresher" and arg.strip().lower() in ("uac", "uas"):
+            refresher = arg.strip().lower()
+    return (float(max(int(delta), MIN_SE)), refresher)
+
+
+@implementer(IClientTransactionUser)
+class _Refresh:
+    """Our session refresh to A: a failure means the session is gone (RFC 4028 section 10)."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+
+    def responseReceived(self, response: Response, transaction: ClientTransaction) -> None:
+        if response.status in (408, 481):
+            self.call.hangup(None, reason="session refresh failed")
+
+    def transactionTimedOut(self, transaction: ClientTransaction) -> None:
+        self.call.hangup(None, reason="session refresh failed")
 
 
 def _contactURI(request: Request) -> URI:

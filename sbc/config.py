@@ -72,6 +72,10 @@ class Trunk:
     passHeaders: tuple[str, ...] = ()
     # REFER from this trunk: "reject" (default) or "relay".
     refer: str = "reject"
+    # "relay" anchors media in the SBC; "bypass" leaves SDP untouched (only when asked for).
+    media: str = "relay"
+    # Codecs (encoding names) allowed on this trunk's calls; None allows all.
+    codecs: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,18 @@ class RegistrarSettings:
 
 
 @dataclass(frozen=True)
+class MediaSettings:
+    """Where media is anchored: the built-in relay (default) or an rtpengine daemon."""
+
+    engine: str = "relay"
+    address: str = "127.0.0.1"
+    portMin: int = 20000
+    portMax: int = 29999
+    timeout: float = 60.0
+    rtpengine: tuple[str, int] = ("127.0.0.1", 2223)
+
+
+@dataclass(frozen=True)
 class CallSettings:
     """Call handling that is not per trunk."""
 
@@ -102,6 +118,8 @@ class CallSettings:
     # "parallel": ring every binding of a user at once; "sequential": one by one, best q first.
     fork: str = "parallel"
     noAnswerTimeout: float = 180.0
+    # A 3xx from a callee: "reject" (the caller gets 480) or "follow" (route its Contact).
+    redirect: str = "reject"
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,7 @@ class Config:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     hook: Hook | None = field(default=None, compare=False, repr=False)
     calls: CallSettings = field(default_factory=CallSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
     access: AccessPolicy = field(compare=False, repr=False, default_factory=lambda: AccessPolicy({}))
 
     def watchedFiles(self) -> tuple[Path, ...]:
@@ -288,13 +307,32 @@ def loadConfig(path: Path | str) -> Config:
     fork = callsTable.get("fork", str, "parallel")
     if fork not in ("parallel", "sequential"):
         raise ConfigError(path, 'must be "parallel" or "sequential"', key="calls.fork")
+    redirect = callsTable.get("redirect", str, "reject")
+    if redirect not in ("reject", "follow"):
+        raise ConfigError(path, 'must be "reject" or "follow"', key="calls.redirect")
     calls = CallSettings(
+        redirect=redirect,
         cdrPath=stateDirectory / callsTable.get("cdr_file", str, "cdr.jsonl"),
         drainGrace=callsTable.number("drain_grace", 0.0, minimum=0, maximum=3600),
         fork=fork,
         noAnswerTimeout=callsTable.number("no_answer_timeout", 180.0, minimum=1, maximum=3600),
     )
     callsTable.done()
+    mediaTable = top.table("media")
+    engine = mediaTable.get("engine", str, "relay")
+    if engine not in ("relay", "rtpengine"):
+        raise ConfigError(path, 'must be "relay" or "rtpengine"', key="media.engine")
+    media = MediaSettings(
+        engine=engine,
+        address=mediaTable.get("address", str, "127.0.0.1"),
+        portMin=mediaTable.integer("port_min", 20000, minimum=1024, maximum=65534),
+        portMax=mediaTable.integer("port_max", 29999, minimum=1025, maximum=65535),
+        timeout=mediaTable.number("timeout", 60.0, minimum=1, maximum=3600),
+        rtpengine=_gateway(path, "media.rtpengine", mediaTable.get("rtpengine", str, "127.0.0.1:2223")),
+    )
+    if media.portMax - media.portMin < 3:
+        raise ConfigError(path, "the port range must hold at least two RTP/RTCP pairs", key="media.port_max")
+    mediaTable.done()
     top.done()
     return Config(
         path=path,
@@ -310,6 +348,7 @@ def loadConfig(path: Path | str) -> Config:
         routing=routing,
         hook=hook,
         calls=calls,
+        media=media,
         access=AccessPolicy(whitelists),
     )
 
@@ -372,6 +411,12 @@ def _trunk(path: Path, base: Path, table: _Table, name: str) -> Trunk:
     refer = table.get("refer", str, "reject")
     if refer not in ("reject", "relay"):
         raise ConfigError(path, 'must be "reject" or "relay"', key=f"{table.name}.refer")
+    media = table.get("media", str, "relay")
+    if media not in ("relay", "bypass"):
+        raise ConfigError(path, 'must be "relay" or "bypass"', key=f"{table.name}.media")
+    codecList = table.get("codecs", list, None)
+    if codecList is not None and not all(isinstance(c, str) and c for c in codecList):
+        raise ConfigError(path, "must be a list of codec names", key=f"{table.name}.codecs")
     trunk = Trunk(
         name=name,
         whitelistPath=whitelistPath,
@@ -385,6 +430,8 @@ def _trunk(path: Path, base: Path, table: _Table, name: str) -> Trunk:
         trusted=table.get("trusted", bool, False),
         passHeaders=tuple(h.lower() for h in passHeaders),
         refer=refer,
+        media=media,
+        codecs=None if codecList is None else tuple(c.lower() for c in codecList),
     )
     table.done()
     return trunk

@@ -20,7 +20,7 @@ from sbc.b2bua import CallManager, Route
 from sbc.cdr import CDRWriter
 from sbc.config import Config
 from sbc.droplog import DropLog
-from sbc.interfaces import Address, ILocationStore, ISIPTransport, ITransactionUser
+from sbc.interfaces import Address, ILocationStore, IMediaRelay, ISIPTransport, ITransactionUser
 from sbc.location import MemoryLocationStore
 from sbc.metrics import Metrics
 from sbc.nonce import NonceManager
@@ -41,7 +41,7 @@ from sbc.sip.message import (
 from sbc.transaction import ServerTransaction, Timers, TransactionLayer, responseAddress
 
 # Methods this SBC answers itself at this stage; the registrar and the B2BUA add theirs.
-SUPPORTED_OPTIONS: frozenset[str] = frozenset()
+SUPPORTED_OPTIONS: frozenset[str] = frozenset({"100rel", "timer"})
 ACCEPT = "application/sdp"
 _COPIED = ("via", "from", "to", "call-id", "cseq")
 
@@ -103,6 +103,7 @@ class SIPServer:
         secret: bytes | None = None,
         route: Route | None = None,
         cdrs: CDRWriter | None = None,
+        relay: IMediaRelay | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -130,6 +131,7 @@ class SIPServer:
             route if route is not None else self._route,
             self._respond,
             cdrs,
+            relay,
         )
         self.methods: dict[str, Handler] = {
             "OPTIONS": self._options,

@@ -11,6 +11,10 @@ from twisted.python import usage
 
 from sbc.access import Bans
 from sbc.cdr import CDRWriter
+from sbc.interfaces import IMediaRelay
+from sbc.media.ports import PortPool
+from sbc.media.relay import MediaRelay
+from sbc.media.rtpengine import RtpengineClient, RtpengineRelay
 from sbc.config import Config, loadConfig
 from sbc.errors import ConfigError
 from sbc.listeners import SignalReload, listenerServices
@@ -74,6 +78,16 @@ def _timer(interval: float, call: Any, clock: Any) -> internet.TimerService:
     return timer
 
 
+def mediaRelay(reactor: Any, config: Config) -> IMediaRelay:
+    """The configured media engine: the built-in relay, or an rtpengine daemon."""
+    media = config.media
+    if media.engine == "rtpengine":
+        return RtpengineRelay(RtpengineClient(reactor, reactor, media.rtpengine))
+    return MediaRelay(
+        reactor, reactor, media.address, PortPool(media.portMin, media.portMax), timeout=media.timeout
+    )
+
+
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor  # the one place we take the real reactor
 
@@ -88,7 +102,8 @@ def makeService(options: Options) -> service.MultiService:
     store = SQLiteLocationStore(reactor, database)
     bans = Bans(reactor, config.bans, BanTable(database))
     cdrs = CDRWriter(config.calls.cdrPath or config.stateDirectory / "cdr.jsonl")
-    server = SIPServer(config, reactor, store=store, bans=bans, secret=secret, cdrs=cdrs)
+    relay = mediaRelay(reactor, config)
+    server = SIPServer(config, reactor, store=store, bans=bans, secret=secret, cdrs=cdrs, relay=relay)
     top = SBCService(server, reactor, cdrs)
     for child in listenerServices(reactor, config, server, reactor, options["tlsContext"]):
         child.setServiceParent(top)

@@ -89,7 +89,7 @@ def answer(
         elif field.key == "to":
             value = field.value if ";tag=" in field.value or status == 100 else f"{field.value};tag={tag}"
             response.headers.add("To", value)
-    if contact and 100 < status < 300:
+    if contact and 100 < status < 400:
         response.headers.add("Contact", contact)
     response.headers.add("Server", "far-end/9.9 (b-side internals)")
     response.setBody(body, "application/sdp" if body else None)
@@ -364,6 +364,106 @@ class TrunkToUserTests(CallTestCase):
         self.assertEqual(bInvite.headers.get("max-forwards"), "69")
 
 
+class ExtensionTests(CallTestCase):
+    def reliable(self, bInvite: Request, rseq: int) -> bytes:
+        data = answer(bInvite, 183, body=SDP)
+        return data.replace(b"Content-Type", b"Require: 100rel\r\nRSeq: %d\r\nContent-Type" % rseq, 1)
+
+    def test_prackTowardsCallee(self) -> None:
+        """A reliable 18x from the callee gets our PRACK with the right RAck, once."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.assertIn("100rel", bInvite.headers.getAll("supported"))
+        self.receive(self.reliable(bInvite, 7), ALICE)
+        self.receive(self.reliable(bInvite, 7), ALICE)
+        pracks = self.requestsTo(ALICE, "PRACK")
+        self.assertEqual({p.headers.get("rack") for p in pracks}, {"7 1 INVITE"})
+        self.assertEqual(len({p.topVia().branch for p in pracks}), 1)
+
+    def test_reliableTowardsCaller(self) -> None:
+        """A caller that supports 100rel gets 18x reliably, resent until its PRACK."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 180), ALICE)
+        (ringing,) = [r for r in self.responsesTo(TRUNK) if r.status == 180]
+        self.assertEqual(ringing.headers.get("require"), "100rel")
+        rseq = ringing.headers.get("rseq")
+        self.clock.advance(0.5)
+        self.assertEqual(self.statuses(TRUNK).count(180), 2)
+        prack = self.aRequestEarly("PRACK", 11, "z9hG4bKpr", ringing, f"RAck: {rseq} 10 INVITE\r\n")
+        self.receive(prack, TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 200)
+        self.clock.advance(4)
+        self.assertEqual(self.statuses(TRUNK).count(180), 2)
+
+    def aRequestEarly(self, method: str, cseq: int, branch: str, response: Response, extra: str) -> bytes:
+        return (
+            f"{method} sip:sbc@127.0.0.1:5060 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.2:5062;branch={branch};rport\r\n"
+            f'Max-Forwards: 70\r\nFrom: "Caller" <sip:+15551234@127.0.0.2>;tag=atag\r\n'
+            f"To: {response.headers.get('to')}\r\nCall-ID: a-call-1@127.0.0.2\r\nCSeq: {cseq} {method}\r\n"
+            f"{extra}Content-Length: 0\r\n\r\n"
+        ).encode()
+
+    def test_sessionTimerHonoured(self) -> None:
+        """Session-Expires from the caller is confirmed in the 2xx; without refresh the call ends."""
+        self.bind()
+        data = invite().replace(b"Supported: 100rel, replaces", b"Supported: timer\r\nSession-Expires: 120")
+        self.receive(data, TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        ok = self.responsesTo(TRUNK)[-1]
+        self.assertEqual(ok.headers.get("session-expires"), "120;refresher=uac")
+        self.assertEqual(ok.headers.get("require"), "timer")
+        self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
+        self.clock.advance(60)
+        self.assertEqual(self.requestsTo(ALICE, "BYE"), [])
+        self.clock.advance(30)
+        self.assertEqual(len({b.topVia().branch for b in self.requestsTo(ALICE, "BYE")}), 1)
+
+    def test_weRefreshWhenAsked(self) -> None:
+        """With refresher=uas we refresh the caller's session with an UPDATE at half the interval."""
+        self.bind()
+        data = invite().replace(b"Supported: 100rel, replaces", b"Session-Expires: 100;refresher=uas")
+        self.receive(data, TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        self.assertEqual(self.responsesTo(TRUNK)[-1].headers.get("session-expires"), "100;refresher=uas")
+        self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
+        self.clock.advance(51)
+        (update,) = self.requestsTo(TRUNK, "UPDATE")
+        self.assertEqual(update.callId, "a-call-1@127.0.0.2")
+
+    def test_sessionTooShort(self) -> None:
+        """A Session-Expires below our Min-SE gets 422 with Min-SE."""
+        data = invite().replace(b"Supported: 100rel, replaces", b"Session-Expires: 30")
+        self.receive(data, TRUNK)
+        (response,) = [r for r in self.responsesTo(TRUNK) if r.status >= 200]
+        self.assertEqual((response.status, response.headers.get("min-se")), (422, "90"))
+
+    def test_redirectRejected(self) -> None:
+        """A 3xx from the callee never reaches the caller: by default it becomes 480."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 302, contact="<sip:bob@10.9.9.9>"), ALICE)
+        self.assertEqual(self.statuses(TRUNK)[-1], 480)
+        self.assertNotIn(b"10.9.9.9", b"".join(d for d, w in self.udp.sent if w == TRUNK))
+
+    def test_redirectFollowed(self) -> None:
+        """With redirect = "follow", the 3xx Contact is routed like a dialled number."""
+        toml = (self.directory / "sbc.toml").read_text() + '\n[calls]\nredirect = "follow"\n'
+        (self.directory / "sbc.toml").write_text(toml)
+        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 302, contact="<sip:+15550002@10.9.9.9>"), ALICE)
+        self.assertEqual(len(self.requestsTo(("127.0.0.2", 5080), "INVITE")), 1)
+
+
 class TopologyTests(CallTestCase):
     def test_nothingOfACrossesToB(self) -> None:
         """Every byte sent to B is free of A's address, port, tags, Call-ID and internals."""
@@ -378,7 +478,6 @@ class TopologyTests(CallTestCase):
             b"z9hG4bKa1",
             b"proxy.a.example",
             b"X-Internal",
-            b"100rel",
         ):
             self.assertNotIn(secret, toB, secret)
         self.assertEqual(len(bInvite.headers.getAll("via")), 1)
@@ -450,3 +549,84 @@ class BoundsTests(CallTestCase):
         self.assertEqual(self.server.transactions.clientTransactions, {})
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(len(self.cdrs.records), 1000)
+
+
+class MediaTests(CallTestCase):
+    """Calls whose media goes through the built-in relay (on a fake UDP reactor)."""
+
+    def setUp(self) -> None:
+        from sbc.media.ports import PortPool
+        from sbc.media.relay import MediaRelay
+        from tests.test_media_relay import FakeUDPReactor
+
+        super().setUp()
+        self.udpReactor = FakeUDPReactor()
+        self.relay = MediaRelay(self.udpReactor, self.clock, "127.0.0.1", PortPool(30000, 30099), timeout=30)
+        self.server.calls.relay = self.relay
+        self.aSDP = SDP.replace(b"192.0.2.77", b"127.0.0.2").replace(b"4000", b"6000")
+        self.bSDP = SDP.replace(b"192.0.2.77", b"10.1.1.1").replace(b"4000", b"7000")
+
+    def call(self) -> Request:
+        self.bind()
+        self.receive(invite(body=self.aSDP), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 200, body=self.bSDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
+        return bInvite
+
+    def test_sdpAnchored(self) -> None:
+        """Each side's SDP names the SBC and relay ports, never the other side's address or port."""
+        bInvite = self.call()
+        self.assertIn(b"c=IN IP4 127.0.0.1", bInvite.body)
+        self.assertNotIn(b"127.0.0.2", bInvite.body)
+        self.assertNotIn(b"6000", bInvite.body)
+        ok = self.responsesTo(TRUNK)[-1]
+        self.assertIn(b"c=IN IP4 127.0.0.1", ok.body)
+        self.assertNotIn(b"10.1.1.1", ok.body)
+        self.assertNotIn(b"7000", ok.body)
+        self.assertIn(b"o=sbc ", ok.body)
+        self.assertEqual(self.relay.activeSessions(), 1)
+
+    def test_portsReleasedAtEnd(self) -> None:
+        """Hanging up releases the call's relay ports."""
+        self.call()
+        self.receive(self.aRequest("BYE", 11, "z9hG4bKbye"), TRUNK)
+        self.assertEqual(self.relay.activeSessions(), 0)
+
+    def test_mediaTimeoutHangsUp(self) -> None:
+        """No RTP for the media timeout releases both legs with BYE."""
+        self.call()
+        for _ in range(40):
+            self.clock.advance(1)
+        # One BYE on each leg (retransmitted over UDP while unanswered: one branch each).
+        self.assertEqual(len({bye.topVia().branch for bye in self.requestsTo(ALICE, "BYE")}), 1)
+        self.assertEqual(len({bye.topVia().branch for bye in self.requestsTo(TRUNK, "BYE")}), 1)
+        self.assertEqual(self.cdrs.records[0].releasedBy, "sbc")
+
+    def test_lateOffer(self) -> None:
+        """An INVITE without SDP: B's 2xx offers, and A's ACK answer reaches B in our ACK."""
+        self.bind()
+        self.receive(invite(body=b""), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.assertEqual(bInvite.body, b"")
+        self.receive(answer(bInvite, 200, body=self.bSDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        self.assertEqual(self.requestsTo(ALICE, "ACK"), [])
+        ok = self.responsesTo(TRUNK)[-1]
+        self.assertIn(b"127.0.0.1", ok.body)
+        ack = self.aRequest("ACK", 10, "z9hG4bKack").replace(b"Content-Length: 0\r\n\r\n", b"")
+        ack += b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % len(self.aSDP) + self.aSDP
+        self.receive(ack, TRUNK)
+        (bAck,) = self.requestsTo(ALICE, "ACK")
+        self.assertIn(b"c=IN IP4 127.0.0.1", bAck.body)
+        self.assertNotIn(b"127.0.0.2", bAck.body)
+
+    def test_codecFilter(self) -> None:
+        """A trunk's codec list filters the offer; nothing left gives 488."""
+        toml = (self.directory / "sbc.toml").read_text()
+        toml = toml.replace("[trunks.demo]", '[trunks.demo]\ncodecs = ["G729"]')
+        (self.directory / "sbc.toml").write_text(toml)
+        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+        self.bind()
+        self.receive(invite(body=self.aSDP), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 488)
+        self.assertEqual(self.requestsTo(ALICE, "INVITE"), [])

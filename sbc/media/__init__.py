@@ -1,0 +1,5 @@
+"""Media anchoring: the built-in RTP/RTCP relay (`sbc.media.relay`) and its port pool (`sbc.media.ports`).
+
+Both the built-in relay and rtpengine provide `sbc.interfaces.IMediaRelay`, so the call layer never
+knows which one carries the media.
+"""

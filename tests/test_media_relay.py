@@ -1,0 +1,632 @@
+"""Tests for sbc.media.relay: the built-in RTP/RTCP relay, on a fake UDP reactor and a `Clock`."""
+
+from __future__ import annotations
+
+import errno
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IReactorUDP, IUDPTransport
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from sbc.interfaces import Address, IMediaRelay
+from sbc.media.ports import PortPool, PortPoolExhaustedError
+from sbc.media.relay import MAX_PACKET_SIZE, MediaRelay, MediaStats, UnknownCallError
+from sbc.sip.sdp import SDPParseError, SessionDescription, parseSDP
+
+US = "127.0.0.1"
+PHONE_A: Address = ("10.0.0.1", 49170)  # the caller, as its SDP says
+PHONE_B: Address = ("192.0.2.20", 6000)  # the callee, as its SDP says
+NAT_A: Address = ("203.0.113.5", 40000)  # where the caller's packets really come from
+
+
+@implementer(IListeningPort, IUDPTransport)
+class FakeUDPPort:
+    """A bound UDP socket that records what it sends and lets a test hand it datagrams."""
+
+    def __init__(
+        self, reactor: FakeUDPReactor, port: int, protocol: DatagramProtocol, interface: str
+    ) -> None:
+        self.reactor = reactor
+        self.port = port
+        self.protocol = protocol
+        self.interface = interface
+        self.written: list[tuple[bytes, Address]] = []
+        self.open = True
+        self.refuse: OSError | None = None
+
+    def write(self, packet: bytes, addr: Address | None = None) -> None:
+        assert self.open, "write on a closed socket"
+        assert addr is not None
+        if self.refuse is not None:
+            raise self.refuse
+        self.written.append((packet, addr))
+
+    def deliver(self, datagram: bytes, source: Address) -> None:
+        """A datagram arrives from ``source``."""
+        assert self.open, "datagram on a closed socket"
+        self.protocol.datagramReceived(datagram, source)
+
+    def startListening(self) -> None:
+        """Already listening."""
+
+    def stopListening(self) -> Deferred[None] | None:
+        self.open = False
+        del self.reactor.open[self.port]
+        self.protocol.doStop()
+        if self.reactor.closing is None:
+            return None
+        closed: Deferred[None] = Deferred()
+        self.reactor.closing.append(closed)
+        return closed
+
+    def getHost(self) -> IPv4Address | IPv6Address:
+        if ":" in self.interface:
+            return IPv6Address("UDP", self.interface, self.port)
+        return IPv4Address("UDP", self.interface, self.port)
+
+    def connect(self, host: str, port: int) -> None:
+        raise NotImplementedError
+
+    def getBroadcastAllowed(self) -> bool:
+        return False
+
+    def setBroadcastAllowed(self, enabled: bool) -> None:
+        raise NotImplementedError
+
+
+@implementer(IReactorUDP)
+class FakeUDPReactor:
+    """`MemoryReactor` has no UDP: this one binds fake sockets, and refuses ports in ``busy``.
+
+    With ``closing`` set to a list, ``stopListening`` returns a Deferred kept there, as a real
+    socket closes only on the next reactor turn.
+    """
+
+    def __init__(self) -> None:
+        self.open: dict[int, FakeUDPPort] = {}
+        self.busy: set[int] = set()
+        self.closing: list[Deferred[None]] | None = None
+        self.binds: list[tuple[int, str, int]] = []
+
+    def listenUDP(
+        self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192
+    ) -> FakeUDPPort:
+        if port in self.busy or port in self.open:
+            raise CannotListenError(interface, port, OSError(errno.EADDRINUSE, "Address already in use"))
+        self.binds.append((port, interface, maxPacketSize))
+        listening = self.open[port] = FakeUDPPort(self, port, protocol, interface)
+        protocol.makeConnection(listening)
+        return listening
+
+
+def sdp(*lines: str) -> bytes:
+    return "".join(line + "\r\n" for line in lines).encode("latin-1")
+
+
+def phone(
+    host: str, port: int, *extra: str, username: str = "phone", video: int | None = None, ip: str = "IP4"
+) -> bytes:
+    """One side's SDP: audio on ``port``, optionally video, ``extra`` lines after the audio m=."""
+    lines = [
+        "v=0",
+        f"o={username} 2890844526 2890844526 IN {ip} {host}",
+        "s=-",
+        f"c=IN {ip} {host}",
+        "t=0 0",
+        f"m=audio {port} RTP/AVP 0 8 101",
+        "a=rtpmap:101 telephone-event/8000",
+        *extra,
+    ]
+    if video is not None:
+        lines += [f"m=video {video} RTP/AVP 96", "a=rtpmap:96 H264/90000"]
+    return sdp(*lines)
+
+
+OFFER = phone(*PHONE_A, username="alice")
+ANSWER = phone(*PHONE_B, username="bob")
+
+
+class RelayTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = FakeUDPReactor()
+        self.clock = Clock()
+        self.pool = PortPool(20000, 20099)
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool)
+        self.timedOut: list[str] = []
+
+    def onTimeout(self, callId: str = "call-1") -> None:
+        self.timedOut.append(callId)
+
+    def offer(self, body: bytes = OFFER, side: str = "A", callId: str = "call-1") -> SessionDescription:
+        d = self.relay.offer(callId, side, body, lambda: self.onTimeout(callId))
+        return parseSDP(self.successResultOf(d))
+
+    def answer(self, body: bytes = ANSWER, side: str = "B", callId: str = "call-1") -> SessionDescription:
+        return parseSDP(self.successResultOf(self.relay.answer(callId, side, body)))
+
+    def call(self, callId: str = "call-1") -> tuple[int, int]:
+        """Set up a call; return the relay port B must send to and the one A must send to."""
+        toB = self.offer(callId=callId)
+        toA = self.answer(callId=callId)
+        return toB.media[0].port, toA.media[0].port
+
+    def socket(self, port: int) -> FakeUDPPort:
+        return self.reactor.open[port]
+
+
+class RewriteTests(RelayTestCase):
+    def test_offerNamesUs(self) -> None:
+        """The offer that goes to B names our address in o= and c=, and nothing of A's."""
+        body = self.successResultOf(self.relay.offer("call-1", "A", OFFER, self.onTimeout))
+        toB = parseSDP(body)
+        self.assertEqual(toB.origin.address, US)
+        connection = toB.connection
+        assert connection is not None
+        self.assertEqual(connection.address, US)
+        self.assertNotIn(b"10.0.0.1", body)
+        self.assertNotIn(b"49170", body)
+        self.assertIn(b"a=rtpmap:101 telephone-event/8000", body)
+
+    def test_portsFaceTheOtherSide(self) -> None:
+        """Each side is told a port of a pair facing the other side, bound on our address."""
+        toB, toA = self.call()
+        self.assertNotEqual(toB, toA)
+        for port in (toB, toA):
+            self.assertEqual(port % 2, 0)
+            self.assertTrue(20000 <= port <= 20098)
+            self.assertEqual((self.socket(port).interface, self.socket(port + 1).interface), (US, US))
+        # What arrives where B sends goes to A, and the other way round.
+        self.socket(toB).deliver(b"from B", PHONE_B)
+        self.assertEqual(self.socket(toA).written, [(b"from B", PHONE_A)])
+
+    def test_bindsOnePairPerSidePerStream(self) -> None:
+        """An audio and video call binds four pairs: one per side for each stream, read 8 KiB at a time."""
+        self.offer(phone(*PHONE_A, video=51372))
+        self.answer(phone(*PHONE_B, video=6002))
+        self.assertEqual(len(self.reactor.open), 8)
+        self.assertEqual(self.pool.inUse, 4)
+        self.assertEqual({size for _, _, size in self.reactor.binds}, {MAX_PACKET_SIZE})
+
+    def test_rtcpAttribute(self) -> None:
+        """An a=rtcp port becomes our RTCP port, one above the RTP port we name."""
+        toB = self.offer(phone(*PHONE_A, "a=rtcp:53020 IN IP4 10.0.0.9"))
+        port = toB.media[0].port
+        self.assertEqual(toB.media[0].attribute("rtcp"), f"{port + 1} IN IP4 {US}")
+
+    def test_rejectedStreamStaysRejected(self) -> None:
+        """A stream with port 0 stays at 0 and binds nothing."""
+        toB = self.offer(phone(*PHONE_A, video=0))
+        self.assertEqual(toB.media[1].port, 0)
+        self.assertEqual(len(self.reactor.open), 4)
+
+    def test_tcpStreamRejected(self) -> None:
+        """A stream over TCP, which a UDP relay cannot carry, goes out rejected rather than unreachable."""
+        body = OFFER + sdp("m=message 2855 TCP/MSRP *", "a=path:msrp://10.0.0.1:2855/abc;tcp")
+        toB = self.offer(body)
+        self.assertEqual([media.port for media in toB.media[1:]], [0])
+        self.assertEqual(len(self.reactor.open), 4)
+
+    def test_t38Relayed(self) -> None:
+        """A T.38 fax stream over UDPTL is relayed like RTP."""
+        body = sdp(
+            "v=0",
+            "o=fax 1 1 IN IP4 10.0.0.1",
+            "s=-",
+            "c=IN IP4 10.0.0.1",
+            "t=0 0",
+            "m=image 4000 udptl t38",
+        )
+        toB = self.offer(body)
+        self.assertIn(toB.media[0].port, self.reactor.open)
+
+    def test_badSDP(self) -> None:
+        """A broken body fails the offer with the codec's error and holds nothing."""
+        failure = self.failureResultOf(self.relay.offer("call-1", "A", b"hello", self.onTimeout))
+        failure.trap(SDPParseError)
+        self.assertEqual((self.relay.activeSessions(), len(self.reactor.open)), (0, 0))
+
+    def test_badSide(self) -> None:
+        """A side other than A or B is a caller bug, reported as ValueError."""
+        self.failureResultOf(self.relay.offer("call-1", "C", OFFER, self.onTimeout)).trap(ValueError)
+        self.assertEqual(self.relay.activeSessions(), 0)
+
+    def test_answerWithoutOffer(self) -> None:
+        """An answer for a call that has no offer fails with UnknownCallError."""
+        self.failureResultOf(self.relay.answer("nope", "B", ANSWER)).trap(UnknownCallError)
+        self.assertEqual((self.relay.activeSessions(), len(self.reactor.open)), (0, 0))
+
+    def test_lateOffer(self) -> None:
+        """A late offer (in the 200 OK from B) and its answer (in A's ACK) anchor the same way."""
+        toA = self.offer(ANSWER, side="B")
+        toB = self.answer(OFFER, side="A")
+        self.socket(toA.media[0].port).deliver(b"rtp", PHONE_A)
+        self.assertEqual(self.socket(toB.media[0].port).written, [(b"rtp", PHONE_B)])
+
+    def test_badAddress(self) -> None:
+        """The relay's own address must be a reachable IP address: it is written into SDP."""
+        for address in ("sbc.example", "0.0.0.0", "::"):
+            self.assertRaises(ValueError, MediaRelay, self.reactor, self.clock, address, self.pool)
+        self.assertRaises(ValueError, MediaRelay, self.reactor, self.clock, US, self.pool, timeout=0)
+
+    def test_interface(self) -> None:
+        """The relay provides IMediaRelay."""
+        self.assertTrue(verifyObject(IMediaRelay, self.relay))
+
+
+class ForwardingTests(RelayTestCase):
+    def test_rtpAtoB(self) -> None:
+        """RTP from A leaves the socket B sends to, towards B's SDP address."""
+        toB, toA = self.call()
+        self.socket(toA).deliver(b"rtp A", PHONE_A)
+        self.assertEqual(self.socket(toB).written, [(b"rtp A", PHONE_B)])
+        self.assertEqual(self.socket(toA).written, [])
+
+    def test_rtpBtoA(self) -> None:
+        """RTP from B leaves the socket A sends to, towards A's SDP address."""
+        toB, toA = self.call()
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual(self.socket(toA).written, [(b"rtp B", PHONE_A)])
+        self.assertEqual(self.socket(toB).written, [])
+
+    def test_rtcpBothWays(self) -> None:
+        """RTCP goes through the odd ports to the RTCP addresses: port + 1 by default."""
+        toB, toA = self.call()
+        self.socket(toA + 1).deliver(b"rtcp A", ("10.0.0.1", 49171))
+        self.socket(toB + 1).deliver(b"rtcp B", ("192.0.2.20", 6001))
+        self.assertEqual(self.socket(toB + 1).written, [(b"rtcp A", ("192.0.2.20", 6001))])
+        self.assertEqual(self.socket(toA + 1).written, [(b"rtcp B", ("10.0.0.1", 49171))])
+        self.assertEqual(self.socket(toA).written + self.socket(toB).written, [])
+
+    def test_rtcpAttributeAddress(self) -> None:
+        """RTCP towards a side goes where its a=rtcp says, address included (RFC 3605)."""
+        toB = self.offer(phone(*PHONE_A, "a=rtcp:53020 IN IP4 10.0.0.9")).media[0].port
+        toA = self.answer().media[0].port
+        self.socket(toB + 1).deliver(b"rtcp B", ("192.0.2.20", 6001))
+        self.assertEqual(self.socket(toA + 1).written, [(b"rtcp B", ("10.0.0.9", 53020))])
+
+    def test_latching(self) -> None:
+        """The first packet's source replaces A's SDP address: media reaches a phone behind NAT."""
+        toB, toA = self.call()
+        self.socket(toA).deliver(b"rtp A", NAT_A)
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual(self.socket(toA).written, [(b"rtp B", NAT_A)])
+
+    def test_latchingOnce(self) -> None:
+        """Only the first source latches; later packets from elsewhere are forwarded but move nothing."""
+        toB, toA = self.call()
+        self.socket(toA).deliver(b"one", NAT_A)
+        self.socket(toA).deliver(b"two", ("198.51.100.66", 1234))
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual(self.socket(toB).written, [(b"one", PHONE_B), (b"two", PHONE_B)])
+        self.assertEqual(self.socket(toA).written, [(b"rtp B", NAT_A)])
+
+    def test_latchingRTCP(self) -> None:
+        """RTCP latches on its own source, independently of RTP."""
+        toB, toA = self.call()
+        self.socket(toA + 1).deliver(b"rtcp A", ("203.0.113.5", 40001))
+        self.socket(toB + 1).deliver(b"rtcp B", ("192.0.2.20", 6001))
+        self.assertEqual(self.socket(toA + 1).written, [(b"rtcp B", ("203.0.113.5", 40001))])
+
+    def test_dropBeforeKnown(self) -> None:
+        """Before B's answer, A's packets have nowhere to go: dropped and counted, nothing sent."""
+        toB = self.offer().media[0].port
+        toA = toB - 2  # the pair facing A was taken just before the one facing B
+        self.socket(toA).deliver(b"early", PHONE_A)
+        self.assertEqual(self.socket(toB).written, [])
+        stats = self.relay.stats("call-1")
+        assert stats is not None
+        self.assertEqual((stats.packetsFromA, stats.dropped), (1, 1))
+
+    def test_earlyPacketFromB(self) -> None:
+        """B's RTP that overtakes its answer is forwarded, and its latched source survives the answer."""
+        toB = self.offer().media[0].port
+        self.socket(toB).deliver(b"early B", ("198.51.100.20", 7000))
+        toA = self.answer().media[0].port
+        self.assertEqual(self.socket(toA).written, [(b"early B", PHONE_A)])
+        self.socket(toA).deliver(b"rtp A", PHONE_A)
+        self.assertEqual(self.socket(toB).written, [(b"rtp A", ("198.51.100.20", 7000))])
+
+    def test_hostnameWaitsForLatch(self) -> None:
+        """A c= hostname is not sent to (sockets take IPs only); the side's first packet shows where it is."""
+        toB = self.offer().media[0].port
+        toA = self.answer(phone("bob.example", 6000)).media[0].port
+        self.socket(toA).deliver(b"rtp A", PHONE_A)
+        self.assertEqual(self.socket(toB).written, [])
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.socket(toA).deliver(b"rtp A", PHONE_A)
+        self.assertEqual(self.socket(toB).written, [(b"rtp A", PHONE_B)])
+
+    def test_sendFailureCounted(self) -> None:
+        """A send the OS refuses (unreachable network) is counted as dropped, not raised."""
+        toB, toA = self.call()
+        self.socket(toB).refuse = OSError(errno.ENETUNREACH, "Network is unreachable")
+        self.socket(toA).deliver(b"rtp A", PHONE_A)
+        stats = self.relay.stats("call-1")
+        assert stats is not None
+        self.assertEqual(stats.dropped, 1)
+
+    def test_counters(self) -> None:
+        """Packets and bytes are counted per direction, RTP and RTCP together."""
+        toB, toA = self.call()
+        self.socket(toA).deliver(b"12345", PHONE_A)
+        self.socket(toA).deliver(b"123", PHONE_A)
+        self.socket(toA + 1).deliver(b"1234567", ("10.0.0.1", 49171))
+        self.socket(toB).deliver(b"12", PHONE_B)
+        self.assertEqual(self.relay.stats("call-1"), MediaStats(3, 15, 1, 2, 0))
+        self.assertIsNone(self.relay.stats("other"))
+
+    def test_ipv6(self) -> None:
+        """A relay on an IPv6 address writes IN IP6 and forwards between IPv6 peers."""
+        relay = MediaRelay(self.reactor, self.clock, "[::1]", self.pool)
+        aSide, bSide = ("2001:db8::a", 49170), ("2001:db8::b", 6000)
+        toB = parseSDP(self.successResultOf(relay.offer("v6", "A", phone(*aSide, ip="IP6"), lambda: None)))
+        toA = parseSDP(self.successResultOf(relay.answer("v6", "B", phone(*bSide, ip="IP6"))))
+        connection = toB.connection
+        assert connection is not None
+        self.assertEqual((connection.addrtype, connection.address), ("IP6", "::1"))
+        self.socket(toA.media[0].port).deliver(b"rtp A", aSide)
+        self.assertEqual(self.socket(toB.media[0].port).written, [(b"rtp A", bSide)])
+        self.assertEqual(self.socket(toA.media[0].port).interface, "::1")
+        relay.close()
+
+
+class ReofferTests(RelayTestCase):
+    def test_keepsPorts(self) -> None:
+        """A re-INVITE from A gets the same relay ports and moves A's address."""
+        toB, toA = self.call()
+        again = self.offer(phone("10.0.0.2", 50000))
+        self.assertEqual(again.media[0].port, toB)
+        self.assertEqual(self.answer().media[0].port, toA)
+        self.assertEqual(len(self.reactor.open), 4)
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual(self.socket(toA).written, [(b"rtp B", ("10.0.0.2", 50000))])
+
+    def test_fromB(self) -> None:
+        """A re-INVITE from B is told the ports facing A's side, where A already sends."""
+        toB, toA = self.call()
+        self.assertEqual(self.offer(ANSWER, side="B").media[0].port, toA)
+        self.assertEqual(self.answer(OFFER, side="A").media[0].port, toB)
+
+    def test_sameAddressKeepsLatch(self) -> None:
+        """A session refresh repeating A's private address keeps the NAT latch."""
+        toB, toA = self.call()
+        self.socket(toA).deliver(b"rtp A", NAT_A)
+        self.offer()
+        self.answer()
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual(self.socket(toA).written, [(b"rtp B", NAT_A)])
+
+    def test_movedAddressRelatches(self) -> None:
+        """When A's SDP address changes (a transfer), the old latch goes and the next source latches."""
+        toB, toA = self.call()
+        self.socket(toA).deliver(b"old", NAT_A)
+        self.offer(phone("10.0.0.7", 30000))
+        self.answer()
+        self.socket(toB).deliver(b"one", PHONE_B)
+        self.socket(toA).deliver(b"new", ("198.51.100.7", 30000))
+        self.socket(toB).deliver(b"two", PHONE_B)
+        self.assertEqual(
+            self.socket(toA).written, [(b"one", ("10.0.0.7", 30000)), (b"two", ("198.51.100.7", 30000))]
+        )
+
+    def test_addsStream(self) -> None:
+        """A re-INVITE that adds video binds ports for it only."""
+        toB, _ = self.call()
+        again = self.offer(phone(*PHONE_A, video=51372))
+        self.assertEqual(again.media[0].port, toB)
+        self.assertIn(again.media[1].port, self.reactor.open)
+        self.assertEqual(len(self.reactor.open), 8)
+
+    def test_disabledStreamStopsSending(self) -> None:
+        """A stream set to port 0 in a re-INVITE gets nothing sent towards that side any more."""
+        toB, toA = self.call()
+        self.offer(phone(*PHONE_A, video=0).replace(b"m=audio 49170", b"m=audio 0"))
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual(self.socket(toA).written, [])
+
+
+class TimeoutTests(RelayTestCase):
+    def test_firesOnce(self) -> None:
+        """With no RTP for 30 seconds the call's onTimeout runs, and only once."""
+        self.call()
+        self.clock.advance(29)
+        self.assertEqual(self.timedOut, [])
+        self.clock.advance(1)
+        self.assertEqual(self.timedOut, ["call-1"])
+        self.clock.pump([1] * 100)
+        self.assertEqual(self.timedOut, ["call-1"])
+        self.assertEqual(self.relay.timeouts, 1)
+
+    def test_rtpKeepsAlive(self) -> None:
+        """RTP from either side defers the timeout; silence after it still times out."""
+        toB, toA = self.call()
+        for second in range(1, 121):
+            self.clock.advance(1)
+            if second % 40 == 0:
+                self.socket(toA).deliver(b"rtp A", PHONE_A)
+            elif second % 20 == 0:
+                self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual(self.timedOut, [])
+        self.clock.pump([1] * 29)
+        self.assertEqual(self.timedOut, [])
+        self.clock.pump([1] * 2)
+        self.assertEqual(self.timedOut, ["call-1"])
+
+    def test_rtcpDoesNotKeepAlive(self) -> None:
+        """RTCP alone is no media: the call still times out."""
+        toB, _ = self.call()
+        for _ in range(30):
+            self.socket(toB + 1).deliver(b"rtcp", ("192.0.2.20", 6001))
+            self.clock.advance(1)
+        self.assertEqual(self.timedOut, ["call-1"])
+
+    def test_holdPauses(self) -> None:
+        """While A holds B (sendonly), silence does not time the call out; after resuming it does."""
+        self.call()
+        self.clock.advance(20)
+        self.offer(phone(*PHONE_A, "a=sendonly"))
+        self.answer(phone(*PHONE_B, "a=recvonly"))
+        self.clock.pump([1] * 3600)
+        self.assertEqual(self.timedOut, [])
+        self.offer()
+        self.answer()
+        self.clock.pump([1] * 29)
+        self.assertEqual(self.timedOut, [])
+        self.clock.pump([1] * 2)
+        self.assertEqual(self.timedOut, ["call-1"])
+
+    def test_inactiveAnswerHolds(self) -> None:
+        """An answer with inactive puts the call on hold too, as does the RFC 2543 c=0.0.0.0."""
+        self.call()
+        self.answer(phone(*PHONE_B, "a=inactive"))
+        self.clock.pump([1] * 100)
+        self.offer(phone("0.0.0.0", 49170), callId="call-2")
+        self.clock.pump([1] * 100)
+        self.assertEqual(self.timedOut, [])
+
+    def test_holdTimeout(self) -> None:
+        """With a hold timeout, a silent call on hold times out after that instead."""
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool, timeout=30, holdTimeout=120)
+        self.call()
+        self.offer(phone(*PHONE_A, "a=inactive"))
+        self.clock.pump([1] * 119)
+        self.assertEqual(self.timedOut, [])
+        self.clock.pump([1] * 2)
+        self.assertEqual(self.timedOut, ["call-1"])
+
+    def test_signallingRestartsTheClock(self) -> None:
+        """A re-INVITE counts as life: the timeout runs from the last offer or answer."""
+        self.call()
+        self.clock.pump([1] * 25)
+        self.offer()
+        self.clock.pump([1] * 25)
+        self.assertEqual(self.timedOut, [])
+        self.clock.pump([1] * 6)
+        self.assertEqual(self.timedOut, ["call-1"])
+
+    def test_onlySilentCalls(self) -> None:
+        """Only the silent call times out; the one with media goes on."""
+        self.call("quiet")
+        _, toA = self.call("busy")
+        for _ in range(40):
+            self.socket(toA).deliver(b"rtp", PHONE_A)
+            self.clock.advance(1)
+        self.assertEqual(self.timedOut, ["quiet"])
+
+    def test_oneTimer(self) -> None:
+        """One periodic check serves every call, and none is left when no call is."""
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        for index in range(3):
+            self.call(f"call-{index}")
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        for index in range(3):
+            self.relay.delete(f"call-{index}")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.call()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_handlerErrorLogged(self) -> None:
+        """A failing onTimeout is logged, and the check goes on for the other calls."""
+
+        def broken() -> None:
+            raise RuntimeError("boom")
+
+        self.successResultOf(self.relay.offer("broken", "A", OFFER, broken))
+        self.call("fine")
+        self.clock.pump([1] * 31)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.timedOut, ["fine"])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_deleteFromHandler(self) -> None:
+        """onTimeout may delete the call at once (send BYE, release media): the check copes."""
+        self.successResultOf(self.relay.offer("call-1", "A", OFFER, lambda: self.relay.delete("call-1")))
+        self.clock.pump([1] * 31)
+        self.assertEqual(self.relay.activeSessions(), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class PortReuseTests(RelayTestCase):
+    def test_delete(self) -> None:
+        """delete closes every socket of the call and returns its pairs; unknown calls are fine."""
+        self.offer(phone(*PHONE_A, video=51372))
+        self.answer(phone(*PHONE_B, video=6002))
+        self.assertEqual(self.relay.activeSessions(), 1)
+        self.assertIsNone(self.successResultOf(self.relay.delete("call-1")))
+        self.assertEqual((self.relay.activeSessions(), len(self.reactor.open)), (0, 0))
+        self.assertEqual(self.pool.available, self.pool.capacity)
+        self.assertIsNone(self.successResultOf(self.relay.delete("call-1")))
+        self.assertIsNone(self.successResultOf(self.relay.delete("never")))
+
+    def test_thousandCalls(self) -> None:
+        """After 1,000 offer/answer/delete cycles the pool is full and no socket is left open."""
+        self.pool = PortPool(20000, 20039)
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool)
+        seen: set[int] = set()
+        for index in range(1000):
+            callId = f"call-{index}"
+            toB, toA = self.call(callId)
+            seen.update((toB, toA))
+            self.socket(toA).deliver(b"rtp", PHONE_A)
+            self.successResultOf(self.relay.delete(callId))
+        self.assertEqual(seen, set(range(20000, 20040, 2)))
+        self.assertEqual((self.pool.available, self.pool.inUse), (self.pool.capacity, 0))
+        self.assertEqual((self.reactor.open, self.relay.activeSessions()), ({}, 0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_releaseAfterClose(self) -> None:
+        """A pair returns to the pool only once both its sockets have really closed."""
+        self.reactor.closing = []
+        self.call()
+        self.relay.delete("call-1")
+        self.assertEqual((self.relay.activeSessions(), self.pool.inUse), (0, 2))
+        for closed in self.reactor.closing:
+            closed.callback(None)
+        self.assertEqual(self.pool.inUse, 0)
+
+    def test_bindFailureSkips(self) -> None:
+        """A pair whose RTP or RTCP port is taken by another program is stepped over, and kept in the pool."""
+        self.reactor.busy = {20000, 20003}
+        toB, toA = self.call()
+        self.assertEqual({toA, toB}, {20004, 20006})
+        self.assertEqual(self.reactor.open.keys(), {20004, 20005, 20006, 20007})
+        self.assertNotIn(20002, self.reactor.open)
+        self.assertEqual(self.pool.inUse, 2)
+        self.relay.delete("call-1")
+        self.assertEqual(self.pool.available, self.pool.capacity)
+
+    def test_tooManyBusy(self) -> None:
+        """When pair after pair will not bind, the offer fails clearly and holds nothing."""
+        self.reactor.busy = set(range(20000, 20100, 2))
+        failure = self.failureResultOf(self.relay.offer("call-1", "A", OFFER, self.onTimeout))
+        failure.trap(PortPoolExhaustedError)
+        self.assertIn("would not bind", failure.getErrorMessage())
+        self.assertEqual((self.relay.activeSessions(), len(self.reactor.open)), (0, 0))
+        self.assertEqual(self.pool.available, self.pool.capacity)
+
+    def test_exhausted(self) -> None:
+        """With the pool empty, a new call fails with PortPoolExhaustedError and leaves others alone."""
+        self.pool = PortPool(20000, 20005)
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool)
+        self.call("first")
+        failure = self.failureResultOf(self.relay.offer("second", "A", OFFER, self.onTimeout))
+        failure.trap(PortPoolExhaustedError)
+        self.assertEqual(self.relay.activeSessions(), 1)
+        self.assertEqual((self.pool.inUse, len(self.reactor.open)), (2, 4))
+        self.relay.delete("first")
+        self.assertEqual(self.pool.available, self.pool.capacity)
+
+    def test_close(self) -> None:
+        """close releases every call and stops the check, for service shutdown."""
+        self.call("one")
+        self.call("two")
+        self.relay.close()
+        self.assertEqual((self.relay.activeSessions(), self.reactor.open), (0, {}))
+        self.assertEqual(self.pool.available, self.pool.capacity)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
