@@ -364,6 +364,86 @@ class TrunkToUserTests(CallTestCase):
         self.assertEqual(bInvite.headers.get("max-forwards"), "69")
 
 
+class PolicyTests(CallTestCase):
+    def reconfigure(self, old: str, new: str) -> None:
+        toml = (self.directory / "sbc.toml").read_text().replace(old, new)
+        (self.directory / "sbc.toml").write_text(toml)
+        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+
+    def test_maxCallLength(self) -> None:
+        """A call longer than the trunk's maximum is released with BYE on both legs."""
+        self.reconfigure("[trunks.demo]", "[trunks.demo]\nmax_call_length = 60")
+        self.connect()
+        self.clock.advance(61)
+        self.assertEqual(len({b.topVia().branch for b in self.requestsTo(ALICE, "BYE")}), 1)
+        self.assertEqual(len({b.topVia().branch for b in self.requestsTo(TRUNK, "BYE")}), 1)
+        self.assertEqual(self.cdrs.records[0].releasedBy, "sbc")
+
+    def test_shutdownReleasesCalls(self) -> None:
+        """On shutdown every answered call gets BYE on both legs, and every call its CDR."""
+        self.connect()
+        self.server.calls.releaseAll()
+        self.assertEqual(len(self.requestsTo(ALICE, "BYE")), 1)
+        self.assertEqual(len(self.requestsTo(TRUNK, "BYE")), 1)
+        self.assertEqual(len(self.cdrs.records), 1)
+
+    def test_drainWaitsForCalls(self) -> None:
+        """Draining waits for calls to end by themselves, up to the grace period."""
+        self.connect()
+        d = self.server.calls.drain(self.clock, 10)
+        self.assertNoResult(d)
+        self.clock.advance(11)
+        self.successResultOf(d)
+
+    def test_assertedIdentityOnlyFromTrusted(self) -> None:
+        """P-Asserted-Identity crosses only from a trusted trunk."""
+        pai = b"P-Asserted-Identity: <sip:+15551234@carrier.example>\r\n"
+        self.bind()
+        self.receive(invite().replace(b"Supported:", pai + b"Supported:"), TRUNK)
+        (untrusted,) = self.requestsTo(ALICE, "INVITE")
+        self.assertNotIn("p-asserted-identity", untrusted.headers)
+        self.reconfigure("[trunks.demo]", "[trunks.demo]\ntrusted = true")
+        self.receive(
+            invite(callId="c2", branch="z9hG4bKc2").replace(b"Supported:", pai + b"Supported:"), TRUNK
+        )
+        trusted = self.requestsTo(ALICE, "INVITE")[-1]
+        self.assertIn("p-asserted-identity", trusted.headers)
+
+    def test_passHeaders(self) -> None:
+        """A trunk's pass_headers lets an extra header cross; others stay behind."""
+        self.reconfigure("[trunks.demo]", '[trunks.demo]\npass_headers = ["X-Internal-Secret"]')
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.assertEqual(bInvite.headers.get("x-internal-secret"), "a-side-only")
+
+    def test_sequentialFork(self) -> None:
+        """Sequential forking rings the best-q binding first and the next only after it fails."""
+        self.reconfigure("[registrar]", '[calls]\nfork = "sequential"\n\n[registrar]')
+        self.bind(q=0.5)
+        self.bind(ALICE2, "sip:alice@10.1.1.2:5070", q=1.0)
+        self.receive(invite(), TRUNK)
+        self.assertEqual(self.requestsTo(ALICE, "INVITE"), [])
+        (first,) = self.requestsTo(ALICE2, "INVITE")
+        self.receive(answer(first, 486, tag="t2"), ALICE2)
+        self.assertEqual(len(self.requestsTo(ALICE, "INVITE")), 1)
+
+    def test_bypassLeavesSDP(self) -> None:
+        """A trunk with media = "bypass" keeps its SDP untouched."""
+        from sbc.media.ports import PortPool
+        from sbc.media.relay import MediaRelay
+        from tests.test_media_relay import FakeUDPReactor
+
+        self.server.calls.relay = MediaRelay(
+            FakeUDPReactor(), self.clock, "127.0.0.1", PortPool(30000, 30099)
+        )
+        self.reconfigure("[trunks.demo]", '[trunks.demo]\nmedia = "bypass"')
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.assertEqual(bInvite.body, SDP)
+
+
 class ExtensionTests(CallTestCase):
     def reliable(self, bInvite: Request, rseq: int) -> bytes:
         data = answer(bInvite, 183, body=SDP)
