@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from sbc.sip.errors import SIPParseError
-from sbc.sip.uri import URI, WS, Params, formatParams, getParam, isDigits, parseParams, parseURI
+from sbc.sip.uri import URI, WS, Params, formatParams, getParam, isDigits, parseParams, parseURI, splitOutside
 
 COMPACT_FORMS: dict[str, str] = {
     "a": "accept-contact",
@@ -142,33 +142,7 @@ def splitList(value: str) -> list[str]:
     """Split on commas that are outside quotes and ``<>``; each element stripped."""
     if "," not in value:
         return [value.strip(WS)]
-    items: list[str] = []
-    start = 0
-    inQuote = False
-    inAngle = False
-    i = 0
-    n = len(value)
-    while i < n:
-        ch = value[i]
-        if inQuote:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                inQuote = False
-        elif ch == '"':
-            inQuote = True
-        elif ch == "<":
-            inAngle = True
-        elif ch == ">":
-            inAngle = False
-        elif ch == "," and not inAngle:
-            items.append(value[start:i].strip(WS))
-            start = i + 1
-        i += 1
-    if inQuote:
-        raise SIPParseError("unterminated quoted string")
-    items.append(value[start:].strip(WS))
-    return items
+    return [item.strip(WS) for item in splitOutside(value, ",", "a header list", angles=True)]
 
 
 class HeaderField:

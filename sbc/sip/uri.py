@@ -50,13 +50,12 @@ def _checkEscapes(text: str, what: str) -> None:
         i = text.find("%", i + 3)
 
 
-def _splitParams(text: str, what: str) -> list[str]:
-    """Split on ``;`` outside quoted strings (a header parameter may be a quoted-string)."""
-    if '"' not in text:
-        return text.split(";")
+def splitOutside(text: str, separator: str, what: str, *, angles: bool = False) -> list[str]:
+    """Split on ``separator`` where it stands outside quoted strings (and ``<>`` with ``angles``)."""
     items: list[str] = []
     start = 0
     inQuote = False
+    inAngle = False
     i = 0
     n = len(text)
     while i < n:
@@ -68,7 +67,11 @@ def _splitParams(text: str, what: str) -> list[str]:
                 inQuote = False
         elif ch == '"':
             inQuote = True
-        elif ch == ";":
+        elif angles and ch == "<":
+            inAngle = True
+        elif angles and ch == ">":
+            inAngle = False
+        elif ch == separator and not inAngle:
             items.append(text[start:i])
             start = i + 1
         i += 1
@@ -76,6 +79,13 @@ def _splitParams(text: str, what: str) -> list[str]:
         raise SIPParseError(f"unterminated quoted string in {what}")
     items.append(text[start:])
     return items
+
+
+def _splitParams(text: str, what: str) -> list[str]:
+    """Split on ``;`` outside quoted strings (a header parameter may be a quoted-string)."""
+    if '"' not in text:
+        return text.split(";")
+    return splitOutside(text, ";", what)
 
 
 def parseParams(text: str, what: str) -> Params:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -108,6 +109,65 @@ def _isListenHeader(line: str) -> bool:
     return header is not None and header.group(1).strip("\"'").split(".")[-1] == "listen"
 
 
+def tomlValue(value: object) -> str:
+    """
+    C{value} written as a TOML value: a string, boolean, integer, float, or a list of those.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        # A JSON string is a TOML basic string, escapes included.
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(tomlValue(item) for item in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def setSetting(text: str, table: str, key: str, value: object) -> str:
+    """
+    Set C{key} of the table C{[table]} (e.g. C{"trunks.demo"}) in the TOML C{text} to C{value}, keeping
+    every other line, comments included.
+
+    A one-line C{key = ...} in that table is replaced; without one, the key is added right under the
+    table's header; without the table, the table is added at the end.  Values spanning several lines
+    are not supported: L{ServiceProcess.prepare} parses the result and checks that the value took.
+    """
+    lines = text.splitlines(keepends=True)
+    assignment = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    newLine = f"{key} = {tomlValue(value)}\n"
+    inTable = False
+    headerIndex: int | None = None
+    for index, line in enumerate(lines):
+        header = _TABLE_HEADER.match(line)
+        if header is not None:
+            if inTable:
+                break
+            name = header.group(1).strip("\"'")
+            inTable = name == table and not line.lstrip().startswith("[[")
+            if inTable:
+                headerIndex = index
+        elif inTable and assignment.match(line):
+            lines[index] = newLine
+            return "".join(lines)
+    if headerIndex is not None:
+        lines.insert(headerIndex + 1, newLine)
+        return "".join(lines)
+    ending = "" if not text or text.endswith("\n") else "\n"
+    return f"{text}{ending}\n[{table}]\n{newLine}"
+
+
+def lookupSetting(config: Mapping[str, Any], table: str, key: str) -> Any:
+    """
+    The value of C{key} in the (dotted) C{table} of a parsed config; C{KeyError} when missing.
+    """
+    node: Any = config
+    for part in table.split("."):
+        node = node[part]
+    return node[key]
+
+
 def listenersOf(config: Mapping[str, Any]) -> list[Listener]:
     """
     The listeners a parsed C{sbc.toml} declares: its C{listen} array of tables.
@@ -171,10 +231,23 @@ class ServiceProcess:
     @ivar logPath: where the child's stdout and stderr go.
     @ivar listeners: the listeners of the rewritten config, with their actual ports.
     @ivar ports: shipped port -> port the child listens on instead, e.g. C{{5060: 40123}}.
+    @ivar settings: changes to the copied C{sbc.toml}: table -> key -> value, e.g.
+        C{{"trunks.demo": {"gateways": ["127.0.0.2:40000", "127.0.0.3:40002"]}}}.
+    @ivar additions: lines appended to files of the copied C{etc/}, by path relative to it, e.g.
+        C{{"whitelist/demo.txt": ["127.0.0.3/32"]}}.
     """
 
-    def __init__(self, repoRoot: Path = REPO_ROOT, config: Path = SHIPPED_CONFIG) -> None:
+    def __init__(
+        self,
+        repoRoot: Path = REPO_ROOT,
+        config: Path = SHIPPED_CONFIG,
+        *,
+        settings: Mapping[str, Mapping[str, object]] | None = None,
+        additions: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.repoRoot = repoRoot
+        self.settings = {table: dict(values) for table, values in (settings or {}).items()}
+        self.additions = {name: list(lines) for name, lines in (additions or {}).items()}
         self.shippedConfig = repoRoot / config
         self.directory = Path(tempfile.mkdtemp(prefix="sbc-interop-"))
         self.configPath = self.directory / config
@@ -186,14 +259,33 @@ class ServiceProcess:
 
     def prepare(self) -> None:
         """
-        Fill the temporary directory: copy C{etc/} with free listen ports, and write a certificate.
+        Fill the temporary directory: copy C{etc/} with free listen ports and the test's L{settings} and
+        L{additions}, and write a certificate.
         """
         if not self.shippedConfig.exists():
             raise AssertionError(f"no shipped config at {self.shippedConfig}")
-        shutil.copytree(self.shippedConfig.parent, self.configPath.parent)
+        etc = self.configPath.parent
+        shutil.copytree(self.shippedConfig.parent, etc)
         writeSelfSignedCertificate(self.directory / "state" / "tls")
+        for name, lines in self.additions.items():
+            path = etc / name
+            if not path.resolve().is_relative_to(etc.resolve()):
+                raise ValueError(f"{name!r} is outside the copied etc/")
+            old = path.read_text(encoding="utf-8") if path.exists() else ""
+            ending = "" if not old or old.endswith("\n") else "\n"
+            path.write_text(old + ending + "".join(f"{line}\n" for line in lines), encoding="utf-8")
 
         text = self.shippedConfig.read_text(encoding="utf-8")
+        for table, values in self.settings.items():
+            for key, value in values.items():
+                text = setSetting(text, table, key, value)
+        parsed = tomllib.loads(text)
+        for table, values in self.settings.items():
+            for key, value in values.items():
+                found = lookupSetting(parsed, table, key)
+                wanted = list(value) if isinstance(value, tuple) else value
+                if found != wanted:
+                    raise AssertionError(f"setting [{table}] {key} failed: wanted {wanted!r}, got {found!r}")
         shipped = listenersOf(tomllib.loads(text))
         for listener in shipped:
             if listener.port not in self.ports:
@@ -340,12 +432,21 @@ class ServiceProcess:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def startService(testCase: SynchronousTestCase, timeout: float = START_TIMEOUT) -> ServiceProcess:
+def startService(
+    testCase: SynchronousTestCase,
+    timeout: float = START_TIMEOUT,
+    *,
+    settings: Mapping[str, Mapping[str, object]] | None = None,
+    additions: Mapping[str, Sequence[str]] | None = None,
+) -> ServiceProcess:
     """
     Start the service for C{testCase} and arrange, with C{addCleanup}, that it is killed and its
     directory deleted afterwards.  Put L{ServiceProcess.describe} into failure messages to see its log.
+
+    @param settings: changes to the copied config, see L{ServiceProcess.settings}.
+    @param additions: lines appended to copied files, see L{ServiceProcess.additions}.
     """
-    service = ServiceProcess()
+    service = ServiceProcess(settings=settings, additions=additions)
     testCase.addCleanup(service.removeDirectory)
     testCase.addCleanup(service.stop)
     service.start(timeout)

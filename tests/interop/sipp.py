@@ -12,17 +12,20 @@ when the global C{-timeout} expired with C{-timeout_error}.
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .ports import TCP, UDP, freePort
+from .ports import TCP, UDP, freePort, tcpPortListening, udpPortBound
 from .tools import requireTool
 
 HERE = Path(__file__).resolve().parent
@@ -32,6 +35,9 @@ _RECEIVED_MARKERS = ("message received",)
 
 # Seconds the process may outlive SIPp's own -timeout before we kill it.
 _GRACE = 5.0
+
+# Where -trace_stat writes its statistics (with -stf), in SIPp's working directory.
+_STATISTICS_FILE = "stats.csv"
 
 # The -trace_msg log puts a line of dashes and a time stamp before each message, then a line such as
 # "UDP message sent (352 bytes):" or "UDP message received [587] bytes :", a blank line, the message.
@@ -125,6 +131,8 @@ class SippRun:
     @ivar errors: the C{-trace_err} log: unexpected messages and failed checks.
     @ivar output: what SIPp printed (its statistics screens), stdout and stderr together.
     @ivar local: the (host, port) SIPp was bound to.
+    @ivar statistics: the last line of the C{-trace_stat} file, by column name (e.g.
+        C{"SuccessfulCall(C)"}); empty unless the run asked for statistics.
     """
 
     args: tuple[str, ...]
@@ -133,6 +141,7 @@ class SippRun:
     errors: str
     output: str
     local: tuple[str, int] | None = None
+    statistics: dict[str, str] = field(default_factory=dict)
 
     @property
     def traced(self) -> list[TracedMessage]:
@@ -154,6 +163,24 @@ class SippRun:
         Whether SIPp received any SIP message at all.
         """
         return any(marker in self.messages for marker in _RECEIVED_MARKERS)
+
+    @property
+    def receivedText(self) -> str:
+        """
+        Every message SIPp received, in full (start line, headers and body), one after another.
+        """
+        return "".join(m.text for m in self.traced if not m.sent)
+
+    def count(self, name: str) -> int:
+        """
+        The cumulative counter C{name} of L{statistics}, e.g. C{count("SuccessfulCall")}.
+
+        Raises C{AssertionError} when the run has no such statistic.
+        """
+        value = self.statistics.get(f"{name}(C)")
+        if value is None:
+            raise AssertionError(f"no statistic {name}(C) in {sorted(self.statistics)}")
+        return int(value)
 
     def describe(self) -> str:
         """
@@ -202,6 +229,8 @@ class SippProcess:
         localPort: int | None = None,
         timeout: float = 10.0,
         calls: int = 1,
+        mediaPort: int | None = None,
+        statistics: bool = False,
         extraArgs: Sequence[str] = (),
     ) -> None:
         """
@@ -212,6 +241,9 @@ class SippProcess:
         @param localPort: SIPp's C{-p}; a free port when C{None}.
         @param timeout: SIPp's global C{-timeout} in seconds, after which it stops with a failure.
         @param calls: SIPp's C{-m}: stop after this many calls.
+        @param mediaPort: SIPp's C{-mp}, the port its scenarios write into SDP as C{[media_port]}
+            (SIPp binds it, and the next ports, on C{localHost}); SIPp's default (6000) when C{None}.
+        @param statistics: write C{-trace_stat} statistics, read into L{SippRun.statistics}.
         @param extraArgs: more command line arguments, e.g. C{("-set", "name", "value")}.
         """
         sipp = requireTool("sipp")
@@ -226,7 +258,9 @@ class SippProcess:
             if localPort is not None
             else freePort(localHost, (UDP if transport.startswith("u") else TCP,))
         )
+        self.transport = transport
         self.timeout = timeout
+        self.mediaPort = mediaPort
         self.process: subprocess.Popen[bytes] | None = None
         self.args: tuple[str, ...] = (
             sipp,
@@ -255,6 +289,8 @@ class SippProcess:
             "-trace_err",
             "-error_file",
             "errors.log",
+            *(["-mi", localHost, "-mp", str(mediaPort)] if mediaPort is not None else []),
+            *(["-trace_stat", "-stf", _STATISTICS_FILE] if statistics else []),
             *extraArgs,
         )
 
@@ -270,6 +306,30 @@ class SippProcess:
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
+
+    def waitUntilListening(self, timeout: float = 5.0) -> None:
+        """
+        Wait until SIPp has bound its local port (for a server scenario: until it can take requests).
+        Raise, with what SIPp printed, when it exits first or takes longer than C{timeout} seconds.
+        """
+        if self.process is None:
+            raise RuntimeError("SIPp was not started")
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.transport.startswith("u"):
+                bound = udpPortBound(self.localHost, self.localPort)
+            else:
+                bound = tcpPortListening(self.localHost, self.localPort)
+            if bound:
+                return
+            if self.process.poll() is not None:
+                run = self._collect(self.process.returncode)
+                raise AssertionError(f"sipp exited before it listened\n{run.describe()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                run = self._collect(-9)
+                raise AssertionError(f"sipp did not listen within {timeout}s\n{run.describe()}")
+            time.sleep(0.05)
 
     def wait(self) -> SippRun:
         """
@@ -310,7 +370,50 @@ class SippProcess:
             errors=read("errors.log"),
             output=read("output.log"),
             local=(self.localHost, self.localPort),
+            statistics=parseStatistics(read(_STATISTICS_FILE)),
         )
+
+
+def freeMediaPort(host: str) -> int:
+    """
+    A port for SIPp's C{-mp} on C{host}: SIPp binds it and the port two above it (RTP echo for audio
+    and video), so both must be free.
+    """
+    for _ in range(100):
+        port = freePort(host, (UDP,))
+        if port + 2 <= 65535 and not udpPortBound(host, port + 2):
+            return port
+    raise RuntimeError(f"no free pair of media ports on {host}")
+
+
+def parseStatistics(text: str) -> dict[str, str]:
+    """
+    The last row of a C{-trace_stat} file (semicolon-separated, a header row first), by column name.
+    """
+    rows = [row for row in csv.reader(text.splitlines(), delimiter=";") if row]
+    if len(rows) < 2:
+        return {}
+    return {name: value for name, value in zip(rows[0], rows[-1], strict=False) if name}
+
+
+def startSipp(
+    testCase: SynchronousTestCase,
+    scenario: str | Path,
+    remote: tuple[str, int] | None = None,
+    *,
+    listening: bool = False,
+    **options: Any,
+) -> SippProcess:
+    """
+    Start SIPp in the background with L{SippProcess}'s parameters (C{options}), killed in the test's
+    cleanup.  With C{listening}, return only once it has bound its port, so that a server scenario is
+    ready for requests.  Collect its outcome later with L{SippProcess.wait}.
+    """
+    sipp = SippProcess(testCase, scenario, remote, **options)
+    sipp.start()
+    if listening:
+        sipp.waitUntilListening()
+    return sipp
 
 
 def runSipp(
@@ -323,6 +426,8 @@ def runSipp(
     localPort: int | None = None,
     timeout: float = 10.0,
     calls: int = 1,
+    mediaPort: int | None = None,
+    statistics: bool = False,
     extraArgs: Sequence[str] = (),
 ) -> SippRun:
     """
@@ -338,6 +443,8 @@ def runSipp(
         localPort=localPort,
         timeout=timeout,
         calls=calls,
+        mediaPort=mediaPort,
+        statistics=statistics,
         extraArgs=extraArgs,
     )
     sipp.start()
