@@ -32,7 +32,7 @@ def sdpOf(message: Message) -> bytes | None:
     return message.body if kind == SDP else None
 
 
-class NotAcceptable(Exception):
+class NotAcceptableError(Exception):
     """The SDP cannot be used (no codec left, or unparseable): answer 488."""
 
 
@@ -89,9 +89,9 @@ class MediaAnchor:
             try:
                 sdp = filterCodecs(parseSDP(body), self.codecs)
             except ValueError as e:
-                return _fail(NotAcceptable(str(e)))
+                return _fail(NotAcceptableError(str(e)))
             if not hasActiveMedia(sdp):
-                return _fail(NotAcceptable("no allowed codec"))
+                return _fail(NotAcceptableError("no allowed codec"))
             body = sdp.toBytes()
         if self.relay is None:
             return succeed(body)

@@ -20,21 +20,21 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sbc.access import DEVICES, TRUNK, Peer
+from sbc.anchoring import MediaAnchor, NotAcceptableError, refusal, sdpOf
 from sbc.authenticator import Authenticator, Outcome
 from sbc.cdr import CDR, CDRWriter, dispositionFor
 from sbc.cdr import Leg as Party
 from sbc.config import Config, Trunk
 from sbc.dialog import Leg, newCallId, newTag
-from sbc.anchoring import MediaAnchor, NotAcceptable, refusal, sdpOf
-from sbc.media.ports import PortPoolExhaustedError
 from sbc.interfaces import Address, IClientTransactionUser, IMediaRelay, ISIPTransport
 from sbc.location import Binding
+from sbc.media.ports import PortPoolExhaustedError
 from sbc.policy import copyHeaders
 from sbc.registrar import Registrar
 from sbc.routing import CallRequest, Decision, TrunkTarget, UserTarget
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import Headers
-from sbc.sip.message import Request, Response
+from sbc.sip.message import Request, Response, responseTo
 from sbc.sip.uri import URI, parseURI, unescape
 from sbc.transaction import ClientTransaction, ServerTransaction, TransactionLayer, responseAddress
 
@@ -149,7 +149,7 @@ class Call:
         self.media.offer("A", self.offerFromA).addCallbacks(anchored, self.mediaRefused)
 
     def mediaRefused(self, failure: Failure) -> None:
-        if not failure.check(NotAcceptable, SIPParseError, PortPoolExhaustedError):
+        if not failure.check(NotAcceptableError, SIPParseError, PortPoolExhaustedError):
             self.log.failure("anchoring media failed", failure)
         if self.state in (ROUTING, CALLING, EARLY):
             self.cancelBranches()
@@ -420,7 +420,7 @@ class Call:
 
     def answerFailed(self, failure: Failure) -> None:
         """B answered with SDP we cannot use: A gets 488, and B is hung up."""
-        if not failure.check(NotAcceptable, SIPParseError, PortPoolExhaustedError):
+        if not failure.check(NotAcceptableError, SIPParseError, PortPoolExhaustedError):
             self.log.failure("anchoring media failed", failure)
         if self.state != CONFIRMED or self.b is None:
             return
@@ -506,13 +506,9 @@ class Call:
 
     def responseForA(self, response: Response, body: bytes | None = None) -> Response:
         """B's response, rebuilt for A: A's own Via, From, To (with our tag), Call-ID, CSeq."""
-        answer = Response(response.status, response.reason, Headers())
-        request = self.invite.request
-        for field in request.headers.fields:
-            if field.key in ("via", "from", "call-id", "cseq"):
-                answer.headers.fields.append(field)
-            elif field.key == "to":
-                answer.headers.add("To", f"{field.value};tag={self.a.localTag}")
+        answer = responseTo(
+            self.invite.request.headers, response.status, response.reason, toTag=self.a.localTag
+        )
         if response.status < 300 and response.status > 100:
             answer.headers.add("Contact", self.a.contact)
         copyHeaders(response.headers, answer.headers, trusted=self.trustedA(), extra=self.passA())
@@ -573,12 +569,7 @@ class Call:
         if response is not None and status == response.status:
             answer = self.responseForA(response)
         else:
-            answer = Response(status, reason)
-            for field in self.invite.request.headers.fields:
-                if field.key in ("via", "from", "call-id", "cseq"):
-                    answer.headers.fields.append(field)
-                elif field.key == "to":
-                    answer.headers.add("To", f"{field.value};tag={self.a.localTag}")
+            answer = responseTo(self.invite.request.headers, status, reason, toTag=self.a.localTag)
             answer.headers.add("Server", self.manager.config.sip.serverName)
             answer.setBody(b"")
         self.invite.respond(answer)
@@ -779,10 +770,7 @@ class Relay:
             self.target.learn(response)
             ack = self.target.request("ACK", cseq=response.cseq().number)
             self.target.send(ack)
-        answer = Response(response.status, response.reason, Headers())
-        for field in self.transaction.request.headers.fields:
-            if field.key in ("via", "from", "to", "call-id", "cseq"):
-                answer.headers.fields.append(field)
+        answer = responseTo(self.transaction.request.headers, response.status, response.reason)
         if 200 <= response.status < 300 and self.method in ("INVITE", "UPDATE"):
             answer.headers.add("Contact", self.source.contact)
         copyHeaders(response.headers, answer.headers)

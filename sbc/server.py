@@ -19,6 +19,7 @@ from sbc.authenticator import Authenticator
 from sbc.b2bua import CallManager, Route
 from sbc.cdr import CDRWriter
 from sbc.config import Config
+from sbc.dialog import newTag
 from sbc.droplog import DropLog
 from sbc.interfaces import Address, ILocationStore, IMediaRelay, ISIPTransport, ITransactionUser
 from sbc.location import MemoryLocationStore
@@ -35,6 +36,7 @@ from sbc.sip.message import (
     Request,
     Response,
     parseMessage,
+    responseTo,
     validateRequest,
     validateResponse,
 )
@@ -43,29 +45,9 @@ from sbc.transaction import ServerTransaction, Timers, TransactionLayer, respons
 # Methods this SBC answers itself at this stage; the registrar and the B2BUA add theirs.
 SUPPORTED_OPTIONS: frozenset[str] = frozenset({"100rel", "timer"})
 ACCEPT = "application/sdp"
-_COPIED = ("via", "from", "to", "call-id", "cseq")
 
 
 Handler = Callable[[Request, ServerTransaction], object]
-
-
-def newTag() -> str:
-    return secrets.token_hex(6)
-
-
-def makeResponse(
-    headers: Headers, status: int, reason: str | None = None, *, toTag: str | None = None
-) -> Response:
-    """A response to a request with these headers (RFC 3261 section 8.2.6)."""
-    fields: list[HeaderField] = []
-    for field in headers.fields:
-        if field.key in _COPIED:
-            if field.key == "to" and toTag is not None and ";tag=" not in field.value.replace(" ", ""):
-                fields.append(HeaderField("to", f"{field.value};tag={toTag}"))
-            else:
-                fields.append(field)
-    response = Response(status, reason, Headers(fields))
-    return response
 
 
 def stampVia(request: Request, source: Address) -> None:
@@ -218,7 +200,7 @@ class SIPServer:
             via = _routableVia(headers)
             if via is not None:
                 self.metrics.counts["bad_requests"] += 1
-                response = makeResponse(headers, error.status, _reason(error), toTag=newTag())
+                response = responseTo(headers, error.status, _reason(error), toTag=newTag())
                 self._finish(response)
                 transport.send(response.toBytes(), responseAddress(via, transport, source))
                 return
@@ -295,7 +277,7 @@ class SIPServer:
         reason: str | None = None,
         extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        response = makeResponse(transaction.request.headers, status, reason, toTag=newTag())
+        response = responseTo(transaction.request.headers, status, reason, toTag=newTag())
         for name, value in extra:
             response.headers.add(name, value)
         self._finish(response)

@@ -26,6 +26,7 @@ from sbc.sip.message import (
     Request,
     Response,
     parseMessage,
+    responseTo,
     validateRequest,
     validateResponse,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "parseNameAddr",
     "parseURI",
     "parseVia",
+    "responseTo",
     "splitList",
     "unescape",
     "validateRequest",

@@ -232,6 +232,25 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
+_RESPONSE_KEYS = frozenset({"via", "from", "to", "call-id", "cseq"})
+
+
+def responseTo(
+    headers: Headers, status: int, reason: str | None = None, *, toTag: str | None = None
+) -> Response:
+    """A response to the request with ``headers`` (RFC 3261 section 8.2.6): its Via, From, To,
+    Call-ID and CSeq. ``toTag`` is added to a To that has none (a UAS's dialog tag).
+    """
+    fields: list[HeaderField] = []
+    for field in headers.fields:
+        if field.key in _RESPONSE_KEYS:
+            if field.key == "to" and toTag is not None and ";tag=" not in field.value.replace(" ", ""):
+                fields.append(HeaderField("to", f"{field.value};tag={toTag}"))
+            else:
+                fields.append(field)
+    return Response(status, reason, Headers(fields))
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Codec limits; anything over them is refused, never buffered (config keys in [sip])."""
