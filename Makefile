@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 STATE  := state
 CERT   := $(STATE)/tls/sbc.crt
 KEY    := $(STATE)/tls/sbc.key
-DEBIAN_TOOLS := sipp:sip-tester sipsak:sipsak openssl:openssl
+DEBIAN_TOOLS := sipp:sip-tester sipsak:sipsak openssl:openssl rtpengine:rtpengine-daemon
 
 .PHONY: run test lint unit tools venv clean
 
@@ -51,7 +51,7 @@ tools:
 	    if [ "$$(id -u)" = 0 ]; then \
 	        echo "installing$$missing"; \
 	        DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	    else echo "missing Debian packages:$$missing (run as root or install them)"; fi; \
 	fi
 

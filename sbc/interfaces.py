@@ -114,3 +114,6 @@ class IMediaRelay(Interface):
 
     def activeSessions() -> int:
         """How many calls hold media resources now (metrics, and tests that count)."""
+
+    def close() -> None:
+        """Service shutdown: release every resource (sockets, timers)."""

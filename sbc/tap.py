@@ -11,14 +11,14 @@ from twisted.python import usage
 
 from sbc.access import Bans
 from sbc.cdr import CDRWriter
+from sbc.config import Config, loadConfig
+from sbc.errors import ConfigError
 from sbc.interfaces import IMediaRelay
+from sbc.listeners import SignalReload, listenerServices
+from sbc.location import SQLiteLocationStore
 from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay
 from sbc.media.rtpengine import RtpengineClient, RtpengineRelay
-from sbc.config import Config, loadConfig
-from sbc.errors import ConfigError
-from sbc.listeners import SignalReload, listenerServices
-from sbc.location import SQLiteLocationStore
 from sbc.qualify import Qualifier
 from sbc.reload import ConfigReloader
 from sbc.server import SIPServer
@@ -51,11 +51,18 @@ class Options(usage.Options):
 class SBCService(service.MultiService):
     """The SBC's service tree. Stopping it ends every call (each gets its CDR), then every timer."""
 
-    def __init__(self, server: SIPServer, clock: IReactorTime, cdrs: CDRWriter | None = None) -> None:
+    def __init__(
+        self,
+        server: SIPServer,
+        clock: IReactorTime,
+        cdrs: CDRWriter | None = None,
+        relay: IMediaRelay | None = None,
+    ) -> None:
         super().__init__()
         self.server = server
         self.clock = clock
         self.cdrs = cdrs
+        self.relay = relay
 
     def stopService(self) -> Deferred[None]:
         grace = self.server.config.calls.drainGrace
@@ -65,6 +72,8 @@ class SBCService(service.MultiService):
             self.server.calls.releaseAll()
             result = super(SBCService, self).stopService()
             self.server.transactions.stop()
+            if self.relay is not None:
+                self.relay.close()
             if self.cdrs is not None:
                 self.cdrs.close()
             return result
@@ -104,7 +113,7 @@ def makeService(options: Options) -> service.MultiService:
     cdrs = CDRWriter(config.calls.cdrPath or config.stateDirectory / "cdr.jsonl")
     relay = mediaRelay(reactor, config)
     server = SIPServer(config, reactor, store=store, bans=bans, secret=secret, cdrs=cdrs, relay=relay)
-    top = SBCService(server, reactor, cdrs)
+    top = SBCService(server, reactor, cdrs, relay)
     for child in listenerServices(reactor, config, server, reactor, options["tlsContext"]):
         child.setServiceParent(top)
     reloader = ConfigReloader(config, server.setConfig)

@@ -503,6 +503,11 @@ class RtpengineRelay:
         self._pollTimer = None
         self.pollInterval = None
 
+    def close(self) -> None:
+        """Service shutdown: stop polling and close the control socket."""
+        self.stop()
+        self.client.stop()
+
     # -- media timeout by polling -----------------------------------------------------------------
 
     def _schedulePoll(self) -> None:

@@ -17,6 +17,7 @@ _PACKAGES: dict[str, str] = {
     "sipp": "sip-tester",
     "sipsak": "sipsak",
     "openssl": "openssl",
+    "rtpengine": "rtpengine-daemon",
 }
 
 
