@@ -50,23 +50,25 @@ ACCEPT = "application/sdp"
 Handler = Callable[[Request, ServerTransaction], object]
 
 
-def stampVia(request: Request, source: Address) -> None:
+def stampVia(request: Request, source: Address) -> Via:
     """Record where the request really came from in its top Via (section 18.2.1, RFC 3581)."""
-    for index, field in enumerate(request.headers.fields):
-        if field.key != "via":
-            continue
-        values = splitList(field.value)
-        via = parseVia(values[0])
-        host = via.host[1:-1] if via.host.startswith("[") else via.host
-        stamped = via
-        if via.rport is not None:
-            stamped = stamped.withParam("received", source[0]).withParam("rport", str(source[1]))
-        elif host != source[0]:
-            stamped = stamped.withParam("received", source[0])
-        if stamped is not via:
+    via = request.topVia()
+    host = via.host[1:-1] if via.host.startswith("[") else via.host
+    if via.rport is not None:
+        stamped = via.withParam("received", source[0]).withParam("rport", str(source[1]))
+    elif host != source[0]:
+        stamped = via.withParam("received", source[0])
+    else:
+        return via
+    fields = request.headers.fields
+    for index, field in enumerate(fields):
+        if field.key == "via":
+            values = splitList(field.value)
             values[0] = str(stamped)
-            request.headers.fields[index] = HeaderField("via", ", ".join(values))
-        return
+            fields[index] = HeaderField("via", ", ".join(values))
+            request._via = (fields[index], stamped)
+            break
+    return stamped
 
 
 @implementer(ITransactionUser)
@@ -166,8 +168,7 @@ class SIPServer:
             return
         try:
             validateRequest(message)
-            stampVia(message, source)
-            branch = message.topVia().branch
+            branch = stampVia(message, source).branch
         except SIPParseError as e:
             self._refuse(e, message.headers if message.method != "ACK" else None, transport, source)
             return

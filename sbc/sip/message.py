@@ -114,12 +114,13 @@ _SINGLE = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "c
 class Message(ABC):
     """What requests and responses share: a header list and a body that stays bytes."""
 
-    __slots__ = ("body", "headers", "version")
+    __slots__ = ("_via", "body", "headers", "version")
 
     def __init__(self, headers: Headers, body: bytes = b"", version: str = SIP_VERSION) -> None:
         self.headers = headers
         self.body = body
         self.version = version
+        self._via: tuple[HeaderField, Via] | None = None
 
     @abstractmethod
     def startLine(self) -> str:
@@ -155,9 +156,15 @@ class Message(ABC):
         return [parseVia(value) for value in self.headers.getAll("via")]
 
     def topVia(self) -> Via:
+        """The top Via, parsed once: every layer asks for it, so it is kept with its field."""
         for field in self.headers.fields:
             if field.key == "via":
-                return parseVia(splitList(field.value)[0])
+                cached = self._via
+                if cached is not None and cached[0] is field:
+                    return cached[1]
+                via = parseVia(splitList(field.value)[0])
+                self._via = (field, via)
+                return via
         raise SIPParseError("missing Via")
 
     def fromHeader(self) -> NameAddr:
