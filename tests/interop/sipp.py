@@ -13,6 +13,7 @@ when the global C{-timeout} expired with C{-timeout_error}.
 from __future__ import annotations
 
 import csv
+import datetime
 import re
 import shutil
 import subprocess
@@ -41,7 +42,7 @@ _STATISTICS_FILE = "stats.csv"
 
 # The -trace_msg log puts a line of dashes and a time stamp before each message, then a line such as
 # "UDP message sent (352 bytes):" or "UDP message received [587] bytes :", a blank line, the message.
-_TRACE_SEPARATOR = re.compile(r"^-{20,} \d{4}-\d\d-\d\d [0-9:.]+$", re.MULTILINE)
+_TRACE_SEPARATOR = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d [0-9:.]+)$", re.MULTILINE)
 _TRACE_HEADING = re.compile(r"^(\w+) message (sent|received)\b[^\n]*\n")
 _STATUS_LINE = re.compile(r"^SIP/2\.0 (\d{3}) ")
 
@@ -68,11 +69,14 @@ class TracedMessage:
     @ivar transport: how it travelled, as SIPp says it: C{"UDP"} or C{"TCP"}.
     @ivar sent: C{True} for a message SIPp sent, C{False} for one it received.
     @ivar text: the message, with C{\\n} line ends.
+    @ivar time: when SIPp logged it, in seconds since the epoch (from SIPp's local-time stamp, so
+        only differences between stamps on one host mean anything); C{None} when unknown.
     """
 
     transport: str
     sent: bool
     text: str
+    time: float | None = None
 
     @property
     def statusCode(self) -> int | None:
@@ -110,13 +114,20 @@ def parseTrace(log: str) -> list[TracedMessage]:
     The messages of a C{-trace_msg} log, in the order SIPp sent or received them.
     """
     messages = []
-    for chunk in _TRACE_SEPARATOR.split(log.replace("\r\n", "\n")):
+    # With its capturing group, split() returns: text before the first separator, then each stamp
+    # followed by the chunk after it.
+    parts = _TRACE_SEPARATOR.split(log.replace("\r\n", "\n"))
+    for stamp, chunk in zip(parts[1::2], parts[2::2], strict=True):
         chunk = chunk.lstrip("\n")
         heading = _TRACE_HEADING.match(chunk)
         if heading is None:
             continue
         text = chunk[heading.end() :].lstrip("\n").rstrip("\n") + "\n"
-        messages.append(TracedMessage(heading.group(1), heading.group(2) == "sent", text))
+        try:
+            time = datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        except ValueError:
+            time = None
+        messages.append(TracedMessage(heading.group(1), heading.group(2) == "sent", text, time))
     return messages
 
 
