@@ -109,7 +109,12 @@ class MediaAnchor:
         if previous is None:
             origin = sdp.origin
             sdp = sdp.withOrigin(
-                replace(origin, username="sbc", sessionId=str(zlib.crc32(f"{self.callId}{towards}".encode())))
+                replace(
+                    origin,
+                    username="sbc",
+                    sessionId=str(zlib.crc32(f"{self.callId}{towards}".encode())),
+                    sessionVersion=1,
+                )
             )
         else:
             sdp = bumpVersion(sdp, previous)

@@ -1037,6 +1037,11 @@ class CallManager:
         if found is not None and found[1] is found[0].a:
             found[0].ackReceived(request)
 
+    def tagFor(self, invite: ServerTransaction) -> str | None:
+        """Our To tag towards the caller of this INVITE, if it is a call of ours."""
+        call = self.calls.get(invite)
+        return None if call is None else call.a.localTag
+
     def cancelled(self, invite: ServerTransaction) -> bool:
         call = self.calls.get(invite)
         if call is None:

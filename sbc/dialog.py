@@ -105,6 +105,7 @@ class Leg:
             headers.add("Route", route)
         if method in ("INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"):
             headers.add("Contact", self.contact)
+        headers.add("Content-Length", "0")  # mandatory on streams; setBody keeps it true
         return Request(method, self.remoteTarget, headers)
 
     def learn(self, response: Response) -> None:

@@ -264,7 +264,8 @@ class SIPServer:
         if invite is None:
             self._respond(transaction, 481)
             return
-        self._respond(transaction, 200)
+        # RFC 3261 section 9.2: the 200 carries the To tag of the INVITE's own responses.
+        self._respond(transaction, 200, toTag=self.calls.tagFor(invite))
         self.calls.cancelled(invite)
 
     def _outOfDialog(self, request: Request, transaction: ServerTransaction) -> None:
@@ -277,8 +278,9 @@ class SIPServer:
         *,
         reason: str | None = None,
         extra: tuple[tuple[str, str], ...] = (),
+        toTag: str | None = None,
     ) -> None:
-        response = responseTo(transaction.request.headers, status, reason, toTag=newTag())
+        response = responseTo(transaction.request.headers, status, reason, toTag=toTag or newTag())
         for name, value in extra:
             response.headers.add(name, value)
         self._finish(response)

@@ -231,11 +231,12 @@ class TrunkToUserTests(CallTestCase):
         self.assertEqual(self.statuses(TRUNK)[-1], 404)
 
     def test_cancelBeforeAnswer(self) -> None:
-        """CANCEL before the answer: 200 to the CANCEL, 487 to A, CANCEL to the ringing B."""
+        """CANCEL before the answer: 200 (with A's To tag) to the CANCEL, 487 to A, CANCEL to B."""
         self.bind()
         self.receive(invite(), TRUNK)
         (bInvite,) = self.requestsTo(ALICE, "INVITE")
         self.receive(answer(bInvite, 180), ALICE)
+        ringingTag = self.responsesTo(TRUNK)[-1].toHeader().tag
         cancel = invite().replace(
             b"INVITE sip:alice@127.0.0.1 SIP/2.0", b"CANCEL sip:alice@127.0.0.1 SIP/2.0"
         )
@@ -243,6 +244,8 @@ class TrunkToUserTests(CallTestCase):
         cancel = cancel.replace(f"Content-Length: {len(SDP)}".encode(), b"Content-Length: 0") + b"\r\n\r\n"
         self.receive(cancel, TRUNK)
         self.assertEqual(sorted(self.statuses(TRUNK))[-2:], [200, 487])
+        finals = [r for r in self.responsesTo(TRUNK) if r.status in (200, 487)]
+        self.assertEqual({r.toHeader().tag for r in finals}, {ringingTag})
         (bCancel,) = self.requestsTo(ALICE, "CANCEL")
         self.assertEqual(bCancel.topVia().branch, bInvite.topVia().branch)
         self.receive(answer(bCancel, 200), ALICE)
