@@ -24,6 +24,7 @@ PASSED = frozenset(
         "content-encoding",
         "content-language",
         "content-type",
+        "diversion",
         "event",
         "expires",
         "info-package",
@@ -34,6 +35,7 @@ PASSED = frozenset(
         "recv-info",
         "retry-after",
         "subject",
+        "require",
         "supported",
         "unsupported",
     }
@@ -46,6 +48,11 @@ TRUSTED_ONLY = frozenset(
 
 # Option tags we can honour end to end; others are removed from Supported on the way across.
 SUPPORTED_TAGS = frozenset({"replaces", "norefersub", "path", "gruu"})
+# Option tags a Require may carry across: those the SBC itself handles on each leg (RFC 3262).
+REQUIRED_TAGS = frozenset({"100rel"})
+
+
+_TAG_LISTS = {"supported": SUPPORTED_TAGS, "require": REQUIRED_TAGS}
 
 
 def copyHeaders(
@@ -56,9 +63,10 @@ def copyHeaders(
     for field in source.fields:
         key = field.key
         if key in PASSED or key in extraKeys or (trusted and key in TRUSTED_ONLY):
-            if key == "supported":
-                tags = [t.strip() for t in field.value.split(",") if t.strip() in SUPPORTED_TAGS]
+            if key in _TAG_LISTS:
+                allowed = _TAG_LISTS[key]
+                tags = [t.strip() for t in field.value.split(",") if t.strip().lower() in allowed]
                 if tags:
-                    target.add("Supported", ", ".join(tags))
+                    target.add(key, ", ".join(tags))
                 continue
             target.add(key, field.value)

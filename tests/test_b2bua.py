@@ -92,6 +92,7 @@ def answer(
     if contact and 100 < status < 400:
         response.headers.add("Contact", contact)
     response.headers.add("Server", "far-end/9.9 (b-side internals)")
+    response.headers.add("Warning", '399 b-internal.example "internal detail"')
     response.setBody(body, "application/sdp" if body else None)
     return response.toBytes()
 
@@ -347,6 +348,16 @@ class TrunkToUserTests(CallTestCase):
         self.receive(answer(refer, 202), ALICE)
         self.assertEqual(self.statuses(TRUNK)[-1], 202)
 
+    def test_updateAndOptionsRelayed(self) -> None:
+        """UPDATE and in-dialog OPTIONS cross to the other leg and their answers come back."""
+        self.connect()
+        for method, branch in (("UPDATE", "z9hG4bKup"), ("OPTIONS", "z9hG4bKop")):
+            cseq = 11 if method == "UPDATE" else 12
+            self.receive(self.aRequest(method, cseq, branch), TRUNK)
+            (forwarded,) = self.requestsTo(ALICE, method)
+            self.receive(answer(forwarded, 200), ALICE)
+            self.assertEqual(self.statuses(TRUNK)[-1], 200)
+
     def test_unknownDialog(self) -> None:
         """A BYE for no dialog gets 481."""
         self.receive(self.aRequestWithoutCall(), TRUNK)
@@ -571,7 +582,15 @@ class TopologyTests(CallTestCase):
         """Every byte sent to A is free of B's address, tags, Call-ID, Server and Contact."""
         bInvite = self.connect()
         toA = b"".join(data for data, where in self.udp.sent if where == TRUNK)
-        for secret in (b"127.0.0.4", b"5070", b"btag", bInvite.callId.encode(), b"10.1.1.1", b"far-end"):
+        for secret in (
+            b"127.0.0.4",
+            b"5070",
+            b"btag",
+            bInvite.callId.encode(),
+            b"10.1.1.1",
+            b"far-end",
+            b"b-internal",
+        ):
             self.assertNotIn(secret, toA, secret)
 
 

@@ -102,12 +102,17 @@ def headerKey(name: str) -> str:
     return key
 
 
+_DISPLAY_CACHE: dict[str, str] = {}
+
+
 def displayName(key: str) -> str:
     """How we spell a header name when we write it ourselves."""
-    special = _SPECIAL_CASE.get(key)
-    if special is not None:
-        return special
-    return "-".join(part.capitalize() for part in key.split("-"))
+    name = _DISPLAY_CACHE.get(key)
+    if name is None:
+        name = _SPECIAL_CASE.get(key) or "-".join(part.capitalize() for part in key.split("-"))
+        if len(_DISPLAY_CACHE) < 1024:
+            _DISPLAY_CACHE[key] = name
+    return name
 
 
 def lwsSplit(text: str) -> list[str]:

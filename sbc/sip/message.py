@@ -114,13 +114,14 @@ _SINGLE = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "c
 class Message(ABC):
     """What requests and responses share: a header list and a body that stays bytes."""
 
-    __slots__ = ("_via", "body", "headers", "version")
+    __slots__ = ("_names", "_via", "body", "headers", "version")
 
     def __init__(self, headers: Headers, body: bytes = b"", version: str = SIP_VERSION) -> None:
         self.headers = headers
         self.body = body
         self.version = version
         self._via: tuple[HeaderField, Via] | None = None
+        self._names: dict[str, tuple[HeaderField, NameAddr]] = {}
 
     @abstractmethod
     def startLine(self) -> str:
@@ -178,10 +179,16 @@ class Message(ABC):
         return [parseNameAddr(v) for v in self.headers.getAll("contact") if v != "*"]
 
     def _nameAddr(self, key: str) -> NameAddr:
-        value = self.headers.get(key)
-        if value is None:
-            raise SIPParseError(f"missing {key}")
-        return parseNameAddr(value)
+        """From or To, parsed once per field (kept with the field, like the top Via)."""
+        for field in self.headers.fields:
+            if field.key == key:
+                cached = self._names.get(key)
+                if cached is not None and cached[0] is field:
+                    return cached[1]
+                value = parseNameAddr(field.value)
+                self._names[key] = (field, value)
+                return value
+        raise SIPParseError(f"missing {key}")
 
 
 class Request(Message):
