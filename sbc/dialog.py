@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 
 from sbc.interfaces import Address, ISIPTransport
-from sbc.sip.headers import Headers, NameAddr
+from sbc.sip.headers import Headers, Via
 from sbc.sip.message import Request, Response
 from sbc.sip.uri import URI
 from sbc.transaction import newBranch
@@ -92,9 +92,7 @@ class Leg:
             self.localSeq += 1
             cseq = self.localSeq
         to = f"<{self.remoteUri}>" + (f";tag={self.remoteTag}" if self.remoteTag else "")
-        via = f"SIP/2.0/{self.transport.name} {hostport(self.transport.localAddress)}"
         headers = Headers.of(
-            ("Via", f"{via};branch={branch or newBranch()};rport"),
             ("Max-Forwards", "70"),
             ("From", f"<{self.localUri}>;tag={self.localTag}"),
             ("To", to),
@@ -106,7 +104,17 @@ class Leg:
         if method in ("INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"):
             headers.add("Contact", self.contact)
         headers.add("Content-Length", "0")  # mandatory on streams; setBody keeps it true
-        return Request(method, self.remoteTarget, headers)
+        request = Request(method, self.remoteTarget, headers)
+        host, port = self.transport.localAddress
+        request.setTopVia(
+            Via(
+                self.transport.name,
+                f"[{host}]" if ":" in host else host,
+                port,
+                (("branch", branch or newBranch()), ("rport", None)),
+            )
+        )
+        return request
 
     def learn(self, response: Response) -> None:
         """Take the remote tag, target and route set from a response that makes the dialog."""
@@ -122,14 +130,3 @@ class Leg:
 
     def send(self, message: Request | Response) -> None:
         self.transport.send(message.toBytes(), self.address)
-
-
-def nameAddr(display: str | None, uri: str, tag: str | None = None) -> str:
-    value = str(NameAddr(uri=_parse(uri), display=display))
-    return value if tag is None else f"{value};tag={tag}"
-
-
-def _parse(uri: str) -> URI:
-    from sbc.sip.uri import parseURI
-
-    return parseURI(uri)

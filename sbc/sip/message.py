@@ -121,7 +121,7 @@ class Message(ABC):
         self.body = body
         self.version = version
         self._via: tuple[HeaderField, Via] | None = None
-        self._names: dict[str, tuple[HeaderField, NameAddr]] = {}
+        self._names: dict[str, tuple[HeaderField, NameAddr | CSeq]] = {}
 
     @abstractmethod
     def startLine(self) -> str:
@@ -148,13 +148,25 @@ class Message(ABC):
         return value
 
     def cseq(self) -> CSeq:
-        value = self.headers.get("cseq")
-        if value is None:
-            raise SIPParseError("missing CSeq")
-        return parseCSeq(value)
+        """The CSeq, parsed once per field (transactions, dialogs and validation all ask)."""
+        for field in self.headers.fields:
+            if field.key == "cseq":
+                cached = self._names.get("cseq")
+                if cached is not None and cached[0] is field:
+                    return cached[1]  # type: ignore[return-value]
+                value = parseCSeq(field.value)
+                self._names["cseq"] = (field, value)
+                return value
+        raise SIPParseError("missing CSeq")
 
     def vias(self) -> list[Via]:
         return [parseVia(value) for value in self.headers.getAll("via")]
+
+    def setTopVia(self, via: Via) -> None:
+        """Put ``via`` on top, known already parsed (our own requests need no re-parsing)."""
+        field = HeaderField("via", str(via))
+        self.headers.fields.insert(0, field)
+        self._via = (field, via)
 
     def topVia(self) -> Via:
         """The top Via, parsed once: every layer asks for it, so it is kept with its field."""
@@ -184,7 +196,7 @@ class Message(ABC):
             if field.key == key:
                 cached = self._names.get(key)
                 if cached is not None and cached[0] is field:
-                    return cached[1]
+                    return cached[1]  # type: ignore[return-value]
                 value = parseNameAddr(field.value)
                 self._names[key] = (field, value)
                 return value
@@ -410,11 +422,19 @@ def _frameBody(headers: Headers, rest: bytes) -> bytes:
     return rest if length == len(rest) else rest[:length]
 
 
-def _single(message: Message) -> None:
-    for key in _SINGLE:
-        values = [f.value for f in message.headers.fields if f.key == key]
-        if len(values) > 1 and len(set(values)) > 1:
-            raise SIPParseError(f"more than one {key} header")
+_SINGLE_SET = frozenset(_SINGLE)
+
+
+def _single(message: Message) -> frozenset[str]:
+    """One pass: refuse differing repeats of single-valued headers; return the keys present."""
+    seen: dict[str, str] = {}
+    for field in message.headers.fields:
+        key = field.key
+        if key in _SINGLE_SET:
+            previous = seen.setdefault(key, field.value)
+            if previous != field.value:
+                raise SIPParseError(f"more than one {key} header")
+    return frozenset(seen)
 
 
 def validateRequest(request: Request) -> CSeq:
@@ -422,10 +442,10 @@ def validateRequest(request: Request) -> CSeq:
     if request.version.upper() != SIP_VERSION:
         raise SIPParseError("SIP version not supported", 505)
     request.topVia()
+    present = _single(request)
     for key in ("to", "from", "call-id", "cseq"):
-        if key not in request.headers:
+        if key not in present:
             raise SIPParseError(f"missing {key} header")
-    _single(request)
     cseq = request.cseq()
     if cseq.method != request.method and request.method in KNOWN_METHODS:
         raise SIPParseError("CSeq method does not match the request method")
