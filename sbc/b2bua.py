@@ -96,6 +96,7 @@ class Call:
         self.state = ROUTING
         self.branches: list[Branch] = []
         self.targets: Iterator[tuple[Party, Deferred[list[tuple[Leg, Request]]]]] = iter(())
+        self.lookahead: tuple[Party, Deferred[list[tuple[Leg, Request]]]] | None = None
         self.best: Response | None = None
         self.bestStatus = 0
         self.timers: dict[str, IDelayedCall] = {}
@@ -200,7 +201,7 @@ class Call:
             self.place(label, leg, invite)
             return
         try:
-            label, attempt = next(self.targets)
+            label, attempt = self.takeTarget()
         except StopIteration:
             if not any(b.final is None and not b.cancelled for b in self.branches):
                 status = self.bestStatus or 480
@@ -220,6 +221,22 @@ class Call:
         attempt.addCallback(place)
         attempt.addErrback(self.routeError)
 
+    def takeTarget(self) -> tuple[Party, Deferred[list[tuple[Leg, Request]]]]:
+        if self.lookahead is not None:
+            target, self.lookahead = self.lookahead, None
+            return target
+        return next(self.targets)
+
+    def moreTargets(self) -> bool:
+        """Whether anything is left to try after the current attempt (peeks one ahead)."""
+        if self.queued or self.lookahead is not None:
+            return True
+        try:
+            self.lookahead = next(self.targets)
+        except StopIteration:
+            return False
+        return True
+
     def routeError(self, failure: Failure) -> None:
         self.log.failure("placing a B-leg failed", failure)
         self.failed(500, None)
@@ -229,9 +246,9 @@ class Call:
         self.branches.append(branch)
         self.manager.legs[leg.key] = (self, leg)
         branch.transaction = self.manager.transactions.sendRequest(invite, leg.transport, leg.address, self)
-        if label.kind == "trunk":
+        if label.kind == "trunk" and self.moreTargets():
             trunk = self.manager.trunk(label.name)
-            if trunk is not None and len(trunk.gateways) > 1:
+            if trunk is not None:
                 branch.failoverTimer = self.manager.clock.callLater(
                     trunk.failoverTimeout, self.gatewaySilent, branch
                 )
@@ -358,7 +375,9 @@ class Call:
         if decision.reject is not None or not decision.targets:
             self.failed(decision.reject.status if decision.reject else 404, None, branch)
             return
-        self.targets = itertools.chain(self.manager.expand(self, decision.targets), self.targets)
+        rest = [self.lookahead] if self.lookahead is not None else []
+        self.lookahead = None
+        self.targets = itertools.chain(self.manager.expand(self, decision.targets), rest, self.targets)
         self.nextTarget()
 
     def maybeDone(self) -> None:
@@ -372,8 +391,8 @@ class Call:
             self.ackB(leg, response)  # a retransmitted 2xx: our ACK was lost
             return
         branch.answered = True
-        if self.state not in (CALLING, EARLY) or self.b is not None:
-            # The CANCEL/2xx race, or a second fork answering: take it and hang it up.
+        if self.state not in (CALLING, EARLY) or self.b is not None or branch.cancelled:
+            # The CANCEL/2xx race, a second fork, or a gateway we gave up on: take it, hang it up.
             self.ackB(leg, response)
             self.byeOrphan(leg)
             return

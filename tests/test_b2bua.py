@@ -618,6 +618,32 @@ class UserToTrunkTests(CallTestCase):
         self.receive(answer(second, 200, body=SDP, contact="<sip:gw@127.0.0.3:5080>"), ("127.0.0.3", 5080))
         self.assertEqual(self.statuses(TRUNK)[-1], 200)
 
+    def test_lateAnswerFromAbandonedGateway(self) -> None:
+        """A gateway we gave up on that answers late is ACKed and hung up, not bridged."""
+        self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
+        (first,) = self.requestsTo(("127.0.0.2", 5080), "INVITE")
+        self.clock.advance(2.1)
+        (second,) = self.requestsTo(("127.0.0.3", 5080), "INVITE")
+        self.receive(answer(second, 180), ("127.0.0.3", 5080))
+        self.receive(answer(first, 200, body=SDP, contact="<sip:gw@127.0.0.2:5080>"), ("127.0.0.2", 5080))
+        self.assertEqual(len(self.requestsTo(("127.0.0.2", 5080), "BYE")), 1)
+        self.assertNotIn(200, self.statuses(TRUNK))
+
+    def test_singleGatewayWaits(self) -> None:
+        """With nothing left to fail over to, a slow gateway is not abandoned after 2 s."""
+        toml = (self.directory / "sbc.toml").read_text()
+        toml = toml.replace(
+            'gateways = ["127.0.0.2:5080", "127.0.0.3:5080"]', 'gateways = ["127.0.0.2:5080"]'
+        )
+        (self.directory / "sbc.toml").write_text(toml)
+        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+        self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
+        self.clock.advance(5)
+        self.assertNotIn(480, self.statuses(TRUNK))
+        first = self.requestsTo(("127.0.0.2", 5080), "INVITE")[0]  # retransmitted meanwhile
+        self.receive(answer(first, 200, body=SDP, contact="<sip:gw@127.0.0.2:5080>"), ("127.0.0.2", 5080))
+        self.assertEqual(self.statuses(TRUNK)[-1], 200)
+
     def test_failoverOn503(self) -> None:
         """503 from the first gateway moves the call to the next."""
         self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
