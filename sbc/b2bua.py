@@ -387,8 +387,11 @@ class Call:
     def branchAnswered(self, branch: Branch, response: Response) -> None:
         leg = branch.leg
         leg.learn(response)
-        if branch.answered:
-            self.ackB(leg, response)  # a retransmitted 2xx: our ACK was lost
+        if branch.answered:  # a retransmitted 2xx: our ACK was lost
+            if leg is not self.b:
+                self.ackB(leg, response)
+            elif self.ackFromB is not None:
+                leg.send(self.ackFromB)  # the same ACK again; none yet while a late offer waits
             return
         branch.answered = True
         if self.state not in (CALLING, EARLY) or self.b is not None or branch.cancelled:
@@ -410,10 +413,10 @@ class Call:
         self.timers["length"] = self.manager.clock.callLater(self.maxLength(), self.tooLong)
         body = sdpOf(response)
         if body is None:
-            self.ackB(leg, response)
+            self.ackFromB = self.ackB(leg, response)
             self.media.after(lambda: self.answerA(response, None))
         elif self.offerFromA is not None:
-            self.ackB(leg, response)
+            self.ackFromB = self.ackB(leg, response)
             self.media.answer("B", body).addCallbacks(lambda b: self.answerA(response, b), self.answerFailed)
         else:
             # Late offer (RFC 3264 section 5): B's 2xx offers, and A's ACK will answer.
@@ -458,11 +461,10 @@ class Call:
                     return trunk.maxCallLength
         return DEFAULT_MAX_LENGTH
 
-    def ackB(self, leg: Leg, response: Response) -> None:
-        cseq = response.cseq().number
-        ack = leg.request("ACK", cseq=cseq)
+    def ackB(self, leg: Leg, response: Response) -> Request:
+        ack = leg.request("ACK", cseq=response.cseq().number)
         leg.send(ack)
-        self.ackFromB = ack
+        return ack
 
     def byeOrphan(self, leg: Leg) -> None:
         bye = leg.request("BYE")
@@ -571,15 +573,19 @@ class Call:
         b = self.b
         body = sdpOf(ack)
         if body is None:
-            self.ackB(b, late)
+            self.ackFromB = self.ackB(b, late)
             return
 
         def sendAck(anchored: bytes) -> None:
             ack = b.request("ACK", cseq=late.cseq().number)
             ack.setBody(anchored, "application/sdp")
             b.send(ack)
+            self.ackFromB = ack
 
-        self.media.answer("A", body).addCallbacks(sendAck, lambda f: self.ackB(b, late))
+        def failed(_: Failure) -> None:
+            self.ackFromB = self.ackB(b, late)
+
+        self.media.answer("A", body).addCallbacks(sendAck, failed)
 
     def finishA(self, status: int, reason: str | None = None, response: Response | None = None) -> None:
         """Answer A's INVITE with a final failure, and end the call attempt."""

@@ -212,6 +212,14 @@ class TrunkToUserTests(CallTestCase):
         self.clock.advance(1.0)
         self.assertEqual(self.statuses(TRUNK).count(200), 3)
 
+    def test_retransmitted2xxGetsSameAck(self) -> None:
+        """A 2xx the callee resends (our ACK was lost) gets the very same ACK again."""
+        bInvite = self.connect()
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1:5070>"), ALICE)
+        acks = [data for data, where in self.udp.sent if where == ALICE and data.startswith(b"ACK")]
+        self.assertEqual(len(acks), 2)
+        self.assertEqual(acks[0], acks[1])
+
     def test_busyPassedBack(self) -> None:
         """486 from the callee goes back to the caller."""
         self.bind()
