@@ -12,7 +12,7 @@ from zope.interface.verify import verifyObject
 
 from sbc.interfaces import ITransactionUser
 from sbc.server import SIPServer
-from sbc.sip import Response
+from sbc.sip import Response, SIPParseError
 from tests.fakes import RecordingTransport, SortedClock, demoConfig, options
 
 RFC4475 = Path(__file__).resolve().parents[2] / "shared" / "rfc4475"
@@ -152,6 +152,27 @@ class AnswerTests(ServerTestCase):
 
         self.server.methods["OPTIONS"] = broken
         self.assertEqual(self.final(options()).status, 500)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.server.metrics["internal_errors"], 1)
+
+    def test_deeperParseErrorDropped(self) -> None:
+        """A message that breaks a deeper layer is dropped and counted; the server goes on."""
+
+        def broken(*args: object) -> None:
+            raise SIPParseError("bad Contact deep down")
+
+        self.patch(self.server.transactions, "receiveRequest", broken)
+        self.assertEqual(self.send(options()), [])
+        self.assertEqual(self.server.metrics["dropped_unanswerable"], 1)
+
+    def test_deeperBugLogged(self) -> None:
+        """A bug below the controller is logged and counted, never raised into the transport."""
+
+        def broken(*args: object) -> None:
+            raise RuntimeError("bug")
+
+        self.patch(self.server.transactions, "receiveRequest", broken)
+        self.send(options())
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(self.server.metrics["internal_errors"], 1)
 
