@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -164,7 +165,7 @@ class SIPServer:
             except SIPParseError as e:
                 self._refuse(e, None, transport, source)
                 return
-            self.transactions.receiveResponse(message, transport, source)
+            self._guarded(self.transactions.receiveResponse, message, transport, source)
             return
         try:
             validateRequest(message)
@@ -176,7 +177,24 @@ class SIPServer:
             # RFC 4475 section 3.2.1: a bare magic cookie cannot key a transaction.
             self._refuse(SIPParseError("bare magic-cookie branch"), message.headers, transport, source)
             return
-        self.transactions.receiveRequest(message, transport, source)
+        self._guarded(self.transactions.receiveRequest, message, transport, source)
+
+    def _guarded(
+        self,
+        layer: Callable[[Any, ISIPTransport, Address], None],
+        message: Request | Response,
+        transport: ISIPTransport,
+        source: Address,
+    ) -> None:
+        """Hostile bytes that pass parsing may still break a deeper layer: drop, count, go on."""
+        try:
+            layer(message, transport, source)
+        except SIPParseError as e:
+            self.metrics.counts["dropped_unanswerable"] += 1
+            self.dropLog.drop(e.reason, source)
+        except Exception:
+            self.metrics.counts["internal_errors"] += 1
+            self.log.failure("processing a message from {host} failed", host=source[0])
 
     def streamError(self, transport: ISIPTransport, source: Address, reason: str) -> None:
         self.metrics.counts["stream_errors"] += 1
