@@ -521,10 +521,24 @@ class RoutingChain:
         return self._ask(call, 0)
 
     def _ask(self, call: CallRequest, index: int) -> defer.Deferred[Decision | None]:
-        if index == len(self.routers):
+        # Routers that answer at once (all of ours do) are asked in a plain loop: no Deferred
+        # chain per router on the per-call path. An asynchronous one continues the chain.
+        routers = self.routers
+        while index < len(routers):
+            router = routers[index]
+            d = _consult(router, call)
+            if not d.called:
+                break
+            result = d.result
+            if isinstance(result, Failure):
+                d.addErrback(lambda _: None)  # handled here: no "unhandled error" at collection
+                self._failed(router, result)
+                return defer.succeed(Decision(reject=ROUTING_FAILED, router=str(router.name)))
+            if result is not None:
+                return d
+            index += 1
+        else:
             return defer.succeed(Decision(reject=NO_ROUTE, router=self.name))
-        router = self.routers[index]
-        d = _consult(router, call)
 
         def decided(decision: Decision | None) -> Decision | defer.Deferred[Decision | None] | None:
             if decision is None:
@@ -572,7 +586,12 @@ def _consult(router: IRouter, call: CallRequest) -> defer.Deferred[Decision | No
             result = replace(result, router=str(router.name))
         return result
 
-    d: defer.Deferred[Decision | None] = defer.maybeDeferred(router.route, call)
+    try:
+        d: defer.Deferred[Decision | None] = router.route(call)
+    except BaseException:
+        return defer.fail()
+    if not isinstance(d, defer.Deferred):  # a plain value, as maybeDeferred would allow
+        d = defer.succeed(d)  # type: ignore[unreachable]
     d.addCallback(checked)
     return d
 

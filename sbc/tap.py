@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.python import usage
 
 from sbc.access import Bans
@@ -110,7 +110,9 @@ def makeService(options: Options) -> service.MultiService:
         raise usage.UsageError(f"{config.stateDirectory}: cannot use the state directory: {e}") from None
     store = SQLiteLocationStore(reactor, database)
     bans = Bans(reactor, config.bans, BanTable(database))
-    cdrs = CDRWriter(config.calls.cdrPath or config.stateDirectory / "cdr.jsonl")
+    cdrs = CDRWriter(
+        config.calls.cdrPath or config.stateDirectory / "cdr.jsonl", threads=cast(IReactorThreads, reactor)
+    )
     relay = mediaRelay(reactor, config)
     server = SIPServer(config, reactor, store=store, bans=bans, secret=secret, cdrs=cdrs, relay=relay)
     top = SBCService(server, reactor, cdrs, relay)

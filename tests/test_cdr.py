@@ -262,3 +262,43 @@ class CDRWriterTests(SynchronousTestCase):
         writer.close()
         self.assertTrue(writer.write(answered()))
         self.assertEqual(len(self.lines()), 1)
+
+
+class FakeThreads:
+    """Runs "threaded" work only when asked, and calls back into the reactor at once."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[object, tuple[object, ...]]] = []
+
+    def callInThread(self, f: object, *args: object) -> None:
+        self.queued.append((f, args))
+
+    def callFromThread(self, f: object, *args: object) -> None:
+        f(*args)  # type: ignore[operator]
+
+    def runOne(self) -> None:
+        f, args = self.queued.pop(0)
+        f(*args)  # type: ignore[operator]
+
+
+class GroupCommitTests(SynchronousTestCase):
+    def test_fsyncOffThreadGrouped(self) -> None:
+        """With threads, fsync runs off the reactor thread, and lines written meanwhile share one."""
+        import tempfile
+        from pathlib import Path
+
+        directory = Path(tempfile.mkdtemp())
+        threads = FakeThreads()
+        syncs: list[int] = []
+        self.patch(os, "fsync", lambda fd: syncs.append(fd))
+        writer = CDRWriter(directory / "cdr.jsonl", threads=threads)  # type: ignore[arg-type]
+        self.addCleanup(writer.close)
+        for i in range(3):
+            self.assertTrue(writer.write(answered(f"c{i}")))
+        self.assertEqual(syncs, [])  # nothing flushed in the reactor thread
+        self.assertEqual(len(threads.queued), 1)
+        threads.runOne()  # the first flush; the two later lines ask for one more
+        self.assertEqual(len(threads.queued), 1)
+        threads.runOne()
+        self.assertEqual((len(syncs), writer.syncs, threads.queued), (2, 2, []))
+        self.assertEqual(len((directory / "cdr.jsonl").read_bytes().splitlines()), 3)
