@@ -1006,8 +1006,9 @@ class CallManager:
         if transport is None:
             raise RuntimeError("no UDP listener to reach trunk gateways")
         host = f"[{gateway[0]}]" if ":" in gateway[0] else gateway[0]
-        target = parseURI(f"sip:{_userPart(number)}@{host}:{gateway[1]}")
-        return self.bLeg(call, transport, gateway, target, f"sip:{_userPart(number)}@{host}")
+        user = _userPart(number)
+        target = URI("sip", user=user, host=host, port=gateway[1])
+        return self.bLeg(call, transport, gateway, target, f"sip:{user}@{host}")
 
     def bLeg(
         self, call: Call, transport: ISIPTransport, address: Address, target: URI, toUri: str

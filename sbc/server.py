@@ -124,6 +124,7 @@ class SIPServer:
             "REGISTER": self.registrar.register,
             "INVITE": self.calls.invite,
         }
+        self._allow: str | None = None
         # Methods that only make sense inside a dialog; they reach the call that owns it.
         for method in ("BYE", "UPDATE", "INFO", "PRACK", "REFER", "MESSAGE", "NOTIFY"):
             self.methods[method] = self._outOfDialog
@@ -312,7 +313,10 @@ class SIPServer:
         headers.add("Content-Length", "0")
 
     def allow(self) -> str:
-        return ", ".join(sorted({*self.methods, "ACK"} - {"REFER"}))
+        allow = self._allow
+        if allow is None:
+            allow = self._allow = ", ".join(sorted({*self.methods, "ACK"} - {"REFER"}))
+        return allow
 
     def _route(self, call: CallRequest) -> Deferred[Decision]:
         return self.chain.route(call).addCallback(lambda d: d or Decision(reject=Reject(404, "No route")))

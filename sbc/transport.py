@@ -46,6 +46,7 @@ class SIPDatagramProtocol(DatagramProtocol):
 
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
+        self.sendFailures = 0
 
     @property
     def localAddress(self) -> Address:
@@ -62,8 +63,12 @@ class SIPDatagramProtocol(DatagramProtocol):
         controller.messageReceived(datagram, self, addr)
 
     def send(self, data: bytes, address: Address) -> None:
-        assert self.transport is not None
-        self.transport.write(data, address)
+        # Straight to the socket: Port.write re-validates the address on every datagram. A UDP
+        # send that fails (full buffer, ICMP unreachable) is a lost datagram, as on the wire.
+        try:
+            self.transport.socket.sendto(data, address)  # type: ignore[union-attr]
+        except (OSError, AttributeError):
+            self.sendFailures += 1
 
 
 @implementer(ISIPTransport)

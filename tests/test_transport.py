@@ -44,8 +44,12 @@ class FakeDatagramTransport:
 
     def __init__(self) -> None:
         self.written: list[tuple[bytes, Address]] = []
+        self.socket = self
+        self.refuse = False
 
-    def write(self, data: bytes, addr: Address) -> None:
+    def sendto(self, data: bytes, addr: Address) -> None:
+        if self.refuse:
+            raise ConnectionRefusedError("ICMP port unreachable")
         self.written.append((data, addr))
 
     def getHost(self) -> IPv4Address:
@@ -83,6 +87,12 @@ class DatagramTests(SynchronousTestCase):
         """send writes one datagram to the given address."""
         self.protocol.send(b"x", ("127.0.0.2", 5062))
         self.assertEqual(self.transport.written, [(b"x", ("127.0.0.2", 5062))])
+
+    def test_sendFailureCounted(self) -> None:
+        """A refused UDP send is a lost datagram: counted, never raised."""
+        self.transport.refuse = True
+        self.protocol.send(b"x", ("127.0.0.2", 5062))
+        self.assertEqual(self.protocol.sendFailures, 1)
 
 
 class StreamTestCase(SynchronousTestCase):

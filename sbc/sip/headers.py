@@ -233,12 +233,15 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         """Replace every field of this name by one, in the place of the first."""
         key = headerKey(name)
-        for index, field in enumerate(self.fields):
+        fields = self.fields
+        for index, field in enumerate(fields):
             if field.key == key:
-                self.fields[index] = HeaderField(key, value)
-                self.fields[index + 1 :] = [f for f in self.fields[index + 1 :] if f.key != key]
+                fields[index] = HeaderField(key, value)
+                rest = fields[index + 1 :]
+                if any(f.key == key for f in rest):  # rare: a repeated single header
+                    fields[index + 1 :] = [f for f in rest if f.key != key]
                 return
-        self.fields.append(HeaderField(key, value))
+        fields.append(HeaderField(key, value))
 
     def remove(self, name: str) -> None:
         key = headerKey(name)
