@@ -47,11 +47,16 @@ class SIPDatagramProtocol(DatagramProtocol):
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
         self.sendFailures = 0
+        self._local: Address | None = None
 
     @property
     def localAddress(self) -> Address:
-        assert self.transport is not None
-        return _hostPort(self.transport.getHost())
+        """Asked for every Via and Contact we write: looked up once, the socket never moves."""
+        address = self._local
+        if address is None:
+            assert self.transport is not None
+            address = self._local = _hostPort(self.transport.getHost())
+        return address
 
     def startProtocol(self) -> None:
         self.controller.transportStarted(self)
