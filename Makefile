@@ -11,7 +11,7 @@ CERT   := $(STATE)/tls/sbc.crt
 KEY    := $(STATE)/tls/sbc.key
 DEBIAN_TOOLS := sipp:sip-tester sipsak:sipsak openssl:openssl rtpengine:rtpengine-daemon
 
-.PHONY: run test lint unit tools venv clean
+.PHONY: run test lint unit tools venv clean bench
 
 run: $(STAMP) $(CERT)
 	$(VENV)/bin/twistd -n --pidfile= sbc --config etc/sbc.toml
@@ -22,8 +22,12 @@ test: $(STAMP) $(CERT) tools lint
 unit: $(STAMP)
 	$(PY) -m pytest -q tests --ignore=tests/interop
 
+# `make bench` compares sbc with Kamailio and Sippy B2BUA (about 20 minutes; QUICK=1: about 2).
+bench: $(STAMP)
+	QUICK=$(QUICK) $(PY) -m bench
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sbc tests twisted
+	$(VENV)/bin/ruff check sbc tests twisted bench
 	$(VENV)/bin/mypy
 
 venv: $(STAMP)

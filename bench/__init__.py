@@ -1,0 +1,17 @@
+"""
+``make bench``: sbc side by side with SIPp's own ceiling, Kamailio (with and without topoh) and
+Sippy B2BUA, measured on this machine in one run (issue 6).
+
+Each module has one job:
+
+  - `bench.plan`: how long and how hard each measurement runs (quick and full);
+  - `bench.install`: installs the anchors (SIPp, Kamailio, rtpengine, Sippy, PyPy) when missing;
+  - `bench.procfs`: CPU time and memory of a process tree, from /proc;
+  - `bench.sipp`: one SIPp load (a caller and a callee), and what SIPp counted;
+  - `bench.systems`: the systems under test, each a child process on loopback;
+  - `bench.ramp`: the rate ramp that finds the highest rate with no failed call;
+  - `bench.suite`: the measurements of one system (ramp, CPU, latency, memory);
+  - `bench.gate`: sbc's whitelist gate under a flood from a stranger;
+  - `bench.rtp`: RTP through sbc's relay and through rtpengine;
+  - `bench.report`: the table (stdout, Markdown, JSON) and the machine it ran on.
+"""

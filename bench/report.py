@@ -1,0 +1,238 @@
+"""
+The results as one table like the issue's (each figure with its ratio to sbc's), printed and written
+as Markdown and JSON, with the machine they were measured on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .gate import GateResult
+from .plan import Plan
+from .rtp import RelayResult
+from .suite import SystemResult
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DASH = "\u2013"
+TIMES = "\u00d7"
+ARROW = "\u2192"
+AT_LEAST = "\u2265 "
+
+
+def machine() -> dict[str, Any]:
+    """The machine: CPU model, cores, memory, kernel, Python, and how busy it was."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return {
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "memoryBytes": memory,
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "loadAverage": os.getloadavg(),
+    }
+
+
+@dataclass
+class Report:
+    """Everything one run measured."""
+
+    plan: Plan
+    started: float
+    systems: list[SystemResult] = field(default_factory=list)
+    gate: GateResult | None = None
+    relays: list[RelayResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    machineBefore: dict[str, Any] = field(default_factory=machine)
+
+    def sbc(self) -> SystemResult | None:
+        """The CPython sbc row, the one the ratios compare with."""
+        return next((s for s in self.systems if s.key == "sbc" and s.status == "ok"), None)
+
+    def rows(self) -> list[list[str]]:
+        """The main table's rows (header first), figures with their ratio to sbc."""
+        sbc = self.sbc()
+        held = "RSS per held call" + ("" if sbc is None or sbc.held is None else f" ({self._heldWords(sbc)})")
+        rate = self.plan.steadyRate
+        rows = [
+            [
+                "system",
+                "max CPS, 0 failed",
+                f"CPU-seconds per 1,000 calls at {rate} CPS",
+                f"INVITE{ARROW}200 p99 at {rate} CPS",
+                held,
+            ]
+        ]
+        for result in self.systems:
+            version = f" ({result.version})" if result.version and result.key != "sippy" else ""
+            if result.key == "sipp" and result.version:
+                version = f" (SIPp {result.version})"
+            label = result.label + version
+            if result.status != "ok":
+                rows.append([label, f"not measured: {_oneLine(result.status)}", "", "", ""])
+                continue
+            ramp = result.rampResult
+            bound = AT_LEAST if ramp is not None and ramp.atLeast else ""
+            perCall = None if result.held is None else result.held.perCall
+            base = sbc if sbc is not None and result is not sbc else None
+            rows.append(
+                [
+                    label,
+                    _figure(result.maxCps, None if base is None else base.maxCps, _count(bound)),
+                    _figure(result.cpuPer1000, None if base is None else base.cpuPer1000, "{:.2f}".format),
+                    _figure(result.p99Ms, None if base is None else base.p99Ms, "{:.0f} ms".format),
+                    _figure(
+                        perCall, None if base is None or base.held is None else base.held.perCall, _kilobytes
+                    ),
+                ]
+            )
+        return rows
+
+    def _heldWords(self, sbc: SystemResult) -> str:
+        assert sbc.held is not None
+        return f"{sbc.held.calls:,} concurrent {sbc.held.holdSeconds:g}-second calls"
+
+    def extraRows(self) -> list[list[str]]:
+        """The gate and RTP figures, as a second table."""
+        rows = [["also measured", "figure", "detail"]]
+        gate = self.gate
+        if gate is not None:
+            if gate.status != "ok" or gate.alone is None:
+                rows.append(["sbc whitelist gate", f"not measured: {_oneLine(gate.status)}", ""])
+            else:
+                alone = gate.alone
+                perSecond = alone.seconds
+                detail = (
+                    f"flood alone: {alone.sent / perSecond:,.0f}/s sent, {alone.gated / perSecond:,.0f}/s "
+                    f"reached the gate, {alone.kernelDrops / perSecond:,.0f}/s dropped by the kernel "
+                    f"(socket full), sbc at {alone.cpuSeconds / perSecond:.0%} of a core"
+                )
+                name = "sbc whitelist gate: datagrams from a stranger dropped per CPU-second"
+                rows.append([name, f"{gate.perCpuSecond or 0:,.0f}", detail])
+            if gate.calls is not None and gate.withCalls is not None:
+                calls = gate.calls
+                flood = gate.withCalls
+                detail = (
+                    f"{calls.caller.successful:,} ok at the caller, {calls.callee.successful:,} at the "
+                    f"callee, {calls.retransmissions} retransmissions; {flood.kernelDrops:,} datagrams "
+                    "dropped by the kernel"
+                )
+                name = f"trunk calls at {calls.rate:g} CPS during a {flood.sent / flood.seconds:,.0f}/s flood"
+                rows.append([name, f"{calls.caller.failed} failed of {calls.calls:,}", detail])
+        base = next((r for r in self.relays if r.label.startswith("sbc") and r.perSecond), None)
+        for relay in self.relays:
+            if relay.status != "ok":
+                rows.append([f"RTP through {relay.label}", f"not measured: {_oneLine(relay.status)}", ""])
+                continue
+            bound = AT_LEAST if relay.atLeast else ""
+            other = base.perSecond if base is not None and relay is not base else None
+            rows.append(
+                [
+                    f"RTP packets/s through {relay.label}, under 1% lost (one stream)",
+                    _figure(relay.perSecond, other, _count(bound)),
+                    f"{relay.perCpuSecond or 0:,.0f} packets per CPU-second of the relay at that rate",
+                ]
+            )
+        return rows
+
+    def markdown(self) -> str:
+        """The whole report as Markdown."""
+        info = self.machineBefore
+        lines = [
+            f"# sbc benchmark ({self.plan.name} run)",
+            "",
+            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(self.started))} on {info['cpu']}, "
+            f"{info['cores']} cores, {info['memoryBytes'] / 2**30:.0f} GiB, Linux {info['kernel']}, "
+            f"Python {info['python']}; load average before the run "
+            f"{', '.join(f'{v:.2f}' for v in info['loadAverage'])}. "
+            f"Reproduce with `make bench{' QUICK=1' if self.plan.quick else ''}`.",
+            "",
+            _table(self.rows()),
+            "",
+            "Ratios are each figure divided by sbc's.",
+            "",
+            _table(self.extraRows()),
+            "",
+            "## How",
+            "",
+            *[f"- {note}" for note in self.notes],
+        ]
+        return "\n".join(lines) + "\n"
+
+    def toJson(self) -> dict[str, Any]:
+        """The whole report as JSON."""
+        return {
+            "plan": self.plan.__dict__,
+            "started": self.started,
+            "seconds": time.time() - self.started,
+            "machine": self.machineBefore,
+            "loadAverageAfter": os.getloadavg(),
+            "systems": [s.toJson() for s in self.systems],
+            "gate": None if self.gate is None else self.gate.toJson(),
+            "rtp": [r.toJson() for r in self.relays],
+            "notes": self.notes,
+            "table": self.rows(),
+            "alsoMeasured": self.extraRows(),
+        }
+
+    def write(self, directory: Path = RESULTS) -> tuple[Path, Path]:
+        """Write C{latest.md} and C{latest.json} into C{directory}; their paths."""
+        directory.mkdir(parents=True, exist_ok=True)
+        markdown = directory / "latest.md"
+        data = directory / "latest.json"
+        markdown.write_text(self.markdown())
+        data.write_text(json.dumps(self.toJson(), indent=2, default=str) + "\n")
+        return markdown, data
+
+
+def _figure(value: float | None, base: float | None, show: Callable[[float], str]) -> str:
+    """C{value} shown, with its ratio to C{base} when there is one; a dash when unmeasured."""
+    if value is None:
+        return DASH
+    if not base:
+        return show(value)
+    return f"{show(value)} ({value / base:.2g}{TIMES})"
+
+
+def _count(prefix: str) -> Callable[[float], str]:
+    """Shows a count with thousands separators after C{prefix} (say, "at least")."""
+    return lambda value: f"{prefix}{value:,.0f}"
+
+
+def _kilobytes(value: float) -> str:
+    return f"{value / 1024:.1f} KB"
+
+
+def _oneLine(text: str, limit: int = 140) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows (header first) as a Markdown table."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(rows[0]), line(["---"] * len(rows[0])), *(line(row) for row in rows[1:])])

@@ -1,0 +1,248 @@
+"""
+The measurements of one system, in the issue's terms:
+
+  - CPU-seconds per 1,000 calls and INVITE to 200 p99, both at 100 CPS, on a freshly started system;
+  - the highest rate with no failed call (the ramp);
+  - memory per held call: a fresh start, then many long calls up at once, and the memory of the
+    system's process tree (its PSS) at the plateau less before, divided by the calls held.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.interop.ports import UDP, freePort
+
+from .plan import Plan
+from .procfs import cpuSeconds, memory
+from .ramp import RampResult, ramp
+from .sipp import CALLEE_HOST, RETRIES, CallLoad, LoadResult, runLoad
+from .systems import System, UnavailableError
+
+WARMUP_RATE = 20
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Held:
+    """
+    The memory measurement.
+
+    @ivar calls: calls placed, each held for C{holdSeconds}.
+    @ivar rate: the rate they were placed at.
+    @ivar holdSeconds: how long each stayed up.
+    @ivar concurrent: calls up at the callee when the plateau was sampled.
+    @ivar before: PSS of the system's process tree before, in bytes (RSS in C{beforeRss}).
+    @ivar plateau: PSS at the plateau, in bytes.
+    @ivar problems: why the held calls did not all succeed (they are still measured).
+    """
+
+    calls: int
+    rate: int
+    holdSeconds: float
+    concurrent: int = 0
+    before: int = 0
+    plateau: int = 0
+    beforeRss: int = 0
+    plateauRss: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def perCall(self) -> float | None:
+        """Bytes per held call, or C{None} without a plateau."""
+        if self.concurrent <= 0:
+            return None
+        return (self.plateau - self.before) / self.concurrent
+
+
+@dataclass
+class SystemResult:
+    """
+    Everything measured of one system.
+
+    @ivar status: C{"ok"}, or why it has no figures (not installed, did not start, calls fail).
+    """
+
+    key: str
+    label: str
+    version: str = ""
+    status: str = "ok"
+    steady: LoadResult | None = None
+    cpuPer1000: float | None = None
+    rampResult: RampResult | None = None
+    held: Held | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def p99Ms(self) -> float | None:
+        """INVITE to 200 p99 at the steady rate, in milliseconds."""
+        return None if self.steady is None else self.steady.p99Ms
+
+    @property
+    def maxCps(self) -> int | None:
+        """The ramp's highest rate with no failed call."""
+        return None if self.rampResult is None else self.rampResult.maxCps
+
+    def toJson(self) -> dict[str, Any]:
+        """A JSON-ready description, figures first, then the details behind them."""
+        steady = self.steady
+        held = self.held
+        return {
+            "key": self.key,
+            "label": self.label,
+            "version": self.version,
+            "status": self.status,
+            "maxCps": self.maxCps,
+            "maxCpsIsLowerBound": bool(self.rampResult and self.rampResult.atLeast),
+            "cpuSecondsPer1000Calls": self.cpuPer1000,
+            "invite200P99Ms": self.p99Ms,
+            "bytesPerHeldCall": None if held is None else held.perCall,
+            "steady": None
+            if steady is None
+            else {
+                "calls": steady.calls,
+                "rate": steady.rate,
+                "passed": steady.passed,
+                "problems": steady.problems,
+                "retransmissions": steady.retransmissions,
+                "latencySamples": len(steady.latenciesMs),
+                "meanMs": sum(steady.latenciesMs) / len(steady.latenciesMs) if steady.latenciesMs else None,
+                "errors": steady.errors[:2000],
+            },
+            "ramp": None
+            if self.rampResult is None
+            else {
+                "stopped": self.rampResult.stopped,
+                "steps": [step.__dict__ for step in self.rampResult.steps],
+            },
+            "held": None if held is None else {**held.__dict__, "perCall": held.perCall},
+            "notes": self.notes,
+        }
+
+
+def measureSystem(system: System, plan: Plan, log: Log) -> SystemResult:
+    """Measure C{system}; a system that fails is reported as such, and never raises."""
+    result = SystemResult(system.key, system.label)
+    calleePort = freePort(CALLEE_HOST, (UDP,))
+    try:
+        result.version = system.version()
+        target = _startWarm(system, calleePort, plan, log)
+        _steady(system, target, calleePort, plan, result, log)
+        _ramp(system, target, calleePort, plan, result, log)
+        if system.measuredPid is not None:
+            system.stop()
+            target = _startWarm(system, calleePort, plan, log)
+            result.held = _held(system, target, calleePort, plan, result.maxCps, log)
+    except UnavailableError as e:
+        result.status = str(e)
+        log(f"  {system.label}: {e}")
+    except Exception as e:  # a broken system must not end the run
+        result.status = f"error: {e}"
+        result.notes.append(traceback.format_exc(limit=4))
+        log(f"  {system.label}: error: {e}")
+    finally:
+        system.stop()
+    return result
+
+
+def _startWarm(system: System, calleePort: int, plan: Plan, log: Log) -> tuple[str, int]:
+    """Start the system and place a few calls through it, which must all succeed."""
+    target = system.start(calleePort)
+    warmup = runLoad(target, calleePort, plan.warmupCalls, WARMUP_RATE)
+    if not warmup.passed:
+        raise UnavailableError(
+            f"calls fail at {WARMUP_RATE} CPS: {'; '.join(warmup.problems)}\n{warmup.errors}"
+        )
+    return target
+
+
+def _steady(
+    system: System, target: tuple[str, int], calleePort: int, plan: Plan, result: SystemResult, log: Log
+) -> None:
+    """CPU-seconds per 1,000 calls and INVITE to 200 p99 at the steady rate."""
+    pid = system.measuredPid
+    for _ in range(RETRIES + 1):
+        before = cpuSeconds(pid) if pid is not None else 0.0
+        load = CallLoad(target, calleePort, plan.steadyCalls, plan.steadyRate, latency=True)
+        load.start()
+        outcome = load.finish()
+        if not outcome.interrupted:
+            break
+        result.notes.append("a steady run was interrupted by another process and run again")
+    if pid is not None:
+        result.cpuPer1000 = (cpuSeconds(pid) - before) / plan.steadyCalls * 1000
+    result.steady = outcome
+    if not outcome.passed:
+        result.notes.append(f"at {plan.steadyRate} CPS: {'; '.join(outcome.problems)}")
+    cpu = "" if result.cpuPer1000 is None else f", {result.cpuPer1000:.2f} CPU-s/1000 calls"
+    log(f"  {plan.steadyCalls} calls at {plan.steadyRate} CPS: p99 {outcome.p99Ms} ms{cpu}"
+        f"{'' if outcome.passed else ' -- ' + '; '.join(outcome.problems)}")  # fmt: skip
+
+
+def _ramp(
+    system: System, target: tuple[str, int], calleePort: int, plan: Plan, result: SystemResult, log: Log
+) -> None:
+    """The rate ramp, restarting the system after each failed step."""
+    where = [target]
+
+    def step(rate: int, calls: int) -> LoadResult:
+        outcome = runLoad(where[0], calleePort, calls, rate, abortOnTrouble=True)
+        verdict = "ok" if outcome.passed else "FAIL: " + "; ".join(outcome.problems)
+        log(f"  ramp {rate:>6} CPS x {calls}: {verdict}")
+        return outcome
+
+    def restart() -> None:
+        if system.measuredPid is None:
+            time.sleep(1.0)
+            return
+        system.stop()
+        where[0] = _startWarm(system, calleePort, plan, log)
+
+    result.rampResult = ramp(plan, step, restart)
+    if result.rampResult.stopped:
+        result.notes.append(f"ramp: {result.rampResult.stopped}")
+
+
+def _held(
+    system: System, target: tuple[str, int], calleePort: int, plan: Plan, maxCps: int | None, log: Log
+) -> Held:
+    """Memory per held call: PSS of the process tree before, and at the plateau of held calls."""
+    pid = system.measuredPid
+    assert pid is not None
+    rate = plan.heldRate if maxCps is None else max(10, min(plan.heldRate, maxCps // 2))
+    # Every call must be up before the first one ends: place them in at most 60% of the hold time.
+    calls = min(plan.heldCalls, int(rate * plan.holdSeconds * 0.6))
+    held = Held(calls=calls, rate=rate, holdSeconds=plan.holdSeconds)
+    time.sleep(1.0)
+    first = memory(pid)
+    held.before, held.beforeRss = first.pss, first.rss
+    for _ in range(RETRIES + 1):
+        outcome = _holdCalls(held, pid, target, calleePort)
+        if not outcome.interrupted:
+            break
+    if not outcome.passed:
+        held.problems = outcome.problems
+    perCall = held.perCall
+    log(f"  {held.concurrent} held calls: {'-' if perCall is None else f'{perCall / 1024:.1f} KB'} per call"
+        f"{'' if outcome.passed else ' -- ' + '; '.join(outcome.problems)}")  # fmt: skip
+    return held
+
+
+def _holdCalls(held: Held, pid: int, target: tuple[str, int], calleePort: int) -> LoadResult:
+    """Place the held calls and sample memory at their plateau, into C{held}."""
+    load = CallLoad(target, calleePort, held.calls, held.rate, holdSeconds=held.holdSeconds)
+    load.start()
+    plateauFrom = load.started + held.calls / held.rate + 1.5
+    plateauUntil = load.started + held.holdSeconds - 0.5
+    while time.monotonic() < plateauUntil:
+        time.sleep(0.25)
+        if time.monotonic() >= plateauFrom:
+            sample = memory(pid)
+            held.plateau, held.plateauRss = sample.pss, sample.rss
+            held.concurrent = load.callee.counts().current
+    return load.finish()
