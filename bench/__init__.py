@@ -7,6 +7,7 @@ Each module has one job:
   - `bench.plan`: how long and how hard each measurement runs (quick and full);
   - `bench.install`: installs the anchors (SIPp, Kamailio, rtpengine, Sippy, PyPy) when missing;
   - `bench.procfs`: CPU time and memory of a process tree, from /proc;
+  - `bench.blast`: fast UDP senders and a counting receiver (the flood, the RTP);
   - `bench.sipp`: one SIPp load (a caller and a callee), and what SIPp counted;
   - `bench.systems`: the systems under test, each a child process on loopback;
   - `bench.ramp`: the rate ramp that finds the highest rate with no failed call;

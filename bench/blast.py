@@ -1,8 +1,9 @@
 """
 Fast UDP senders and a counting receiver, each a child process, for the gate flood and the RTP blast.
 
-A sender sends the same few datagrams in a tight loop from a bound source address until its
-deadline, as fast as it can or paced at a given rate, and reports how many it sent.  Python's
+A sender sends the same few datagrams in a tight loop, from bound source addresses to their
+destinations in turn (a flow each), until its deadline, as fast as it can or paced at a given rate,
+and reports how many it sent.  Python's
 C{socket.sendto} in such a loop reaches a few hundred thousand datagrams per second per core on
 loopback, which is more than either test needs.
 Everything is bounded in time and goes to 127.0.0.0/8 only.
@@ -11,6 +12,7 @@ Everything is bounded in time and goes to 127.0.0.0/8 only.
 from __future__ import annotations
 
 import multiprocessing
+import selectors
 import socket
 import struct
 import time
@@ -26,17 +28,22 @@ def _checkLoopback(*hosts: str) -> None:
             raise ValueError(f"{host} is not a loopback address; the benchmark sends only to 127.0.0.0/8")
 
 
+Flow = tuple[tuple[str, int], tuple[str, int]]
+
+
 def _send(
-    source: tuple[str, int],
-    destination: tuple[str, int],
+    flows: Sequence[Flow],
     packets: Sequence[bytes],
     seconds: float,
     rate: float | None,
     result: Connection,
 ) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(source)
-    sendto = sock.sendto
+    sockets = []
+    for source, _ in flows:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(source)
+        sockets.append(sock)
+    senders = [(sock.sendto, destination) for sock, (_, destination) in zip(sockets, flows, strict=True)]
     started = time.monotonic()
     deadline = started + seconds
     # Paced: about a millisecond's worth of packets per batch, then sleep until they are due.
@@ -48,34 +55,43 @@ def _send(
         if rate is not None and (due := started + sent / rate) > now:
             time.sleep(due - now)
         for _ in range(batch):
+            # One packet to each flow in turn; the packet index moves on once per round.
+            sendto, destination = senders[sent % len(senders)]
             try:
                 sendto(packets[index], destination)
             except OSError:  # ENOBUFS and friends: the kernel is saturated, keep trying
                 continue
-            index = index + 1 if index + 1 < count else 0
             sent += 1
-    sock.close()
+            if sent % len(senders) == 0:
+                index = index + 1 if index + 1 < count else 0
+    for sock in sockets:
+        sock.close()
     result.send(sent)
 
 
-def _receive(address: tuple[str, int], seconds: float, result: Connection) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    sock.bind(address)
-    sock.settimeout(0.2)
+def _receive(addresses: Sequence[tuple[str, int]], seconds: float, result: Connection) -> None:
+    selector = selectors.DefaultSelector()
+    for address in addresses:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.bind(address)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
     result.send("ready")
     buffer = bytearray(2048)
-    recvInto = sock.recv_into
     deadline = time.monotonic() + seconds
     received = 0
     while time.monotonic() < deadline:
-        try:
-            for _ in range(_BATCH):
-                recvInto(buffer)
-                received += 1
-        except TimeoutError:
-            continue
-    sock.close()
+        for key, _ in selector.select(0.2):
+            recvInto = key.fileobj.recv_into  # type: ignore[union-attr]
+            try:
+                for _ in range(_BATCH):
+                    recvInto(buffer)
+                    received += 1
+            except BlockingIOError:
+                continue
+    for key in list(selector.get_map().values()):
+        key.fileobj.close()  # type: ignore[union-attr]
     result.send(received)
 
 
@@ -87,33 +103,34 @@ class Blast:
         self.senders: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
         self.receiver: tuple[multiprocessing.process.BaseProcess, Connection] | None = None
 
-    def receive(self, address: tuple[str, int], seconds: float) -> None:
-        """Count datagrams arriving at C{address} for C{seconds}; returns once the socket is bound."""
-        _checkLoopback(address[0])
+    def receive(self, addresses: Sequence[tuple[str, int]], seconds: float) -> None:
+        """Count datagrams arriving at C{addresses} for C{seconds}; returns once the sockets are bound."""
+        _checkLoopback(*(host for host, _ in addresses))
         mine, theirs = self.context.Pipe()
-        process = self.context.Process(target=_receive, args=(address, seconds, theirs), daemon=True)
+        process = self.context.Process(target=_receive, args=(list(addresses), seconds, theirs), daemon=True)
         process.start()
         if not mine.poll(5.0) or mine.recv() != "ready":
             process.kill()
-            raise RuntimeError(f"the receiver could not bind {address}")
+            raise RuntimeError(f"the receiver could not bind {addresses}")
         self.receiver = (process, mine)
 
     def send(
         self,
-        source: tuple[str, int],
-        destination: tuple[str, int],
+        flows: Sequence[Flow],
         packets: Sequence[bytes],
         seconds: float,
         rate: float | None = None,
     ) -> None:
         """
-        Send C{packets} round and round from C{source} to C{destination} for C{seconds}, at C{rate}
-        packets per second or as fast as it can.
+        Send C{packets} round and round for C{seconds}, one to each flow (source, destination) in turn,
+        at C{rate} packets per second in all or as fast as it can.
         """
-        _checkLoopback(source[0], destination[0])
+        _checkLoopback(*(host for flow in flows for host, _ in flow))
         mine, theirs = self.context.Pipe()
         process = self.context.Process(
-            target=_send, args=(source, destination, list(packets), seconds, rate, theirs), daemon=True
+            target=_send,
+            args=(list(flows), list(packets), seconds, rate, theirs),
+            daemon=True,
         )
         process.start()
         self.senders.append((process, mine))

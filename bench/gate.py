@@ -112,7 +112,7 @@ def _flood(pid: int, target: tuple[str, int], plan: Plan, seconds: float, rate: 
     for _ in range(plan.floodSenders):
         source = (STRANGER, freePort(STRANGER, (UDP,)))
         share = None if rate is None else rate / plan.floodSenders
-        blast.send(source, target, [sipProbe(target, source)], seconds, share)
+        blast.send([(source, target)], [sipProbe(target, source)], seconds, share)
     sent, _ = blast.wait(seconds + 10)
     time.sleep(0.5)  # let sbc drain what its socket still holds
     return Flood(

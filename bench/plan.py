@@ -25,7 +25,9 @@ class Plan:
     @ivar floodSeconds: how long the whitelist gate is flooded.
     @ivar floodSenders: how many processes send the flood.
     @ivar floodRate: the flood's rate (datagrams per second) while calls run, in the second phase.
-    @ivar rtpLadder: the RTP rates (packets per second) tried through each relay, until one loses.
+    @ivar rtpStreams: RTP streams (calls) through each relay, sharing the rate.
+    @ivar rtpLadder: the RTP rates (packets per second, all streams) tried through each relay, until
+        one loses.
     @ivar rtpStepSeconds: how long each RTP rate is sent.
     """
 
@@ -44,6 +46,7 @@ class Plan:
     floodSeconds: float
     floodSenders: int
     floodRate: int
+    rtpStreams: int
     rtpLadder: tuple[int, ...]
     rtpStepSeconds: float
 
@@ -58,7 +61,24 @@ FULL = Plan(
     warmupCalls=40,
     steadyRate=100,
     steadyCalls=3000,
-    ladder=(50, 100, 200, 300, 400, 600, 800, 1200, 1600, 2400, 3200, 4800, 6400, 9600, 12800, 16000),
+    ladder=(
+        50,
+        100,
+        200,
+        300,
+        400,
+        600,
+        800,
+        1200,
+        1600,
+        2400,
+        3200,
+        4800,
+        6400,
+        9600,
+        12800,
+        16000,
+    ),
     stepSeconds=5.0,
     minStepCalls=200,
     bisections=2,
@@ -69,9 +89,10 @@ FULL = Plan(
     floodSeconds=10.0,
     floodSenders=1,
     floodRate=100_000,
+    rtpStreams=20,
     rtpLadder=(
-        *(5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000),
-        *(50_000, 60_000, 80_000, 100_000, 120_000, 160_000),
+        *(5_000, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000),
+        *(80_000, 100_000, 120_000, 160_000, 200_000, 240_000),
     ),
     rtpStepSeconds=3.0,
 )
@@ -92,6 +113,7 @@ QUICK = Plan(
     floodSeconds=3.0,
     floodSenders=1,
     floodRate=100_000,
-    rtpLadder=(5_000, 10_000, 15_000, 20_000, 30_000, 40_000, 60_000, 80_000),
+    rtpStreams=20,
+    rtpLadder=(10_000, 20_000, 40_000, 60_000, 80_000, 120_000, 160_000),
     rtpStepSeconds=1.0,
 )

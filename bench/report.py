@@ -99,11 +99,25 @@ class Report:
             rows.append(
                 [
                     label,
-                    _figure(result.maxCps, None if base is None else base.maxCps, _count(bound)),
-                    _figure(result.cpuPer1000, None if base is None else base.cpuPer1000, "{:.2f}".format),
-                    _figure(result.p99Ms, None if base is None else base.p99Ms, "{:.0f} ms".format),
                     _figure(
-                        perCall, None if base is None or base.held is None else base.held.perCall, _kilobytes
+                        result.maxCps,
+                        None if base is None else base.maxCps,
+                        _count(bound),
+                    ),
+                    _figure(
+                        result.cpuPer1000,
+                        None if base is None else base.cpuPer1000,
+                        "{:.2f}".format,
+                    ),
+                    _figure(
+                        result.p99Ms,
+                        None if base is None else base.p99Ms,
+                        "{:.0f} ms".format,
+                    ),
+                    _figure(
+                        perCall,
+                        None if base is None or base.held is None else base.held.perCall,
+                        _kilobytes,
                     ),
                 ]
             )
@@ -143,18 +157,40 @@ class Report:
         base = next((r for r in self.relays if r.label.startswith("sbc") and r.perSecond), None)
         for relay in self.relays:
             if relay.status != "ok":
-                rows.append([f"RTP through {relay.label}", f"not measured: {_oneLine(relay.status)}", ""])
+                rows.append(
+                    [
+                        f"RTP through {relay.label}",
+                        f"not measured: {_oneLine(relay.status)}",
+                        "",
+                    ]
+                )
                 continue
             bound = AT_LEAST if relay.atLeast else ""
             other = base.perSecond if base is not None and relay is not base else None
             rows.append(
                 [
-                    f"RTP packets/s through {relay.label}, under 1% lost (one stream)",
+                    f"RTP packets/s through {relay.label}, under 1% lost ({self.plan.rtpStreams} streams)",
                     _figure(relay.perSecond, other, _count(bound)),
                     f"{relay.perCpuSecond or 0:,.0f} packets per CPU-second of the relay at that rate",
                 ]
             )
         return rows
+
+    def systemNotes(self) -> list[str]:
+        """What differs per system: held calls placed otherwise than sbc's, and each row's remarks."""
+        notes = []
+        sbc = self.sbc()
+        for result in self.systems:
+            held = result.held
+            if held is not None and (sbc is None or sbc.held is None or held.calls != sbc.held.calls):
+                notes.append(
+                    f"{result.label}: {held.concurrent:,} calls held (placed at {held.rate} CPS, at most "
+                    "half its max CPS, so that all are up before the first ends)."
+                )
+            notes.extend(
+                f"{result.label}: {_oneLine(note, 300)}" for note in result.notes if "Traceback" not in note
+            )
+        return notes
 
     def markdown(self) -> str:
         """The whole report as Markdown."""
@@ -176,7 +212,7 @@ class Report:
             "",
             "## How",
             "",
-            *[f"- {note}" for note in self.notes],
+            *[f"- {note}" for note in [*self.notes, *self.systemNotes()]],
         ]
         return "\n".join(lines) + "\n"
 
