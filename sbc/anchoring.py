@@ -67,10 +67,19 @@ class MediaAnchor:
     def bypass(self) -> bool:
         return self.relay is None
 
+    @property
+    def passthrough(self) -> bool:
+        """Nothing to do with SDP at all: every operation is immediate, so none need queueing."""
+        return self.relay is None and self.codecs is None
+
     def offer(self, side: str, body: bytes) -> Deferred[bytes]:
+        if self.passthrough:
+            return succeed(body)
         return self._queue(side, body, offer=True)
 
     def answer(self, side: str, body: bytes) -> Deferred[bytes]:
+        if self.passthrough:
+            return succeed(body)
         return self._queue(side, body, offer=False)
 
     def _queue(self, side: str, body: bytes, *, offer: bool) -> Deferred[bytes]:
@@ -123,6 +132,9 @@ class MediaAnchor:
 
     def after(self, action: Callable[[], object]) -> None:
         """Run ``action`` once every media operation queued before it is done: keeps order."""
+        if self.passthrough:
+            action()
+            return
         self._last = self._last.addCallback(lambda _: action())
 
     def close(self) -> None:
