@@ -41,6 +41,9 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $@
 
 $(CERT):
+	@command -v openssl >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 	mkdir -p $(dir $(CERT))
 	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=sbc.loopback \
 	    -addext subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost \
