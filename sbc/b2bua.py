@@ -84,7 +84,13 @@ class Call:
     log = Logger()
 
     def __init__(
-        self, manager: CallManager, invite: ServerTransaction, a: Leg, peer: Peer, request: CallRequest
+        self,
+        manager: CallManager,
+        invite: ServerTransaction,
+        a: Leg,
+        peer: Peer,
+        request: CallRequest,
+        sessionTimer: tuple[float, str] | None = None,
     ):
         self.manager = manager
         self.id = secrets.token_hex(8)
@@ -121,7 +127,7 @@ class Call:
         self.unackedRseq: int | None = None
         self.redirects = 0
         # RFC 4028 session timer asked for by A: (interval, refresher) and whether A knows "timer".
-        self.sessionTimer = _sessionExpires(invite.request)
+        self.sessionTimer = sessionTimer
         self.aTimer = "timer" in tags
 
     # --- placing the B side ------------------------------------------------------------------
@@ -307,7 +313,6 @@ class Call:
         branch.final = status
         self.manager.legs.pop(branch.leg.key, None)
         if branch.cancelled or self.state not in (CALLING, EARLY):
-            self.maybeDone()
             return
         self.failed(status, response, branch)
 
@@ -322,7 +327,6 @@ class Call:
         branch.final = 408
         self.manager.legs.pop(branch.leg.key, None)
         if branch.cancelled or self.state not in (CALLING, EARLY):
-            self.maybeDone()
             return
         self.failed(408, None, branch)
 
@@ -379,10 +383,6 @@ class Call:
         self.lookahead = None
         self.targets = itertools.chain(self.manager.expand(self, decision.targets), rest, self.targets)
         self.nextTarget()
-
-    def maybeDone(self) -> None:
-        if self.state == ENDED and not self.pending:
-            self.manager.forget(self)
 
     def branchAnswered(self, branch: Branch, response: Response) -> None:
         leg = branch.leg
@@ -909,7 +909,7 @@ class CallManager:
         except SIPParseError as e:
             self.respond(transaction, 400, reason=f"Bad Request ({e.reason})")
             return
-        if timer is not None and int((request.headers.get("session-expires") or "0").split(";")[0]) < MIN_SE:
+        if timer is not None and timer[0] < MIN_SE:
             self.respond(transaction, 422, extra=(("Min-SE", str(MIN_SE)),))
             return
         fromAddr = request.fromHeader()
@@ -956,7 +956,7 @@ class CallManager:
             remoteSeq=request.cseq().number,
             routeSet=tuple(request.headers.getAll("record-route")),
         )
-        call = Call(self, transaction, a, peer, callRequest)
+        call = Call(self, transaction, a, peer, callRequest, timer)
         self.calls[transaction] = call
         self.legs[a.key] = (call, a)
         d = self.routeCall(callRequest)
@@ -1096,9 +1096,6 @@ class CallManager:
         if self.cdrs is not None:
             self.cdrs.write(call.cdr())
 
-    def forget(self, call: Call) -> None:
-        self.calls.pop(call.invite, None)
-
     def active(self) -> list[Call]:
         return [call for call in self.calls.values() if call.state != ENDED]
 
@@ -1184,7 +1181,7 @@ def _sessionExpires(request: Request) -> tuple[float, str] | None:
         name, _, arg = param.partition("=")
         if name.strip().lower() == "refresher" and arg.strip().lower() in ("uac", "uas"):
             refresher = arg.strip().lower()
-    return (float(max(int(delta), MIN_SE)), refresher)
+    return (float(delta), refresher)
 
 
 @implementer(IClientTransactionUser)
