@@ -47,6 +47,8 @@ def refusal(failure: object) -> int:
 
 
 class MediaAnchor:
+    __slots__ = ("_last", "callId", "codecs", "offered", "onTimeout", "relay", "sent")
+
     def __init__(
         self,
         relay: IMediaRelay | None,

@@ -81,6 +81,45 @@ class Branch:
 class Call:
     """A bridged call: the A-leg we answer, the B-side branches we place, and what joins them."""
 
+    # Slots, not a __dict__: a held call keeps this object for its whole life (about 1.3 KB less).
+    __slots__ = (
+        "a",
+        "aAddress",
+        "aReliable",
+        "aTimer",
+        "ackFromB",
+        "answerTime",
+        "b",
+        "bBody",
+        "bLabel",
+        "best",
+        "bestStatus",
+        "branches",
+        "cancelled",
+        "id",
+        "invite",
+        "lateAck",
+        "lookahead",
+        "manager",
+        "media",
+        "offerFromA",
+        "okToA",
+        "peer",
+        "pending",
+        "queued",
+        "redirects",
+        "releasedBy",
+        "request",
+        "rseq",
+        "sessionTimer",
+        "start",
+        "state",
+        "status",
+        "targets",
+        "timers",
+        "unackedRseq",
+    )
+
     log = Logger()
 
     def __init__(
@@ -113,7 +152,7 @@ class Call:
         self.cancelled = False
         self.bLabel: Party | None = None
         self.okToA: Response | None = None
-        self.ackFromB: Request | None = None
+        self.ackFromB: bytes | None = None
         self.aAddress = responseAddress(invite.request.topVia(), invite.transport, invite.source)
         self.pending: dict[ClientTransaction, Relay] = {}
         self.queued: list[tuple[Party, Leg, Request]] = []
@@ -391,7 +430,8 @@ class Call:
             if leg is not self.b:
                 self.ackB(leg, response)
             elif self.ackFromB is not None:
-                leg.send(self.ackFromB)  # the same ACK again; none yet while a late offer waits
+                leg.transport.send(self.ackFromB, leg.address)  # the same ACK again; none yet
+                # while a late offer waits
             return
         branch.answered = True
         if self.state not in (CALLING, EARLY) or self.b is not None or branch.cancelled:
@@ -402,6 +442,7 @@ class Call:
         self.b = leg
         self.bLabel = branch.label
         self.state = CONFIRMED
+        self.targets, self.lookahead = iter(()), None  # nothing more to try: let the routes go
         self.answerTime = self.manager.clock.seconds()
         self.status = response.status
         self.cancelTimer("C")
@@ -461,10 +502,11 @@ class Call:
                     return trunk.maxCallLength
         return DEFAULT_MAX_LENGTH
 
-    def ackB(self, leg: Leg, response: Response) -> Request:
-        ack = leg.request("ACK", cseq=response.cseq().number)
-        leg.send(ack)
-        return ack
+    def ackB(self, leg: Leg, response: Response) -> bytes:
+        """ACK B's 2xx; the bytes are what a held call keeps, to resend if that 2xx comes again."""
+        data = leg.request("ACK", cseq=response.cseq().number).toBytes()
+        leg.transport.send(data, leg.address)
+        return data
 
     def byeOrphan(self, leg: Leg) -> None:
         bye = leg.request("BYE")
@@ -579,8 +621,9 @@ class Call:
         def sendAck(anchored: bytes) -> None:
             ack = b.request("ACK", cseq=late.cseq().number)
             ack.setBody(anchored, "application/sdp")
-            b.send(ack)
-            self.ackFromB = ack
+            data = ack.toBytes()
+            b.transport.send(data, b.address)
+            self.ackFromB = data
 
         def failed(_: Failure) -> None:
             self.ackFromB = self.ackB(b, late)

@@ -365,6 +365,7 @@ class ClientTransaction:
             elif status < 300:
                 self.state = ACCEPTED
                 self._cancelTimers()
+                self._data = b""  # never resent now, and a held call would keep it for timer M
                 self._timeout = self._layer.clock.callLater(self._layer._64T1, self._timerM)
             else:
                 self.state = COMPLETED

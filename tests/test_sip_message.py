@@ -113,6 +113,28 @@ class RoundTripTests(SynchronousTestCase):
         self.assertEqual(message.toHeader().tag, "1918181833n")
         validateRequest(message)
 
+    def test_canonicalLinesKeepOneString(self) -> None:
+        """A "Name: value" line spelt as we write it keeps only its value; others keep the line."""
+        data = (
+            b"OPTIONS sip:user@example.com SIP/2.0\r\n"
+            b"Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK390skdjuw\r\n"
+            b"to: <sip:user@example.com>\r\n"
+            b"From:<sip:caller@example.net>;tag=1\r\n"
+            b"Call-ID: x1 \r\n"
+            b"CSeq:  9 OPTIONS\r\n"
+            b"Content-Length: 0\r\n"
+            b"\r\n"
+        )
+        message = request(data)
+        raw = {field.key: field.raw for field in message.headers}
+        self.assertEqual(raw["via"], None)
+        self.assertEqual(raw["content-length"], None)
+        self.assertEqual(raw["to"], "to: <sip:user@example.com>")
+        self.assertEqual(raw["from"], "From:<sip:caller@example.net>;tag=1")
+        self.assertEqual(raw["call-id"], "Call-ID: x1 ")
+        self.assertEqual(raw["cseq"], "CSeq:  9 OPTIONS")
+        self.assertEqual(message.toBytes(), data)
+
     def test_requestLineKeptAsReceived(self) -> None:
         """A Request-URI that `str` would normalise (scheme case, port zeros) is written back as sent."""
         data = replaceLine(

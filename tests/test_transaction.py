@@ -752,6 +752,13 @@ class InviteClientTests(LayerTestCase):
         self.assertEqual(len(self.user.responses), 2)
         self.assertEqual(self.user.strays, [])
 
+    def test_acceptedForgetsTheRequestBytes(self) -> None:
+        """In Accepted the INVITE is never resent, so its bytes are not kept for timer M."""
+        invite = makeRequest()
+        ctx = self.send(invite)
+        self.layer.receiveResponse(makeResponse(invite, 200, toTag="a"), self.udp, DESTINATION)
+        self.assertEqual(ctx._data, b"")
+
     def test_timerM(self) -> None:
         """Accepted lasts 64*T1; a 2xx after that is a stray response."""
         invite = makeRequest()

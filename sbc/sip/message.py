@@ -17,6 +17,7 @@ from sbc.sip.headers import (
     Headers,
     NameAddr,
     Via,
+    displayName,
     foldValue,
     headerKey,
     isToken,
@@ -323,9 +324,10 @@ def _parseHeaderLines(lines: list[str], limit: int) -> Headers:
     return Headers(fields)
 
 
-# Header names already seen in messages and found to be tokens, with their lookup keys: the
-# common names then cost one dict lookup. Bounded, so hostile names cannot grow it.
-_FIELD_NAMES: dict[str, str] = {}
+# Header names already seen in messages and found to be tokens, with their lookup keys and
+# whether they are spelt as we spell them: the common names then cost one dict lookup. Bounded,
+# so hostile names cannot grow it.
+_FIELD_NAMES: dict[str, tuple[str, bool]] = {}
 
 
 def _makeField(lines: list[str]) -> HeaderField:
@@ -333,16 +335,24 @@ def _makeField(lines: list[str]) -> HeaderField:
     colon = first.find(":")
     if colon <= 0:
         raise SIPParseError("header line without a name")
-    name = first[:colon].rstrip(" \t")
-    key = _FIELD_NAMES.get(name)
-    if key is None:
-        if not isToken(name):
+    name = first[:colon]
+    known = _FIELD_NAMES.get(name)
+    if known is None:
+        stripped = name.rstrip(" \t")
+        if not isToken(stripped):
             raise SIPParseError("bad header name")
-        key = headerKey(name)
+        key = headerKey(stripped)
+        known = (key, stripped == name and displayName(key) == name)
         if len(_FIELD_NAMES) < 1024:
-            _FIELD_NAMES[name] = key
+            _FIELD_NAMES[name] = known
+    key, canonical = known
     if len(lines) == 1:
-        return HeaderField(key, first[colon + 1 :].strip(WS), first)
+        value = first[colon + 1 :].strip(WS)
+        if canonical and len(value) == len(first) - colon - 2 and first[colon + 1] == " ":
+            # "Name: value" exactly as we would write it: keep one string, not two. Most lines
+            # are like this, and a held call keeps its messages for minutes.
+            return HeaderField(key, value)
+        return HeaderField(key, value, first)
     return HeaderField(key, foldValue([first[colon + 1 :], *lines[1:]]), "\r\n".join(lines))
 
 
