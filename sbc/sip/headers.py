@@ -10,7 +10,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from sbc.sip.errors import SIPParseError
-from sbc.sip.uri import URI, WS, Params, formatParams, getParam, isDigits, parseParams, parseURI, splitOutside
+from sbc.sip.uri import (
+    PARSE_CACHE_SIZE,
+    URI,
+    WS,
+    Params,
+    formatParams,
+    getParam,
+    isDigits,
+    parseParams,
+    parseURI,
+    splitOutside,
+)
 
 COMPACT_FORMS: dict[str, str] = {
     "a": "accept-contact",
@@ -183,7 +194,7 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first field's whole value, or None."""
-        key = headerKey(name)
+        key = _KEY_CACHE.get(name) or headerKey(name)
         for field in self.fields:
             if field.key == key:
                 return field.value
@@ -191,7 +202,7 @@ class Headers:
 
     def getAll(self, name: str) -> list[str]:
         """Every value of a header, list headers split on their commas."""
-        key = headerKey(name)
+        key = _KEY_CACHE.get(name) or headerKey(name)
         values: list[str] = []
         split = key in LIST_HEADERS
         for field in self.fields:
@@ -251,7 +262,17 @@ class Headers:
         return Headers([HeaderField(f.key, f.value, f.raw) for f in self.fields])
 
     def toText(self) -> str:
-        return "".join(field.toText() + "\r\n" for field in self.fields)
+        # Inlined HeaderField.toText: this runs for every header of every message we send.
+        lines: list[str] = []
+        append = lines.append
+        for field in self.fields:
+            raw = field.raw
+            if raw is None:
+                key = field.key
+                raw = (_DISPLAY_CACHE.get(key) or displayName(key)) + ": " + field.value
+            append(raw)
+        append("")
+        return "\r\n".join(lines)
 
 
 # --- structured headers -------------------------------------------------------------------------
@@ -395,8 +416,23 @@ def _quotedEnd(text: str, start: int) -> int:
     raise SIPParseError("unterminated quoted string")
 
 
+# Parsed From, To and Contact values by their text, as `parseURI` keeps URIs: each recurs in
+# most messages of a call. Bounded: emptied when full.
+_NAME_ADDR_CACHE: dict[str, NameAddr] = {}
+
+
 def parseNameAddr(value: str) -> NameAddr:
     """Parse name-addr or addr-spec with header parameters (RFC 3261 section 20.10)."""
+    nameAddr = _NAME_ADDR_CACHE.get(value)
+    if nameAddr is None:
+        nameAddr = _parseNameAddr(value)
+        if len(_NAME_ADDR_CACHE) >= PARSE_CACHE_SIZE:
+            _NAME_ADDR_CACHE.clear()
+        _NAME_ADDR_CACHE[value] = nameAddr
+    return nameAddr
+
+
+def _parseNameAddr(value: str) -> NameAddr:
     text = value.strip(WS)
     display: str | None = None
     if text.startswith('"'):

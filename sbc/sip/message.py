@@ -304,7 +304,33 @@ class MessageParseError(SIPParseError):
         self.headers = headers
 
 
-def _parseHeaderLines(lines: list[str], limit: int) -> Headers:
+def _parseHeaderLines(lines: list[str], limit: int, folded: bool = True) -> Headers:
+    if folded:
+        return _parseFoldedLines(lines, limit)
+    # No folding (nearly every message): one field per line, built inline.
+    if len(lines) > limit:
+        raise SIPParseError("too many header fields")
+    fields: list[HeaderField] = []
+    append = fields.append
+    names = _FIELD_NAMES
+    for line in lines:
+        colon = line.find(":")
+        if colon <= 0:
+            raise SIPParseError("header line without a name")
+        known = names.get(line[:colon])
+        if known is None:
+            known = _learnName(line[:colon])
+        value = line[colon + 1 :].strip(WS)
+        if known[1] and len(value) == len(line) - colon - 2 and line[colon + 1] == " ":
+            # "Name: value" exactly as we would write it: keep one string, not two. Most lines
+            # are like this, and a held call keeps its messages for minutes.
+            append(HeaderField(known[0], value))
+        else:
+            append(HeaderField(known[0], value, line))
+    return Headers(fields)
+
+
+def _parseFoldedLines(lines: list[str], limit: int) -> Headers:
     fields: list[HeaderField] = []
     append = fields.append
     current: list[str] | None = None
@@ -330,30 +356,28 @@ def _parseHeaderLines(lines: list[str], limit: int) -> Headers:
 _FIELD_NAMES: dict[str, tuple[str, bool]] = {}
 
 
+def _learnName(name: str) -> tuple[str, bool]:
+    """A header name as written before its colon: its lookup key, and whether we spell it so."""
+    stripped = name.rstrip(" \t")
+    if not isToken(stripped):
+        raise SIPParseError("bad header name")
+    key = headerKey(stripped)
+    known = (key, stripped == name and displayName(key) == name)
+    if len(_FIELD_NAMES) < 1024:
+        _FIELD_NAMES[name] = known
+    return known
+
+
 def _makeField(lines: list[str]) -> HeaderField:
+    """A field from its line and continuation lines (the folded case)."""
     first = lines[0]
     colon = first.find(":")
     if colon <= 0:
         raise SIPParseError("header line without a name")
-    name = first[:colon]
-    known = _FIELD_NAMES.get(name)
-    if known is None:
-        stripped = name.rstrip(" \t")
-        if not isToken(stripped):
-            raise SIPParseError("bad header name")
-        key = headerKey(stripped)
-        known = (key, stripped == name and displayName(key) == name)
-        if len(_FIELD_NAMES) < 1024:
-            _FIELD_NAMES[name] = known
-    key, canonical = known
+    known = _FIELD_NAMES.get(first[:colon]) or _learnName(first[:colon])
     if len(lines) == 1:
-        value = first[colon + 1 :].strip(WS)
-        if canonical and len(value) == len(first) - colon - 2 and first[colon + 1] == " ":
-            # "Name: value" exactly as we would write it: keep one string, not two. Most lines
-            # are like this, and a held call keeps its messages for minutes.
-            return HeaderField(key, value)
-        return HeaderField(key, value, first)
-    return HeaderField(key, foldValue([first[colon + 1 :], *lines[1:]]), "\r\n".join(lines))
+        return HeaderField(known[0], first[colon + 1 :].strip(WS), first)
+    return HeaderField(known[0], foldValue([first[colon + 1 :], *lines[1:]]), "\r\n".join(lines))
 
 
 def _contentLength(headers: Headers) -> int | None:
@@ -387,6 +411,7 @@ def parseMessage(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Resp
         # pass on a header that a lenient peer would read as two.
         raise SIPParseError("bare CR or LF in the header section")
 
+    folded = b"\n " in head or b"\n\t" in head
     if startLine.startswith("SIP/"):
         parts = startLine.split(" ", 2)
         if len(parts) < 3 or len(parts[1]) != 3 or not isDigits(parts[1]):
@@ -394,7 +419,7 @@ def parseMessage(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Resp
         status = int(parts[1])
         if not 100 <= status <= 699:
             raise SIPParseError("status code out of range")
-        headers = _parseHeaderLines(lines[1:], limits.maxHeaders)
+        headers = _parseHeaderLines(lines[1:], limits.maxHeaders, folded)
         response = Response(status, parts[2], headers, version=parts[0])
         response.body = _frameBody(headers, rest)
         return response
@@ -402,7 +427,7 @@ def parseMessage(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Resp
     method = startLine.partition(" ")[0]
     if not isToken(method):
         raise SIPParseError("bad request line")
-    headers = _parseHeaderLines(lines[1:], limits.maxHeaders)
+    headers = _parseHeaderLines(lines[1:], limits.maxHeaders, folded)
     try:
         parts = startLine.split(" ")
         if len(parts) != 3 or not all(parts):

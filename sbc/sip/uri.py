@@ -182,8 +182,24 @@ class URI:
         return f"{self.scheme}:{userinfo}{self.hostport}{formatParams(self.params)}{headers}"
 
 
+# Parsed URIs by their text. A call repeats the same few URIs in every message of both legs, and
+# a URI is immutable, so one parse serves them all. Bounded: emptied when full.
+_URI_CACHE: dict[str, URI] = {}
+PARSE_CACHE_SIZE = 4096
+
+
 def parseURI(text: str) -> URI:
     """Parse a URI; raise `SIPParseError` for anything outside the grammar we accept."""
+    uri = _URI_CACHE.get(text)
+    if uri is None:
+        uri = _parseURI(text)
+        if len(_URI_CACHE) >= PARSE_CACHE_SIZE:
+            _URI_CACHE.clear()
+        _URI_CACHE[text] = uri
+    return uri
+
+
+def _parseURI(text: str) -> URI:
     scheme, colon, rest = text.partition(":")
     if not colon or not scheme or scheme[0] not in _ALPHA:
         raise SIPParseError("URI without a scheme")
