@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from sbc.sip import headers
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import (
     COMPACT_FORMS,
@@ -23,7 +24,7 @@ from sbc.sip.headers import (
     parseVia,
     splitList,
 )
-from sbc.sip.uri import URI
+from sbc.sip.uri import PARSE_CACHE_SIZE, URI
 
 
 class HeaderNameTests(SynchronousTestCase):
@@ -415,3 +416,26 @@ class NameAddrTests(SynchronousTestCase):
         ]:
             with self.assertRaises(SIPParseError, msg=text):
                 parseNameAddr(text)
+
+
+class NameAddrCacheTests(SynchronousTestCase):
+    """From, To and Contact values are parsed once per distinct text, within a bound."""
+
+    def test_sameTextSameObject(self) -> None:
+        """The same value text gives back the same immutable NameAddr."""
+        value = '"Alice" <sip:alice@atlanta.example.com>;tag=9fxced76sl'
+        first = parseNameAddr(value)
+        self.assertIs(parseNameAddr(value), first)
+        self.assertEqual(first.tag, "9fxced76sl")
+
+    def test_badValueNotCached(self) -> None:
+        """A value that fails to parse fails every time and is not remembered."""
+        for _ in range(2):
+            self.assertRaises(SIPParseError, parseNameAddr, "<sip:alice@atlanta.example.com")
+        self.assertNotIn("<sip:alice@atlanta.example.com", headers._NAME_ADDR_CACHE)
+
+    def test_bounded(self) -> None:
+        """Distinct values beyond the bound empty the cache instead of growing it."""
+        for i in range(PARSE_CACHE_SIZE + 10):
+            parseNameAddr(f"<sip:u{i}@example.com>;tag={i}")
+        self.assertLessEqual(len(headers._NAME_ADDR_CACHE), PARSE_CACHE_SIZE)

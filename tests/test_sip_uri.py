@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from sbc.sip import uri
 from sbc.sip.errors import SIPParseError
 from sbc.sip.uri import URI, formatParams, getParam, isDigits, parseParams, parseURI, unescape
 
@@ -203,3 +204,26 @@ class ParamsTests(SynchronousTestCase):
         self.assertFalse(isDigits("\xb2"))
         self.assertFalse(isDigits(""))
         self.assertFalse(isDigits("-1"))
+
+
+class ParseCacheTests(SynchronousTestCase):
+    """Parsed URIs are shared by text, never for a bad one, and the cache stays bounded."""
+
+    def test_sameTextSameObject(self) -> None:
+        """A URI text seen again costs a lookup: the same immutable URI comes back."""
+        first = parseURI("sip:+15551234@192.0.2.7:5070;user=phone")
+        self.assertIs(parseURI("sip:+15551234@192.0.2.7:5070;user=phone"), first)
+        self.assertEqual(first.port, 5070)
+
+    def test_badTextNotCached(self) -> None:
+        """A URI that fails to parse fails every time."""
+        for _ in range(2):
+            self.assertRaises(SIPParseError, parseURI, "sip:user@bad host")
+        self.assertNotIn("sip:user@bad host", uri._URI_CACHE)
+
+    def test_bounded(self) -> None:
+        """However many distinct URIs arrive, the cache never holds more than its size."""
+        for i in range(uri.PARSE_CACHE_SIZE + 10):
+            parseURI(f"sip:u{i}@example.com")
+        self.assertLessEqual(len(uri._URI_CACHE), uri.PARSE_CACHE_SIZE)
+        self.assertEqual(parseURI("sip:u1@example.com").user, "u1")
