@@ -28,6 +28,7 @@ from sbc.metrics import Metrics
 from sbc.nonce import NonceManager
 from sbc.registrar import Registrar
 from sbc.routing import CallRequest, Decision, Reject, RoutingChain, buildChain
+from sbc.scheduler import TimerQueue
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import HeaderField, Headers, Via, parseVia, splitList
 from sbc.sip.message import (
@@ -95,7 +96,10 @@ class SIPServer:
         self.metrics = Metrics()
         self.dropLog = DropLog(clock)
         sip = config.sip
-        self.transactions = TransactionLayer(clock, self, Timers(T1=sip.t1, T2=sip.t2, T4=sip.t4))
+        # Transactions and calls start and cancel timers by the dozen per call: they share one
+        # queue, which asks the clock for one timer at a time.
+        self.timerQueue = TimerQueue(clock)
+        self.transactions = TransactionLayer(self.timerQueue, self, Timers(T1=sip.t1, T2=sip.t2, T4=sip.t4))
         self.bans = bans if bans is not None else Bans(clock, config.bans)
         self.chain = routingChain(config)
         nonces = NonceManager(clock, secret or secrets.token_bytes(32), config.registrar.nonceLifetime)
@@ -109,7 +113,7 @@ class SIPServer:
         )
         self.calls = CallManager(
             config,
-            clock,
+            self.timerQueue,
             self.transactions,
             self.registrar,
             self.authenticator,
