@@ -30,7 +30,7 @@ class TimerQueueTests(SynchronousTestCase):
         self.queue.callLater(2.0, self.fired.append, "b")
         self.queue.callLater(0.5, self.fired.append, "a")
         self.queue.callLater(32.0, self.fired.append, "c")
-        self.assertEqual([t.getTime() for t in self.queue.getDelayedCalls()], [self.clock.seconds()])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.clock.advance(0.5 - 1e-6)
         self.assertEqual(self.fired, [])
         self.clock.advance(1e-6)
