@@ -1187,10 +1187,14 @@ def _peerLabel(peer: Peer, user: str | None = None) -> Party:
     return Party("user", user or peer.name)
 
 
+_USER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()&=+$,;?/")
+
+
 def _userPart(text: str) -> str:
     """A user part safe to write into a URI we build: escape what the grammar forbids."""
-    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()&=+$,;?/")
-    return "".join(ch if ch in allowed else f"%{ord(ch):02X}" for ch in text)
+    if _USER_CHARS.issuperset(text):
+        return text
+    return "".join(ch if ch in _USER_CHARS else f"%{ord(ch):02X}" for ch in text)
 
 
 def _optionTags(request: Request) -> set[str]:

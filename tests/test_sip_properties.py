@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.sip.errors import SIPParseError
 from sbc.sip.framing import PING, PONG, Keepalive, StreamFramer
-from sbc.sip.headers import parseCSeq, parseNameAddr, parseVia, splitList
+from sbc.sip.headers import _parseVia, parseCSeq, parseNameAddr, parseVia, splitList
 from sbc.sip.message import Limits, Message, Request, parseMessage, validateRequest, validateResponse
 from sbc.sip.uri import parseParams, parseURI, unescape
 
@@ -366,3 +366,26 @@ class FramerPropertyTests(SynchronousTestCase):
             if isinstance(item, bytes):
                 self.assertLessEqual(len(item), maxSize)
                 check(item)
+
+
+def _outcome(parse: object, value: str) -> object:
+    try:
+        return parse(value)  # type: ignore[operator]
+    except SIPParseError:
+        return SIPParseError
+
+
+class ViaFastPathTests(SynchronousTestCase):
+    """The short path for plain Via values decides exactly as the full Via parser does."""
+
+    @settings(PROFILE, max_examples=500)
+    @given(
+        st.from_regex(
+            r"SIP/2\.0/[A-Za-z]{0,4}[ ]{1,2}[a-z0-9.\-\[\]:]{0,20}(:[0-9]{0,7})?"
+            r"(;[a-zA-Z]{0,6}(=[a-zA-Z0-9.\-\" ]{0,8})?){0,4}",
+            fullmatch=True,
+        )
+    )
+    def test_agreesWithFullParser(self, value: str) -> None:
+        """Same Via or same refusal, for values near the common form."""
+        self.assertEqual(_outcome(parseVia, value), _outcome(_parseVia, value))

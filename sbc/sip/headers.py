@@ -220,8 +220,11 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = headerKey(name)
-        return any(field.key == key for field in self.fields)
+        key = _KEY_CACHE.get(name) or headerKey(name)
+        for field in self.fields:  # noqa: SIM110 - a plain loop: no generator per lookup
+            if field.key == key:
+                return True
+        return False
 
     def __iter__(self) -> Iterator[HeaderField]:
         return iter(self.fields)
@@ -312,7 +315,7 @@ class Via:
     def withParam(self, name: str, value: str | None) -> Via:
         lname = name.lower()
         params = tuple(p for p in self.params if p[0].lower() != lname)
-        return replace(self, params=(*params, (name, value)))
+        return Via(self.transport, self.host, self.port, (*params, (name, value)), self.version)
 
     def __str__(self) -> str:
         return f"SIP/{self.version}/{self.transport} {self.sentBy}{formatParams(self.params)}"
@@ -320,6 +323,45 @@ class Via:
 
 def parseVia(value: str) -> Via:
     """Parse one Via value, tolerating the LWS that RFC 3261 allows around ``/`` and ``;``."""
+    if value.startswith("SIP/2.0/"):
+        via = _parsePlainVia(value)
+        if via is not None:
+            return via
+    return _parseVia(value)
+
+
+def _parsePlainVia(value: str) -> Via | None:
+    """The Via nearly every peer writes (``SIP/2.0/UDP host:port;a=b;c``, no LWS inside, no
+    IPv6), in a few string operations; None sends anything else to the full parser.
+    """
+    transport, space, rest = value[8:].partition(" ")
+    if not space or not transport.isalpha() or not transport.isascii():
+        return None
+    sentBy, semi, paramText = rest.partition(";")
+    host, colon, portText = sentBy.partition(":")
+    if not host or not set(host) <= _TOKEN_CHARS:
+        return None
+    port: int | None = None
+    if colon:
+        if not isDigits(portText) or len(portText) > 5:
+            return None
+        port = int(portText)
+        if port > 65535:
+            return None
+    if not semi:
+        return Via(transport.upper(), host, port)
+    if " " in paramText or "\t" in paramText or '"' in paramText:
+        return None
+    params: list[tuple[str, str | None]] = []
+    for item in paramText.split(";"):
+        name, eq, pvalue = item.partition("=")
+        if not name or not set(name) <= _TOKEN_CHARS or (eq and not pvalue):
+            return None
+        params.append((name, pvalue if eq else None))
+    return Via(transport.upper(), host, port, tuple(params))
+
+
+def _parseVia(value: str) -> Via:
     head, semi, paramText = value.partition(";")
     parts = head.split("/", 2)
     if len(parts) != 3:

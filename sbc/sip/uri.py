@@ -101,7 +101,10 @@ def parseParams(text: str, what: str) -> Params:
 
 
 def formatParams(params: Params) -> str:
-    return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params)
+    text = ""
+    for name, value in params:
+        text += ";" + name if value is None else ";" + name + "=" + value
+    return text
 
 
 def getParam(params: Params, name: str) -> str | None:
