@@ -8,7 +8,6 @@ directions. Responses and in-dialog requests are mapped between the legs by the 
 from __future__ import annotations
 
 import itertools
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -36,6 +35,7 @@ from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import Headers
 from sbc.sip.message import Request, Response, responseTo
 from sbc.sip.uri import URI, parseURI, unescape
+from sbc.tokens import randomHex
 from sbc.transaction import ClientTransaction, ServerTransaction, TransactionLayer, responseAddress
 
 Respond = Callable[..., None]
@@ -132,7 +132,7 @@ class Call:
         sessionTimer: tuple[float, str] | None = None,
     ):
         self.manager = manager
-        self.id = secrets.token_hex(8)
+        self.id = randomHex(8)
         self.invite = invite
         self.a = a
         self.b: Leg | None = None

@@ -7,21 +7,20 @@ came from, so NATed devices are reached), not to the host its Contact names.
 
 from __future__ import annotations
 
-import secrets
-
 from sbc.interfaces import Address, ISIPTransport
 from sbc.sip.headers import Headers, Via
 from sbc.sip.message import Request, Response
 from sbc.sip.uri import URI
+from sbc.tokens import randomHex
 from sbc.transaction import newBranch
 
 
 def newTag() -> str:
-    return secrets.token_hex(6)
+    return randomHex(6)
 
 
 def newCallId() -> str:
-    return secrets.token_hex(12)
+    return randomHex(12)
 
 
 def hostport(address: Address) -> str:

@@ -13,13 +13,13 @@ and kept for retransmission, and nothing is logged per message.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from sbc.interfaces import Address, IClientTransactionUser, ISIPTransport, ITransactionUser
 from sbc.sip import MAGIC_COOKIE, HeaderField, Headers, Request, Response, Via, splitList
+from sbc.tokens import randomHex
 
 __all__ = [
     "ACCEPTED",
@@ -67,7 +67,7 @@ class Timers:
 
 def newBranch() -> str:
     """A fresh Via branch: the magic cookie and 96 random bits, so it is unique in space and time."""
-    return MAGIC_COOKIE + secrets.token_hex(12)
+    return MAGIC_COOKIE + randomHex(12)
 
 
 def _serverKey(request: Request, via: Via, method: str) -> Key:
