@@ -109,8 +109,12 @@ def installSippy(log: Callable[[str], None]) -> tuple[Path | None, str, str]:
     return SIPPY_VENV, version, ""
 
 
-def installPypy(log: Callable[[str], None]) -> tuple[Path | None, str]:
-    """A PyPy virtual environment with sbc and its dependencies: (its python, note)."""
+def installPypy(log: Callable[[str], None], install: bool = True) -> tuple[Path | None, str]:
+    """A PyPy virtual environment with sbc and its dependencies: (its python, note).
+
+    Without C{install} only an environment made before is used, but the note still says why an
+    installed pypy3 cannot run sbc.
+    """
     pypy = shutil.which("pypy3")
     if pypy is None:
         return None, "no pypy3 (apt-get install pypy3)"
@@ -123,6 +127,8 @@ def installPypy(log: Callable[[str], None]) -> tuple[Path | None, str]:
         return None, f"Debian's pypy3 implements Python {implemented}; sbc needs Python {needed} or later"
     python = PYPY_VENV / "bin" / "python"
     if not (PYPY_VENV / "bin" / "twistd").exists():
+        if not install:
+            return None, "no PyPy virtual environment yet (run without --no-install)"
         log(f"installing sbc into a PyPy virtual environment ({PYPY_VENV})")
         if not (_run([pypy, "-m", "venv", "--clear", str(PYPY_VENV)], log)
                 and _run([str(python), "-m", "pip", "install", "-q", str(REPO)], log)):  # fmt: skip
@@ -139,8 +145,8 @@ def installAnchors(log: Callable[[str], None], install: bool = True) -> Anchors:
         anchors.sippy, anchors.sippyVersion, note = installSippy(log)
         if note:
             anchors.notes.append(note)
-    if install or (PYPY_VENV / "bin" / "twistd").exists():
-        anchors.pypy, note = installPypy(log)
+    if install or shutil.which("pypy3") is not None:
+        anchors.pypy, note = installPypy(log, install)
         if note:
             anchors.notes.append(f"PyPy: {note}")
     return anchors

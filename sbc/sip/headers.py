@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 
 from sbc.sip.errors import SIPParseError
 from sbc.sip.uri import (
-    PARSE_CACHE_SIZE,
     URI,
     WS,
     Params,
+    cachedParser,
     formatParams,
     getParam,
     isDigits,
@@ -458,23 +458,8 @@ def _quotedEnd(text: str, start: int) -> int:
     raise SIPParseError("unterminated quoted string")
 
 
-# Parsed From, To and Contact values by their text, as `parseURI` keeps URIs: each recurs in
-# most messages of a call. Bounded: emptied when full.
-_NAME_ADDR_CACHE: dict[str, NameAddr] = {}
-
-
-def parseNameAddr(value: str) -> NameAddr:
-    """Parse name-addr or addr-spec with header parameters (RFC 3261 section 20.10)."""
-    nameAddr = _NAME_ADDR_CACHE.get(value)
-    if nameAddr is None:
-        nameAddr = _parseNameAddr(value)
-        if len(_NAME_ADDR_CACHE) >= PARSE_CACHE_SIZE:
-            _NAME_ADDR_CACHE.clear()
-        _NAME_ADDR_CACHE[value] = nameAddr
-    return nameAddr
-
-
 def _parseNameAddr(value: str) -> NameAddr:
+    """Parse name-addr or addr-spec with header parameters (RFC 3261 section 20.10)."""
     text = value.strip(WS)
     display: str | None = None
     if text.startswith('"'):
@@ -511,3 +496,6 @@ def _parseNameAddr(value: str) -> NameAddr:
             if not isToken(pname):
                 raise SIPParseError("bad header parameter")
     return NameAddr(uri, display, params)
+
+
+parseNameAddr, _NAME_ADDR_CACHE = cachedParser(_parseNameAddr)  # noqa: N816 - the public parser

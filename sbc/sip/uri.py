@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from sbc.sip.errors import SIPParseError
 
@@ -185,24 +187,35 @@ class URI:
         return f"{self.scheme}:{userinfo}{self.hostport}{formatParams(self.params)}{headers}"
 
 
-# Parsed URIs by their text. A call repeats the same few URIs in every message of both legs, and
-# a URI is immutable, so one parse serves them all. Bounded: emptied when full.
-_URI_CACHE: dict[str, URI] = {}
 PARSE_CACHE_SIZE = 4096
 
+_T = TypeVar("_T")
 
-def parseURI(text: str) -> URI:
-    """Parse a URI; raise `SIPParseError` for anything outside the grammar we accept."""
-    uri = _URI_CACHE.get(text)
-    if uri is None:
-        uri = _parseURI(text)
-        if len(_URI_CACHE) >= PARSE_CACHE_SIZE:
-            _URI_CACHE.clear()
-        _URI_CACHE[text] = uri
-    return uri
+
+def cachedParser(parse: Callable[[str], _T]) -> tuple[Callable[[str], _T], dict[str, _T]]:
+    """``parse`` with its results kept by text, and the cache itself.
+
+    A call repeats the same few URIs, From, To and Contact values in every message of both legs;
+    the parsed values are immutable, so one parse serves them all. A failure is never kept. The
+    cache is bounded: emptied when full, so hostile variety cannot grow it.
+    """
+    cache: dict[str, _T] = {}
+
+    def cached(text: str) -> _T:
+        value = cache.get(text)
+        if value is None:
+            value = parse(text)
+            if len(cache) >= PARSE_CACHE_SIZE:
+                cache.clear()
+            cache[text] = value
+        return value
+
+    cached.__doc__ = parse.__doc__
+    return cached, cache
 
 
 def _parseURI(text: str) -> URI:
+    """Parse a URI; raise `SIPParseError` for anything outside the grammar we accept."""
     scheme, colon, rest = text.partition(":")
     if not colon or not scheme or scheme[0] not in _ALPHA:
         raise SIPParseError("URI without a scheme")
@@ -244,3 +257,6 @@ def _parseURI(text: str) -> URI:
         params=params,
         headers=headers if question else None,
     )
+
+
+parseURI, _URI_CACHE = cachedParser(_parseURI)  # noqa: N816 - the public parser
