@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from sbc.sip import message
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import CSeq, Headers
 from sbc.sip.message import (
@@ -16,7 +17,7 @@ from sbc.sip.message import (
     validateRequest,
     validateResponse,
 )
-from sbc.sip.uri import URI, parseURI
+from sbc.sip.uri import CACHED_TEXT_LIMIT, URI, parseURI
 
 SDP = (
     b"v=0\r\no=alice 2890844526 2890844526 IN IP4 192.0.2.101\r\ns=-\r\nc=IN IP4 192.0.2.101\r\n"
@@ -134,6 +135,28 @@ class RoundTripTests(SynchronousTestCase):
         self.assertEqual(raw["call-id"], "Call-ID: x1 ")
         self.assertEqual(raw["cseq"], "CSeq:  9 OPTIONS")
         self.assertEqual(message.toBytes(), data)
+
+    def test_repeatedLinesShareFields(self) -> None:
+        """A line seen before gives the same (never changed) field; a long line is not kept."""
+        long = "X-Long: " + "v" * CACHED_TEXT_LIMIT
+        data = (
+            b"OPTIONS sip:user@example.com SIP/2.0\r\n"
+            b"Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK390skdjuw\r\n"
+            b"To: <sip:user@example.com>\r\n"
+            b"From: <sip:caller@example.net>;tag=1\r\n"
+            b"Call-ID: shared-1\r\n"
+            b"CSeq: 9 OPTIONS\r\n" + long.encode() + b"\r\n"
+            b"Content-Length: 0\r\n"
+            b"\r\n"
+        )
+        first, second = request(data), request(data)
+        for a, b in zip(first.headers, second.headers, strict=True):
+            if a.key == "x-long":
+                self.assertIsNot(a, b)
+            else:
+                self.assertIs(a, b)
+        self.assertNotIn(long, message._LINES)
+        self.assertEqual(second.toBytes(), data)
 
     def test_requestLineKeptAsReceived(self) -> None:
         """A Request-URI that `str` would normalise (scheme case, port zeros) is written back as sent."""

@@ -227,3 +227,9 @@ class ParseCacheTests(SynchronousTestCase):
             parseURI(f"sip:u{i}@example.com")
         self.assertLessEqual(len(uri._URI_CACHE), uri.PARSE_CACHE_SIZE)
         self.assertEqual(parseURI("sip:u1@example.com").user, "u1")
+
+    def test_longTextNotCached(self) -> None:
+        """A URI longer than the limit is parsed but not kept: the cache's memory stays small."""
+        text = "sip:" + "u" * uri.CACHED_TEXT_LIMIT + "@example.com"
+        self.assertEqual(parseURI(text).host, "example.com")
+        self.assertNotIn(text, uri._URI_CACHE)

@@ -162,7 +162,11 @@ def splitList(value: str) -> list[str]:
 
 
 class HeaderField:
-    """One header line as received (``raw``) or as we set it (``raw`` is None)."""
+    """One header line as received (``raw``) or as we set it (``raw`` is None).
+
+    Never changed once made: messages share fields (a response copies its request's, parsed
+    messages share repeated lines), so a header is changed by replacing its field.
+    """
 
     __slots__ = ("key", "raw", "value")
 

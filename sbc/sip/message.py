@@ -27,7 +27,7 @@ from sbc.sip.headers import (
     parseVia,
     splitList,
 )
-from sbc.sip.uri import URI, WS, isDigits, parseURI
+from sbc.sip.uri import CACHED_TEXT_LIMIT, URI, WS, isDigits, parseURI
 
 SIP_VERSION = "SIP/2.0"
 DEFAULT_MAX_HEADERS = 256
@@ -313,7 +313,12 @@ def _parseHeaderLines(lines: list[str], limit: int, folded: bool = True) -> Head
     fields: list[HeaderField] = []
     append = fields.append
     names = _FIELD_NAMES
+    seen = _LINES
     for line in lines:
+        field = seen.get(line)
+        if field is not None:
+            append(field)
+            continue
         colon = line.find(":")
         if colon <= 0:
             raise SIPParseError("header line without a name")
@@ -324,10 +329,23 @@ def _parseHeaderLines(lines: list[str], limit: int, folded: bool = True) -> Head
         if known[1] and len(value) == len(line) - colon - 2 and line[colon + 1] == " ":
             # "Name: value" exactly as we would write it: keep one string, not two. Most lines
             # are like this, and a held call keeps its messages for minutes.
-            append(HeaderField(known[0], value))
+            field = HeaderField(known[0], value)
         else:
-            append(HeaderField(known[0], value, line))
+            field = HeaderField(known[0], value, line)
+        if len(line) <= CACHED_TEXT_LIMIT:
+            if len(seen) >= _LINES_SIZE:
+                seen.clear()
+            seen[line] = field
+        append(field)
     return Headers(fields)
+
+
+# Header lines seen lately, with their fields. A call repeats most of its lines (From, To,
+# Call-ID, Contact, Content-Type, CSeq) in several messages, and a field is never changed once
+# made (headers are replaced, not edited), so the messages can share one. Bounded: emptied
+# when full, and long lines are not kept at all.
+_LINES: dict[str, HeaderField] = {}
+_LINES_SIZE = 4096
 
 
 def _parseFoldedLines(lines: list[str], limit: int) -> Headers:

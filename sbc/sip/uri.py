@@ -188,6 +188,7 @@ class URI:
 
 
 PARSE_CACHE_SIZE = 4096
+CACHED_TEXT_LIMIT = 256  # longer texts are parsed every time: the caches' memory stays small
 
 _T = TypeVar("_T")
 
@@ -197,7 +198,8 @@ def cachedParser(parse: Callable[[str], _T]) -> tuple[Callable[[str], _T], dict[
 
     A call repeats the same few URIs, From, To and Contact values in every message of both legs;
     the parsed values are immutable, so one parse serves them all. A failure is never kept. The
-    cache is bounded: emptied when full, so hostile variety cannot grow it.
+    cache is bounded: emptied when full, and long texts are not kept, so hostile variety cannot
+    grow it.
     """
     cache: dict[str, _T] = {}
 
@@ -205,9 +207,10 @@ def cachedParser(parse: Callable[[str], _T]) -> tuple[Callable[[str], _T], dict[
         value = cache.get(text)
         if value is None:
             value = parse(text)
-            if len(cache) >= PARSE_CACHE_SIZE:
-                cache.clear()
-            cache[text] = value
+            if len(text) <= CACHED_TEXT_LIMIT:
+                if len(cache) >= PARSE_CACHE_SIZE:
+                    cache.clear()
+                cache[text] = value
         return value
 
     cached.__doc__ = parse.__doc__
