@@ -430,8 +430,8 @@ class Call:
             if leg is not self.b:
                 self.ackB(leg, response)
             elif self.ackFromB is not None:
-                leg.transport.send(self.ackFromB, leg.address)  # the same ACK again; none yet
-                # while a late offer waits
+                # The same ACK again; there is none yet while a late offer waits.
+                leg.transport.send(self.ackFromB, leg.address)
             return
         branch.answered = True
         if self.state not in (CALLING, EARLY) or self.b is not None or branch.cancelled:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from sbc.interfaces import Address, IClientTransactionUser, ISIPTransport, ITransactionUser
-from sbc.sip import MAGIC_COOKIE, HeaderField, Headers, Request, Response, Via, splitList
+from sbc.sip import MAGIC_COOKIE, URI, HeaderField, Headers, Request, Response, Via, splitList
 from sbc.tokens import randomHex
 
 __all__ = [
@@ -63,6 +63,12 @@ class Timers:
     T1: float = 0.5
     T2: float = 4.0
     T4: float = 5.0
+
+
+# What a transaction holds as its request once its final response is through: the lingering
+# states (timers J, K, L, M: up to 32 s) need only the key, and a parsed message kept that long
+# is dozens of objects for the garbage collector to walk again and again.
+SPENT = Request("SPENT", URI("sip", host="invalid"))
 
 
 def newBranch() -> str:
@@ -176,7 +182,7 @@ class ServerTransaction:
         self._interval = 0.0
 
     def __repr__(self) -> str:
-        return f"<ServerTransaction {self.request.method} {self.state}>"
+        return f"<ServerTransaction {self.key[-1]} {self.state}>"
 
     def respond(self, response: Response) -> None:
         """Send a response from the TU; one the current state has no use for is dropped."""
@@ -204,6 +210,7 @@ class ServerTransaction:
                 self.state = PROCEEDING
             else:
                 self.state = COMPLETED
+                self.request = SPENT
                 if self.transport.reliable:
                     self._terminate()
                 else:
@@ -221,11 +228,13 @@ class ServerTransaction:
     def _accepted(self) -> None:
         """RFC 6026: stay around for timer L so INVITE retransmissions stay absorbed."""
         self.state = ACCEPTED
+        self.request = SPENT
         self._lastData = None
         self._timeout = self._layer.clock.callLater(self._layer._64T1, self._timerL)
 
     def _completed(self) -> None:
         self.state = COMPLETED
+        self.request = SPENT
         layer = self._layer
         if not self.transport.reliable:
             self._interval = layer.timers.T1
@@ -331,7 +340,7 @@ class ClientTransaction:
         self._interval = 0.0
 
     def __repr__(self) -> str:
-        return f"<ClientTransaction {self.request.method} {self.state}>"
+        return f"<ClientTransaction {self.key[-1]} {self.state}>"
 
     def _start(self) -> None:
         layer = self._layer
@@ -366,11 +375,13 @@ class ClientTransaction:
                 self.state = ACCEPTED
                 self._cancelTimers()
                 self._data = b""  # never resent now, and a held call would keep it for timer M
+                self.request = SPENT
                 self._timeout = self._layer.clock.callLater(self._layer._64T1, self._timerM)
             else:
                 self.state = COMPLETED
                 self._cancelTimers()
                 self._ackData = _ackFor(self.request, response)
+                self.request = SPENT
                 self.transport.send(self._ackData, self.destination)
                 if self.transport.reliable:
                     self._terminate()
@@ -394,6 +405,7 @@ class ClientTransaction:
             self.state = COMPLETED
             self._cancelTimers()
             self._data = b""
+            self.request = SPENT
             if self.transport.reliable:
                 self._terminate()
             else:

@@ -12,6 +12,7 @@ from zope.interface.verify import verifyObject
 from sbc.interfaces import Address, IClientTransactionUser, ISIPTransport, ITransactionUser
 from sbc.sip import MAGIC_COOKIE, HeaderField, Headers, Request, Response, parseMessage
 from sbc.transaction import (
+    SPENT,
     ClientTransaction,
     ServerTransaction,
     Timers,
@@ -1045,3 +1046,46 @@ class CountingTests(LayerTestCase):
         self.clock.advance(64 * Timers().T1 + 1)
         self.assertQuiet()
         self.assertEqual(len(self.udp.sent), self.count)
+
+
+class SpentRequestTests(LayerTestCase):
+    """Once the final response is through, a lingering transaction lets its request go."""
+
+    def test_serverInviteAccepted(self) -> None:
+        """A 2xx sent: timer L keeps the transaction, not the parsed INVITE."""
+        invite = makeRequest()
+        stx = self.receive(invite)
+        stx.respond(makeResponse(invite, 200, toTag="a"))
+        self.assertIs(stx.request, SPENT)
+        self.assertIn("INVITE", repr(stx))
+
+    def test_serverInviteCompleted(self) -> None:
+        """A failure sent: the response is kept for retransmission, the request is not."""
+        invite = makeRequest()
+        stx = self.receive(invite)
+        stx.respond(makeResponse(invite, 486, toTag="a"))
+        self.assertEqual(stx.state, "Completed")
+        self.assertIs(stx.request, SPENT)
+
+    def test_serverNonInviteCompleted(self) -> None:
+        """A final answer to a BYE: timer J keeps the transaction only."""
+        bye = makeRequest(method="BYE")
+        stx = self.receive(bye)
+        stx.respond(makeResponse(bye, 200))
+        self.assertIs(stx.request, SPENT)
+
+    def test_clientInvite(self) -> None:
+        """Our INVITE answered (2xx or failure, after its ACK is built): the request goes."""
+        for status in (200, 486):
+            invite = makeRequest(branch=f"z9hG4bK{status}")
+            ctx = self.send(invite)
+            self.layer.receiveResponse(makeResponse(invite, status, toTag="a"), self.udp, DESTINATION)
+            self.assertIs(ctx.request, SPENT)
+
+    def test_clientNonInvite(self) -> None:
+        """Our BYE answered: timer K keeps the transaction only."""
+        bye = makeRequest(method="BYE")
+        ctx = self.send(bye)
+        self.layer.receiveResponse(makeResponse(bye, 200), self.udp, DESTINATION)
+        self.assertIs(ctx.request, SPENT)
+        self.assertIn("BYE", repr(ctx))
