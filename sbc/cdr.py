@@ -12,7 +12,8 @@ Times are epoch seconds from the clock the B2BUA runs on. A CDR holds no secrets
 URI passwords and URI headers (``?...``, which can carry a body) are removed before writing.
 
 `CDRWriter` opens its file once, in append mode, writes each line with one ``write`` and
-``fsync``s it. ``reopen()`` (on SIGHUP, after logrotate moved the file) starts a new file.
+``fsync``s it (grouped with the lines of calls ending within a tenth of a second). ``reopen()``
+(on SIGHUP, after logrotate moved the file) starts a new file.
 A failed write is logged (once per outage, then the recovery with the count lost) and never
 raised: a full disk must not break calls.
 """
@@ -26,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.interfaces import IDelayedCall, IReactorThreads, IReactorTime
 from twisted.logger import Logger
 
 from sbc.sip.errors import SIPParseError
@@ -49,6 +50,9 @@ LEG_KINDS = ("trunk", "user")
 _BUSY = frozenset({486, 600})
 _NO_ANSWER = frozenset({408, 480, 487})
 _REASON_LIMIT = 200
+# How long a CDR line waits in the page cache for the lines of other calls before one fsync
+# makes them all durable.
+SYNC_DELAY = 0.1
 
 
 def dispositionFor(status: int, cancelled: bool) -> str:
@@ -170,15 +174,26 @@ class CDRWriter:
 
     Without ``threads`` the fsync runs inline, in the caller's thread. With ``threads`` (the
     reactor, in the service) it runs in a worker thread, grouped: calls that end while a flush is
-    under way share the next one. Either way each line is on disk moments after its call ends,
-    and the reactor thread never waits for the disk.
+    under way share the next one, and with ``clock`` too (the service's way) a flush waits
+    ``syncDelay`` seconds first, so that a busy second needs only a few. Each line is written at
+    once and on disk within about ``syncDelay`` of its call's end (and at ``close``), and the
+    reactor thread never waits for the disk.
     """
 
     log = Logger()
 
-    def __init__(self, path: Path, threads: IReactorThreads | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        threads: IReactorThreads | None = None,
+        clock: IReactorTime | None = None,
+        syncDelay: float = SYNC_DELAY,
+    ) -> None:
         self.path = Path(path)
         self.threads = threads
+        self.clock = clock
+        self.syncDelay = syncDelay
+        self._scheduled: IDelayedCall | None = None
         self.written = 0
         self.lost = 0
         self.syncs = 0
@@ -239,9 +254,20 @@ class CDRWriter:
             self.syncs += 1
         elif self._syncing:
             self._dirty = True  # the flush under way may miss this line: one more will follow
+        elif self._scheduled is not None:
+            pass  # the flush already on its way takes this line too
+        elif self.clock is not None:
+            # Wait a moment, so that the calls ending meanwhile share this flush: a worker
+            # thread's round trip per call cost a fifth of the CPU of a call at 100 CPS.
+            self._scheduled = self.clock.callLater(self.syncDelay, self._startSync)
         else:
-            self._syncing = True
-            self.threads.callInThread(self._syncInThread, self._fd)
+            self._startSync()
+
+    def _startSync(self) -> None:
+        self._scheduled = None
+        self._syncing = True
+        assert self.threads is not None
+        self.threads.callInThread(self._syncInThread, self._fd)
 
     def _syncInThread(self, fd: int | None) -> None:
         error: OSError | None = None
@@ -269,6 +295,16 @@ class CDRWriter:
         self._open()
 
     def close(self) -> None:
+        if self._scheduled is not None:
+            # A flush was still to come: do it now, before the file goes.
+            self._scheduled.cancel()
+            self._scheduled = None
+            if self._fd is not None:
+                try:
+                    os.fsync(self._fd)
+                    self.syncs += 1
+                except OSError as e:
+                    self._fail(e)
         if self._fd is not None:
             fd, self._fd = self._fd, None
             try:

@@ -123,7 +123,9 @@ def makeService(options: Options) -> service.MultiService:
     store = SQLiteLocationStore(reactor, database)
     bans = Bans(reactor, config.bans, BanTable(database))
     cdrs = CDRWriter(
-        config.calls.cdrPath or config.stateDirectory / "cdr.jsonl", threads=cast(IReactorThreads, reactor)
+        config.calls.cdrPath or config.stateDirectory / "cdr.jsonl",
+        threads=cast(IReactorThreads, reactor),
+        clock=reactor,
     )
     relay = mediaRelay(reactor, config)
     server = SIPServer(config, reactor, store=store, bans=bans, secret=secret, cdrs=cdrs, relay=relay)

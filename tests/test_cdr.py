@@ -302,3 +302,42 @@ class GroupCommitTests(SynchronousTestCase):
         threads.runOne()
         self.assertEqual((len(syncs), writer.syncs, threads.queued), (2, 2, []))
         self.assertEqual(len((directory / "cdr.jsonl").read_bytes().splitlines()), 3)
+
+    def test_delayedFlushGroupsCalls(self) -> None:
+        """With a clock, one flush a moment later covers every call ending meanwhile."""
+        import tempfile
+        from pathlib import Path
+
+        from twisted.internet.task import Clock
+
+        directory = Path(tempfile.mkdtemp())
+        threads, clock = FakeThreads(), Clock()
+        syncs: list[int] = []
+        self.patch(os, "fsync", lambda fd: syncs.append(fd))
+        writer = CDRWriter(directory / "cdr.jsonl", threads=threads, clock=clock)  # type: ignore[arg-type]
+        self.addCleanup(writer.close)
+        for i in range(5):
+            self.assertTrue(writer.write(answered(f"c{i}")))
+            clock.advance(0.01)
+        self.assertEqual(len((directory / "cdr.jsonl").read_bytes().splitlines()), 5)  # written at once
+        self.assertEqual(threads.queued, [])
+        clock.advance(writer.syncDelay)
+        self.assertEqual(len(threads.queued), 1)
+        threads.runOne()
+        self.assertEqual((len(syncs), writer.syncs, clock.getDelayedCalls()), (1, 1, []))
+
+    def test_closeFlushesWhatWaits(self) -> None:
+        """Closing with a flush still to come makes the last lines durable first."""
+        import tempfile
+        from pathlib import Path
+
+        from twisted.internet.task import Clock
+
+        directory = Path(tempfile.mkdtemp())
+        threads, clock = FakeThreads(), Clock()
+        syncs: list[int] = []
+        self.patch(os, "fsync", lambda fd: syncs.append(fd))
+        writer = CDRWriter(directory / "cdr.jsonl", threads=threads, clock=clock)  # type: ignore[arg-type]
+        self.assertTrue(writer.write(answered()))
+        writer.close()
+        self.assertEqual((len(syncs), clock.getDelayedCalls(), threads.queued), (1, [], []))
