@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -303,23 +304,23 @@ class GroupCommitTests(SynchronousTestCase):
         self.assertEqual((len(syncs), writer.syncs, threads.queued), (2, 2, []))
         self.assertEqual(len((directory / "cdr.jsonl").read_bytes().splitlines()), 3)
 
-    def test_delayedFlushGroupsCalls(self) -> None:
-        """With a clock, one flush a moment later covers every call ending meanwhile."""
-        import tempfile
-        from pathlib import Path
-
-        from twisted.internet.task import Clock
-
+    def delayedWriter(self) -> tuple[CDRWriter, FakeThreads, Clock, list[int], Path]:
+        """A writer with fake threads and a clock, and the list of fsyncs it asks for."""
         directory = Path(tempfile.mkdtemp())
         threads, clock = FakeThreads(), Clock()
         syncs: list[int] = []
         self.patch(os, "fsync", lambda fd: syncs.append(fd))
         writer = CDRWriter(directory / "cdr.jsonl", threads=threads, clock=clock)  # type: ignore[arg-type]
+        return writer, threads, clock, syncs, directory / "cdr.jsonl"
+
+    def test_delayedFlushGroupsCalls(self) -> None:
+        """With a clock, one flush a moment later covers every call ending meanwhile."""
+        writer, threads, clock, syncs, path = self.delayedWriter()
         self.addCleanup(writer.close)
         for i in range(5):
             self.assertTrue(writer.write(answered(f"c{i}")))
             clock.advance(0.01)
-        self.assertEqual(len((directory / "cdr.jsonl").read_bytes().splitlines()), 5)  # written at once
+        self.assertEqual(len(path.read_bytes().splitlines()), 5)  # written at once
         self.assertEqual(threads.queued, [])
         clock.advance(writer.syncDelay)
         self.assertEqual(len(threads.queued), 1)
@@ -328,16 +329,7 @@ class GroupCommitTests(SynchronousTestCase):
 
     def test_closeFlushesWhatWaits(self) -> None:
         """Closing with a flush still to come makes the last lines durable first."""
-        import tempfile
-        from pathlib import Path
-
-        from twisted.internet.task import Clock
-
-        directory = Path(tempfile.mkdtemp())
-        threads, clock = FakeThreads(), Clock()
-        syncs: list[int] = []
-        self.patch(os, "fsync", lambda fd: syncs.append(fd))
-        writer = CDRWriter(directory / "cdr.jsonl", threads=threads, clock=clock)  # type: ignore[arg-type]
+        writer, threads, clock, syncs, _ = self.delayedWriter()
         self.assertTrue(writer.write(answered()))
         writer.close()
         self.assertEqual((len(syncs), clock.getDelayedCalls(), threads.queued), (1, [], []))
