@@ -413,7 +413,8 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
-def parseCSeq(value: str) -> CSeq:
+def _parseCSeq(value: str) -> CSeq:
+    """Parse a CSeq value: a 32-bit sequence number and a method."""
     parts = lwsSplit(value)
     if len(parts) != 2 or not isDigits(parts[0]) or not isToken(parts[1]):
         raise SIPParseError("bad CSeq")
@@ -503,3 +504,4 @@ def _parseNameAddr(value: str) -> NameAddr:
 
 
 parseNameAddr, _NAME_ADDR_CACHE = cachedParser(_parseNameAddr)  # noqa: N816 - the public parser
+parseCSeq, _CSEQ_CACHE = cachedParser(_parseCSeq)  # noqa: N816 - the public parser

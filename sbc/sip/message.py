@@ -115,14 +115,13 @@ _SINGLE = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "c
 class Message(ABC):
     """What requests and responses share: a header list and a body that stays bytes."""
 
-    __slots__ = ("_names", "_via", "body", "headers", "version")
+    __slots__ = ("_via", "body", "headers", "version")
 
     def __init__(self, headers: Headers, body: bytes = b"", version: str = SIP_VERSION) -> None:
         self.headers = headers
         self.body = body
         self.version = version
         self._via: tuple[HeaderField, Via] | None = None
-        self._names: dict[str, tuple[HeaderField, NameAddr | CSeq]] = {}
 
     @abstractmethod
     def startLine(self) -> str:
@@ -149,15 +148,10 @@ class Message(ABC):
         return value
 
     def cseq(self) -> CSeq:
-        """The CSeq, parsed once per field (transactions, dialogs and validation all ask)."""
+        """The CSeq (parsed once per distinct text, by `parseCSeq`)."""
         for field in self.headers.fields:
             if field.key == "cseq":
-                cached = self._names.get("cseq")
-                if cached is not None and cached[0] is field:
-                    return cached[1]  # type: ignore[return-value]
-                value = parseCSeq(field.value)
-                self._names["cseq"] = (field, value)
-                return value
+                return parseCSeq(field.value)
         raise SIPParseError("missing CSeq")
 
     def vias(self) -> list[Via]:
@@ -192,15 +186,10 @@ class Message(ABC):
         return [parseNameAddr(v) for v in self.headers.getAll("contact") if v != "*"]
 
     def _nameAddr(self, key: str) -> NameAddr:
-        """From or To, parsed once per field (kept with the field, like the top Via)."""
+        """From or To (parsed once per distinct text, by `parseNameAddr`)."""
         for field in self.headers.fields:
             if field.key == key:
-                cached = self._names.get(key)
-                if cached is not None and cached[0] is field:
-                    return cached[1]  # type: ignore[return-value]
-                value = parseNameAddr(field.value)
-                self._names[key] = (field, value)
-                return value
+                return parseNameAddr(field.value)
         raise SIPParseError(f"missing {key}")
 
 
