@@ -69,6 +69,10 @@ class Listener:
     port: int
 
 
+# What the service's log shows when something went wrong inside it.
+SERVICE_ERRORS = ("Traceback (most recent call last)", "Unhandled Error", "Unhandled error")
+
+
 def twistdPath() -> str:
     """
     The C{twistd} script of the Python running the tests (the venv's own).
@@ -404,6 +408,13 @@ class ServiceProcess:
         Whether the child is still alive.
         """
         return self.process is not None and self.process.poll() is None
+
+    def errors(self) -> list[str]:
+        """The signs of a failure inside the service that its log shows (tracebacks, unhandled
+        errors); a clean run has none.
+        """
+        log = self.log()
+        return [sign for sign in SERVICE_ERRORS if sign in log]
 
     def log(self) -> str:
         """
