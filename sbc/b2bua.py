@@ -453,12 +453,16 @@ class Call:
                     self.sendCancel(other)
         self.timers["length"] = self.manager.clock.callLater(self.maxLength(), self.tooLong)
         body = sdpOf(response)
+        # A's 2xx goes before B's ACK when the media answer is at hand: the caller waits for the
+        # one, nobody for the other. A failed answer still finds B's dialog ACKed before its BYE.
         if body is None:
-            self.ackFromB = self.ackB(leg, response)
             self.media.after(lambda: self.answerA(response, None))
-        elif self.offerFromA is not None:
             self.ackFromB = self.ackB(leg, response)
-            self.media.answer("B", body).addCallbacks(lambda b: self.answerA(response, b), self.answerFailed)
+        elif self.offerFromA is not None:
+            answered = self.media.answer("B", body)
+            answered.addCallback(lambda b: self.answerA(response, b))
+            self.ackFromB = self.ackB(leg, response)
+            answered.addErrback(self.answerFailed)
         else:
             # Late offer (RFC 3264 section 5): B's 2xx offers, and A's ACK will answer.
             self.lateAck = response

@@ -499,13 +499,21 @@ class TransactionLayer:
             self, key, request, transport, source, responseAddress(via, transport, source)
         )
         self.serverTransactions[key] = stx
-        if method == "INVITE":
-            data = _trying(request)
-            stx._lastData = data
-            transport.send(data, stx._address)
-        elif method == "CANCEL":
-            stx.cancelled = self.serverTransactions.get(_serverKey(request, via, "INVITE"))
-        self.user.requestReceived(request, stx)
+        if method != "INVITE":
+            if method == "CANCEL":
+                stx.cancelled = self.serverTransactions.get(_serverKey(request, via, "INVITE"))
+            self.user.requestReceived(request, stx)
+            return
+        try:
+            self.user.requestReceived(request, stx)
+        finally:
+            # The 100 Trying goes after the TU's work, so that it does not hold up what the TU
+            # sent on (an SBC's INVITE to the callee); none when the TU has answered already
+            # (RFC 3261 section 17.2.1). No retransmission can come in between.
+            if stx.state == PROCEEDING and stx._lastData is None:
+                data = _trying(request)
+                stx._lastData = data
+                transport.send(data, stx._address)
 
     def receiveResponse(self, response: Response, transport: ISIPTransport, source: Address) -> None:
         """A response from the transport, already checked by the server (`sbc.sip.validateResponse`)."""

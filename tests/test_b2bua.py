@@ -202,6 +202,24 @@ class TrunkToUserTests(CallTestCase):
         self.assertEqual(bye.callId, "a-call-1@127.0.0.2")
         self.assertEqual(self.cdrs.records[0].releasedBy, "callee")
 
+    def test_calleeInvitedBeforeTrying(self) -> None:
+        """The callee's INVITE leaves before the caller's 100 Trying: the 100 delays nobody."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        self.assertEqual([where for _, where in self.udp.sent], [ALICE, TRUNK])
+        self.assertEqual(self.statuses(TRUNK), [100])
+
+    def test_answerBeforeAck(self) -> None:
+        """The callee's 2xx goes on to the caller before the callee gets its ACK."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        before = len(self.udp.sent)
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1:5070>"), ALICE)
+        [(ok, toA), (ack, toB)] = self.udp.sent[before:]
+        self.assertEqual((ok[:12], toA), (b"SIP/2.0 200 ", TRUNK))
+        self.assertEqual((ack[:4], toB), (b"ACK ", ALICE))
+
     def test_okRetransmittedUntilAck(self) -> None:
         """Over UDP our 2xx to A is resent until A's ACK."""
         self.bind()

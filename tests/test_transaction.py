@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -220,6 +222,50 @@ class InviteServerTests(LayerTestCase):
         self.assertIsNone(trying.toHeader().tag)
         self.assertEqual(trying.headers.get("content-length"), "0")
         self.assertEqual(trying.body, b"")
+
+    def receiveActing(self, act: Callable[[Request, ServerTransaction], None]) -> None:
+        """Deliver a new INVITE to a TU that does ``act`` while it has the request."""
+        received = self.user.requestReceived
+
+        def acting(request: object, transaction: object) -> None:
+            received(request, transaction)
+            assert isinstance(request, Request) and isinstance(transaction, ServerTransaction)
+            act(request, transaction)
+
+        self.user.requestReceived = acting  # type: ignore[method-assign]
+        try:
+            self.layer.receiveRequest(makeRequest(), self.udp, SOURCE)
+        finally:
+            self.user.requestReceived = received  # type: ignore[method-assign]
+
+    def test_tryingAfterTheUser(self) -> None:
+        """The 100 Trying leaves after what the TU sent on meanwhile, so it never delays it."""
+        self.receiveActing(lambda request, stx: self.udp.send(b"onward", DESTINATION))
+        self.assertEqual(self.udp.sent[0], (b"onward", DESTINATION))
+        [trying] = [parseMessage(data) for data, _ in self.udp.sent[1:]]
+        assert isinstance(trying, Response)
+        self.assertEqual(trying.status, 100)
+
+    def test_noTryingWhenAnswered(self) -> None:
+        """A TU that answers at once, finally or provisionally, makes the 100 needless (17.2.1)."""
+        for status in (486, 180):
+            self.udp.sent.clear()
+            self.layer.serverTransactions.clear()
+
+            def answer(request: Request, stx: ServerTransaction, status: int = status) -> None:
+                stx.respond(makeResponse(request, status))
+
+            self.receiveActing(answer)
+            self.assertEqual(self.udp.statuses(), [status])
+
+    def test_tryingWhenTheUserFails(self) -> None:
+        """A TU that breaks still leaves the caller a 100, so it stops retransmitting."""
+
+        def fail(request: Request, stx: ServerTransaction) -> None:
+            raise RuntimeError("bug")
+
+        self.assertRaises(RuntimeError, self.receiveActing, fail)
+        self.assertEqual(self.udp.statuses(), [100])
 
     def test_tryingCopiesTimestamp(self) -> None:
         """The 100 Trying copies a Timestamp header (RFC 3261 section 8.2.6.1)."""
