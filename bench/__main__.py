@@ -18,6 +18,7 @@ from .plan import FULL, QUICK, Plan
 from .procfs import strangers
 from .report import RESULTS, Report
 from .rtp import measureRtpengine, measureSbcRelay
+from .stalls import measureStalls
 from .suite import SystemResult, measureSystem
 from .systems import Ceiling, Kamailio, Sbc, Sippy, System
 
@@ -33,8 +34,10 @@ METHOD = [
     "A failed step restarts the system. The gap to the first failed rate is then bisected.",
     "CPU-seconds per 1,000 calls: user plus system time of the system's whole process tree (/proc) "
     "while it carries the calls at 100 CPS, right after a fresh start and a few warm-up calls.",
-    "INVITE→200 p99: SIPp's response time (rtd) of each call at 100 CPS; SIPp measures in whole "
-    "milliseconds, and its own floor is the ceiling row's figure.",
+    "INVITE→200 p99: SIPp's response time (rtd) of each call at 100 CPS; SIPp reads a coarse clock, so "
+    "its times come in steps of the kernel's tick (4 ms at 250 Hz: a p99 is 4, 8 or 12 ms), and its own "
+    "floor is the ceiling row's figure. The machine's own stalls (the 'also measured' table) set how "
+    "many calls fall into a slow episode, whatever system carries them.",
     "Memory per held call: after a fresh start and a few warm-up calls, many calls are placed and held "
     "at once; the PSS (proportional set size: shared pages counted once) of the system's process tree "
     "at the plateau, less before, divided by the calls held.",
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     quickDefault = os.environ.get("QUICK", "").strip().lower() not in ("", "0", "false", "no")
     parser.add_argument("--quick", action="store_true", default=quickDefault, help="the short run (QUICK=1)")
-    keys = "sipp, kamailio, kamailio-topoh, sippy, sbc, sbc-pypy, gate, rtp"
+    keys = "stalls, sipp, kamailio, kamailio-topoh, sippy, sbc, sbc-pypy, gate, rtp"
     parser.add_argument("--only", action="append", default=[], metavar="KEY", help=f"measure only: {keys}")
     parser.add_argument("--no-install", action="store_true", help="use only what is installed already")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where latest.md and latest.json go")
@@ -100,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         seen.update(others)
 
     lookAround()
+    if wanted("stalls"):
+        log(f"the machine's own stalls ({plan.stallSeconds:g} s)")
+        report.stalls = measureStalls(plan.stallSeconds)
     for system in systems:
         if not wanted(system.key):
             continue

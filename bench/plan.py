@@ -29,6 +29,7 @@ class Plan:
     @ivar rtpLadder: the RTP rates (packets per second, all streams) tried through each relay, until
         one loses.
     @ivar rtpStepSeconds: how long each RTP rate is sent.
+    @ivar stallSeconds: how long the machine's own stalls are probed, before any system runs.
     """
 
     quick: bool
@@ -49,6 +50,7 @@ class Plan:
     rtpStreams: int
     rtpLadder: tuple[int, ...]
     rtpStepSeconds: float
+    stallSeconds: float
 
     @property
     def name(self) -> str:
@@ -95,6 +97,7 @@ FULL = Plan(
         *(80_000, 100_000, 120_000, 160_000, 200_000, 240_000),
     ),
     rtpStepSeconds=3.0,
+    stallSeconds=20.0,
 )
 
 QUICK = Plan(
@@ -116,4 +119,5 @@ QUICK = Plan(
     rtpStreams=20,
     rtpLadder=(10_000, 20_000, 40_000, 60_000, 80_000, 120_000, 160_000),
     rtpStepSeconds=1.0,
+    stallSeconds=5.0,
 )

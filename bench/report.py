@@ -18,6 +18,7 @@ from typing import Any
 from .gate import GateResult
 from .plan import Plan
 from .rtp import RelayResult
+from .stalls import INTERVAL, SLOW, StallResult
 from .suite import SystemResult
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -63,6 +64,7 @@ class Report:
     systems: list[SystemResult] = field(default_factory=list)
     gate: GateResult | None = None
     relays: list[RelayResult] = field(default_factory=list)
+    stalls: StallResult | None = None
     notes: list[str] = field(default_factory=list)
     machineBefore: dict[str, Any] = field(default_factory=machine)
 
@@ -130,6 +132,19 @@ class Report:
     def extraRows(self) -> list[list[str]]:
         """The gate and RTP figures, as a second table."""
         rows = [["also measured", "figure", "detail"]]
+        stalls = self.stalls
+        if stalls is not None and stalls.runs:
+            every = stalls.secondsBetweenEpisodes
+            rows.append(
+                [
+                    f"the machine's own stalls: {stalls.medianUs / 1000:.2g} ms of CPU work every "
+                    f"{INTERVAL * 1000:g} ms for {stalls.seconds:g} s, before any system runs",
+                    f"{stalls.slowShare:.1%} of runs took {AT_LEAST}{SLOW:g}{TIMES} the median",
+                    f"the longest {stalls.worstFactor:.0f}{TIMES}; {stalls.episodes} episodes"
+                    + ("" if every is None else f" (one every {every:.1f} s)")
+                    + f", the longest {stalls.longestEpisode * 1000:.0f} ms",
+                ]
+            )
         gate = self.gate
         if gate is not None:
             if gate.status != "ok" or gate.alone is None:
@@ -226,6 +241,7 @@ class Report:
             "loadAverageAfter": os.getloadavg(),
             "systems": [s.toJson() for s in self.systems],
             "gate": None if self.gate is None else self.gate.toJson(),
+            "stalls": None if self.stalls is None else self.stalls.toJson(),
             "rtp": [r.toJson() for r in self.relays],
             "notes": self.notes,
             "table": self.rows(),
