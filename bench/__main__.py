@@ -34,10 +34,12 @@ METHOD = [
     "A failed step restarts the system. The gap to the first failed rate is then bisected.",
     "CPU-seconds per 1,000 calls: user plus system time of the system's whole process tree (/proc) "
     "while it carries the calls at 100 CPS, right after a fresh start and a few warm-up calls.",
-    "INVITE→200 p99: SIPp's response time (rtd) of each call at 100 CPS; SIPp reads a coarse clock, so "
-    "its times come in steps of the kernel's tick (4 ms at 250 Hz: a p99 is 4, 8 or 12 ms), and its own "
-    "floor is the ceiling row's figure. The machine's own stalls (the 'also measured' table) set how "
-    "many calls fall into a slow episode, whatever system carries them.",
+    "INVITE→200 p99 at 100 CPS, the nearest-rank 99th percentile of 3,000 calls: exact, from the "
+    "caller's message trace (SIPp -trace_shortmsg: the first INVITE sent and the first 200 for it "
+    "received, stamped in microseconds); in brackets SIPp's own response time (rtd) of the same calls, "
+    "which comes in steps of its coarse clock (the kernel's tick, 4 ms at 250 Hz, so a p99 of 4, 8 or "
+    "12 ms). The ceiling row is SIPp's own floor. The machine's own stalls (the 'also measured' table) "
+    "set how many calls fall into a slow episode, whatever system carries them.",
     "Memory per held call: after a fresh start and a few warm-up calls, many calls are placed and held "
     "at once; the PSS (proportional set size: shared pages counted once) of the system's process tree "
     "at the plateau, less before, divided by the calls held.",

@@ -4,7 +4,8 @@ One SIPp load through a system under test: a callee on 127.0.0.3 answers, a call
 Each call is the issue's: INVITE, 100, 180, 200 with SDP, ACK, (a hold), BYE, 200 (the scenarios are
 in C{bench/scenarios/}).  Both SIPp processes count what they did in a C{-trace_stat} file written
 every second; the caller also times INVITE to 200 (its response time repartition 1) and, when asked,
-writes each call's time to a C{-trace_rtt} file.  Every process runs in a temporary directory of its
+writes each call's time to a C{-trace_rtt} file, and every message it sends or receives, stamped in
+microseconds, to a C{-trace_shortmsg} file.  Every process runs in a temporary directory of its
 own, with SIPp's own timeouts and, above them, a deadline after which the harness stops it.
 """
 
@@ -34,6 +35,11 @@ RESPONSE_TIMEOUT = 6.0
 RETRANSMISSION_LIMIT = 0.01
 _STATISTICS = "stats.csv"
 _ERRORS = "errors.log"
+_MESSAGES = "messages.csv"
+# SIPp's cap on each of its logs; the message trace of a latency run (about 900 bytes a call) gets
+# room for 20,000 calls.
+_LOG_LIMIT = 1_000_000
+_TRACE_LIMIT = 20_000_000
 _GRACE = 3.0
 # Large socket buffers (capped by net.core.rmem_max) and loops, so that SIPp's own socket is not what
 # drops messages: without them SIPp alone fails near 2,000 CPS on a 2-core machine.
@@ -134,7 +140,10 @@ class Sipp:
         return Counts.fromStatistics(parseStatistics(text))
 
     def latencies(self) -> list[float]:
-        """Each call's INVITE to 200 time in milliseconds, from the C{-trace_rtt} file (1 ms steps)."""
+        """
+        Each call's INVITE to 200 time in milliseconds, from the C{-trace_rtt} file: whole milliseconds
+        of SIPp's clock, which moves in kernel ticks (4 ms at 250 Hz).
+        """
         values: list[float] = []
         for path in self.directory.glob("*_rtt.csv"):
             for line in path.read_text(errors="replace").splitlines()[1:]:
@@ -145,6 +154,33 @@ class Sipp:
                     except ValueError:
                         continue
         return values
+
+    def exactLatencies(self) -> list[float]:
+        """
+        Each call's INVITE to 200 time in milliseconds, from the C{-trace_shortmsg} file: the same two
+        events as the rtd (the first INVITE sent, the first 200 to it received), stamped in
+        microseconds instead of SIPp's clock ticks.
+        """
+        sent: dict[str, float] = {}
+        answered: dict[str, float] = {}
+        try:
+            lines = (self.directory / _MESSAGES).read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        for line in lines:
+            # date, time, epoch seconds, S or R, Call-ID, "CSeq:n METHOD", first line
+            parts = line.split("\t")
+            if len(parts) < 7 or not parts[5].endswith(" INVITE"):
+                continue
+            try:
+                when = float(parts[2])
+            except ValueError:
+                continue
+            if parts[3] == "S" and parts[6].startswith("INVITE "):
+                sent.setdefault(parts[4], when)
+            elif parts[3] == "R" and parts[6].startswith("SIP/2.0 200"):
+                answered.setdefault(parts[4], when)
+        return [(when - sent[callId]) * 1000 for callId, when in answered.items() if callId in sent]
 
     def errors(self, limit: int = 1500) -> str:
         """Its exit code, the start of its error log (the first failures) and the end of its screen."""
@@ -178,7 +214,8 @@ class LoadResult:
     @ivar callee: what the callee counted at the end.
     @ivar seconds: how long the caller ran.
     @ivar finished: whether both SIPp processes ended by themselves before their deadlines.
-    @ivar latenciesMs: INVITE to 200 of each call, when asked for.
+    @ivar latenciesMs: INVITE to 200 of each call, when asked for: SIPp's rtd, in its clock's ticks.
+    @ivar exactLatenciesMs: the same, from the caller's message trace (microsecond timestamps).
     @ivar errors: the start of the caller's error log, when the load did not pass.
     @ivar interrupted: the caller quit cleanly before placing all its calls: something else on the
         machine told it to (SIGUSR1, or a "q" on its control port), and the load says nothing about
@@ -193,6 +230,7 @@ class LoadResult:
     seconds: float
     finished: bool
     latenciesMs: tuple[float, ...] = ()
+    exactLatenciesMs: tuple[float, ...] = ()
     errors: str = ""
     interrupted: bool = False
 
@@ -228,8 +266,13 @@ class LoadResult:
 
     @property
     def p99Ms(self) -> float | None:
-        """The 99th percentile of INVITE to 200, in milliseconds."""
+        """The 99th percentile of INVITE to 200 by SIPp's rtd, in milliseconds."""
         return percentile(self.latenciesMs, 0.99)
+
+    @property
+    def exactP99Ms(self) -> float | None:
+        """The 99th percentile of INVITE to 200 by microsecond timestamps, in milliseconds."""
+        return percentile(self.exactLatenciesMs, 0.99)
 
 
 @dataclass
@@ -289,9 +332,14 @@ class CallLoad:
                 # A 180 that a multi-process proxy passes after the 200 is ignored, not fatal.
                 "-default_behaviors", "-abortunexp",
                 "-trace_stat", "-stf", _STATISTICS, "-fd", "1",
-                "-trace_err", "-error_file", _ERRORS, "-max_log_size", "1000000",
+                "-trace_err", "-error_file", _ERRORS,
+                "-max_log_size", str(_TRACE_LIMIT if self.latency else _LOG_LIMIT),
                 *_TUNING,
-                *(["-trace_rtt", "-rtt_freq", "100"] if self.latency else []),
+                *(
+                    ["-trace_rtt", "-rtt_freq", "100", "-trace_shortmsg", "-shortmessage_file", _MESSAGES]
+                    if self.latency
+                    else []
+                ),
                 *self.callerArgs,
             ],
             self.callerScenario,
@@ -359,6 +407,7 @@ class CallLoad:
             seconds=seconds,
             finished=callerDone and calleeDone,
             latenciesMs=tuple(self.caller.latencies()) if self.latency else (),
+            exactLatenciesMs=tuple(self.caller.exactLatencies()) if self.latency else (),
             interrupted=callerDone and self.caller.exitCode == 0 and caller.created < self.calls,
         )
         if not result.passed:
