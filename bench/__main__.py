@@ -36,7 +36,7 @@ METHOD = [
     "while it carries the calls at 100 CPS, right after a fresh start and a few warm-up calls.",
     "INVITE→200 p99 at 100 CPS, the nearest-rank 99th percentile of 3,000 calls: exact, from the "
     "caller's message trace (SIPp -trace_shortmsg: the first INVITE sent and the first 200 for it "
-    "received, stamped in microseconds); in brackets SIPp's own response time (rtd) of the same calls, "
+    "received, stamped in microseconds); after it, SIPp's own response time (rtd) of the same calls, "
     "which comes in steps of its coarse clock (the kernel's tick, 4 ms at 250 Hz, so a p99 of 4, 8 or "
     "12 ms). The ceiling row is SIPp's own floor. The machine's own stalls (the 'also measured' table) "
     "set how many calls fall into a slow episode, whatever system carries them.",

@@ -82,7 +82,7 @@ class Report:
                 "system",
                 "max CPS, 0 failed",
                 f"CPU-seconds per 1,000 calls at {rate} CPS",
-                f"INVITE{ARROW}200 p99 at {rate} CPS: exact (SIPp rtd)",
+                f"INVITE{ARROW}200 p99 at {rate} CPS (exact; SIPp's rtd)",
                 held,
             ]
         ]
@@ -266,7 +266,7 @@ def _figure(value: float | None, base: float | None, show: Callable[[float], str
 def _latency(result: SystemResult, base: SystemResult | None) -> str:
     """The exact p99 with its ratio, then SIPp's own figure (in its clock's 4 ms ticks)."""
     exact = _figure(result.exactP99Ms, None if base is None else base.exactP99Ms, "{:.1f} ms".format)
-    return exact if result.p99Ms is None else f"{exact} ({result.p99Ms:.0f} ms)"
+    return exact if result.p99Ms is None else f"{exact}; rtd {result.p99Ms:.0f} ms"
 
 
 def _count(prefix: str) -> Callable[[float], str]:
