@@ -295,16 +295,18 @@ class CDRWriter:
         self._open()
 
     def close(self) -> None:
+        pending = self._dirty or self._scheduled is not None
+        self._dirty = False
         if self._scheduled is not None:
-            # A flush was still to come: do it now, before the file goes.
             self._scheduled.cancel()
             self._scheduled = None
-            if self._fd is not None:
-                try:
-                    os.fsync(self._fd)
-                    self.syncs += 1
-                except OSError as e:
-                    self._fail(e)
+        if pending and self._fd is not None:
+            # Lines that no flush under way covers: make them durable now, before the file goes.
+            try:
+                os.fsync(self._fd)
+                self.syncs += 1
+            except OSError as e:
+                self._fail(e)
         if self._fd is not None:
             fd, self._fd = self._fd, None
             try:

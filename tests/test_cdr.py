@@ -333,3 +333,13 @@ class GroupCommitTests(SynchronousTestCase):
         self.assertTrue(writer.write(answered()))
         writer.close()
         self.assertEqual((len(syncs), clock.getDelayedCalls(), threads.queued), (1, [], []))
+
+    def test_closeFlushesLinesAfterAFlushUnderWay(self) -> None:
+        """Lines written while a flush is under way are made durable by close, not lost with it."""
+        writer, threads, clock, syncs, _ = self.delayedWriter()
+        self.assertTrue(writer.write(answered("c1")))
+        clock.advance(writer.syncDelay)
+        self.assertEqual(len(threads.queued), 1)  # the flush is under way in a worker
+        self.assertTrue(writer.write(answered("c2")))
+        writer.close()
+        self.assertEqual(len(syncs), 1)  # c2's, inline, before the file was closed
