@@ -126,7 +126,7 @@ class Report:
         return f"{sbc.held.calls:,} concurrent {sbc.held.holdSeconds:g}-second calls"
 
     def extraRows(self) -> list[list[str]]:
-        """The gate and RTP figures, as a second table."""
+        """The machine's stalls, the gate and the RTP figures, as a second table."""
         rows = [["also measured", "figure", "detail"]]
         stalls = self.stalls
         if stalls is not None and stalls.runs:

@@ -27,7 +27,7 @@ from sbc.sip.headers import (
     parseVia,
     splitList,
 )
-from sbc.sip.uri import CACHED_TEXT_LIMIT, URI, WS, isDigits, parseURI
+from sbc.sip.uri import CACHED_TEXT_LIMIT, PARSE_CACHE_SIZE, URI, WS, isDigits, parseURI
 
 SIP_VERSION = "SIP/2.0"
 DEFAULT_MAX_HEADERS = 256
@@ -293,7 +293,7 @@ class MessageParseError(SIPParseError):
         self.headers = headers
 
 
-def _parseHeaderLines(lines: list[str], limit: int, folded: bool = True) -> Headers:
+def _parseHeaderLines(lines: list[str], limit: int, folded: bool) -> Headers:
     if folded:
         return _parseFoldedLines(lines, limit)
     # No folding (nearly every message): one field per line, built inline.
@@ -322,7 +322,7 @@ def _parseHeaderLines(lines: list[str], limit: int, folded: bool = True) -> Head
         else:
             field = HeaderField(known[0], value, line)
         if len(line) <= CACHED_TEXT_LIMIT:
-            if len(seen) >= _LINES_SIZE:
+            if len(seen) >= PARSE_CACHE_SIZE:
                 seen.clear()
             seen[line] = field
         append(field)
@@ -331,10 +331,9 @@ def _parseHeaderLines(lines: list[str], limit: int, folded: bool = True) -> Head
 
 # Header lines seen lately, with their fields. A call repeats most of its lines (From, To,
 # Call-ID, Contact, Content-Type, CSeq) in several messages, and a field is never changed once
-# made (headers are replaced, not edited), so the messages can share one. Bounded: emptied
-# when full, and long lines are not kept at all.
+# made (headers are replaced, not edited), so the messages can share one. Bounded as the
+# parse caches of `sbc.sip.uri` are: emptied when full, and long lines are not kept at all.
 _LINES: dict[str, HeaderField] = {}
-_LINES_SIZE = 4096
 
 
 def _parseFoldedLines(lines: list[str], limit: int) -> Headers:
