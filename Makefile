@@ -10,24 +10,25 @@ STATE  := state
 CERT   := $(STATE)/tls/sbc.crt
 KEY    := $(STATE)/tls/sbc.key
 DEBIAN_TOOLS := sipp:sip-tester sipsak:sipsak openssl:openssl rtpengine:rtpengine-daemon
+CODEC_BUILT  := build/mypyc/.built
 
-.PHONY: run test lint unit tools venv clean bench
+.PHONY: run test lint unit tools venv clean bench compiled pure
 
-run: $(STAMP) $(CERT)
+run: $(STAMP) $(CERT) compiled
 	$(VENV)/bin/twistd -n --pidfile= sbc --config etc/sbc.toml
 
-test: $(STAMP) $(CERT) tools lint
+test: $(STAMP) $(CERT) tools lint compiled
 	$(PY) -m pytest -q tests
 
-unit: $(STAMP)
+unit: $(STAMP) compiled
 	$(PY) -m pytest -q tests --ignore=tests/interop
 
 # `make bench` compares sbc with Kamailio and Sippy B2BUA (about 20 minutes; QUICK=1: about 2).
-bench: $(STAMP)
+bench: $(STAMP) compiled
 	QUICK=$(QUICK) $(PY) -m bench
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sbc tests twisted bench
+	$(VENV)/bin/ruff check sbc tests twisted bench setup.py
 	$(VENV)/bin/mypy
 
 venv: $(STAMP)
@@ -39,6 +40,24 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
+
+# The SIP codec (sbc/sip) compiled in place by mypyc from the same annotations mypy checks: about a
+# third less CPU per call. Rebuilt whenever a source changes (importing sbc refuses a stale build);
+# where it cannot be built (no C compiler), sbc runs the same code as pure Python.
+compiled: $(CODEC_BUILT)
+
+$(CODEC_BUILT): $(STAMP) setup.py sbc/compiled.py $(wildcard sbc/sip/*.py)
+	@mkdir -p $(dir $@)
+	@echo "compiling the SIP codec with mypyc"
+	@if SBC_MYPYC=1 $(PY) setup.py -q build_ext --inplace >build/mypyc.log 2>&1; then \
+	    touch sbc/sip/*.so $@; \
+	else \
+	    rm -f sbc/sip/*.so; tail -5 build/mypyc.log; \
+	    echo "could not compile the SIP codec (build/mypyc.log): sbc runs it as pure Python"; \
+	fi
+
+pure:
+	rm -rf sbc/sip/*.so build/mypyc build/lib.* build/temp.*
 
 $(CERT):
 	@command -v openssl >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
@@ -62,5 +81,5 @@ tools:
 	    else echo "missing Debian packages:$$missing (run as root or install them)"; fi; \
 	fi
 
-clean:
-	rm -rf $(VENV) $(STATE) twisted/plugins/dropin.cache
+clean: pure
+	rm -rf $(VENV) $(STATE) build twisted/plugins/dropin.cache

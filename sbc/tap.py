@@ -8,8 +8,10 @@ from typing import Any, cast
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.logger import Logger
 from twisted.python import usage
 
+import sbc
 from sbc.access import Bans
 from sbc.cdr import CDRWriter
 from sbc.config import Config, loadConfig
@@ -52,6 +54,8 @@ class Options(usage.Options):
 class SBCService(service.MultiService):
     """The SBC's service tree. Stopping it ends every call (each gets its CDR), then every timer."""
 
+    log = Logger()
+
     def __init__(
         self,
         server: SIPServer,
@@ -74,6 +78,10 @@ class SBCService(service.MultiService):
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
+        if sbc.CODEC_COMPILED:
+            self.log.info("SIP codec compiled by mypyc")
+        else:
+            self.log.info("SIP codec running as pure Python (`make compiled` makes it faster)")
         super().startService()
 
     def stopService(self) -> Deferred[None]:

@@ -1,0 +1,53 @@
+"""Whether the SIP codec runs compiled by mypyc, and a refusal to run a compiled codec older than its source.
+
+`make compiled` (which `make run`, `make test` and `make bench` call) compiles the codec modules
+named in `CODEC` in place with mypyc: each ``sbc/sip/<name>.py`` gets a ``.so`` beside it, which
+Python imports instead. The source stays the one truth; the compiled codec is a faster copy of it,
+built from the same type annotations mypy checks. A ``.so`` shadows its ``.py``, so an edit made
+after the build would silently not run: ``import sbc`` checks that first and fails, naming the
+file, until the build is redone (`make compiled`) or removed (`make pure`).
+
+This module is never compiled itself; `sbc/__init__.py` runs the check before anything imports
+the codec.
+"""
+
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+# The codec's modules, compiled together as one mypyc group (setup.py reads this tuple).
+CODEC = ("errors", "uri", "headers", "message", "framing", "sdp", "digest")
+
+CODEC_DIRECTORY = Path(__file__).parent / "sip"
+
+
+class StaleBuildError(ImportError):
+    """A compiled module is older than its source, or some of the group are missing."""
+
+
+def builtModule(directory: Path, name: str) -> Path | None:
+    """The compiled module that Python would import for ``name`` instead of its source, if any."""
+    for suffix in EXTENSION_SUFFIXES:
+        candidate = directory / f"{name}{suffix}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def checkBuild(directory: Path = CODEC_DIRECTORY, modules: tuple[str, ...] = CODEC) -> bool:
+    """True when every module runs compiled, False when none does; raise for a stale or partial build."""
+    built = {name: builtModule(directory, name) for name in modules}
+    present = {name: path for name, path in built.items() if path is not None}
+    if not present:
+        return False
+    missing = sorted(set(modules) - set(present))
+    if missing:
+        raise StaleBuildError(
+            f"{directory}: the compiled codec lacks {', '.join(missing)}: run `make compiled` or `make pure`"
+        )
+    for name, path in present.items():
+        source = directory / f"{name}.py"
+        if source.stat().st_mtime > path.stat().st_mtime:
+            raise StaleBuildError(
+                f"{source} changed after it was compiled ({path.name}): run `make compiled` or `make pure`"
+            )
+    return True

@@ -1,0 +1,72 @@
+"""Tests for `sbc.compiled`: the mypyc-compiled codec is used whole and current, or not at all."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+import sbc
+import sbc.sip.message
+from sbc.compiled import CODEC, CODEC_DIRECTORY, StaleBuildError, builtModule, checkBuild
+
+MODULES = ("errors", "uri")
+
+
+class CheckBuildTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        for name in MODULES:
+            (self.directory / f"{name}.py").write_text("")
+
+    def build(self, name: str, age: float) -> Path:
+        """A stand-in compiled module, ``age`` seconds newer (negative: older) than its source."""
+        path = self.directory / f"{name}{EXTENSION_SUFFIXES[0]}"
+        path.write_bytes(b"")
+        source = (self.directory / f"{name}.py").stat().st_mtime
+        os.utime(path, (source + age, source + age))
+        return path
+
+    def test_pure(self) -> None:
+        """With no compiled module the codec runs as pure Python."""
+        self.assertFalse(checkBuild(self.directory, MODULES))
+        self.assertIsNone(builtModule(self.directory, "errors"))
+
+    def test_compiled(self) -> None:
+        """Every module compiled after its source: the codec runs compiled."""
+        built = [self.build(name, 5) for name in MODULES]
+        self.assertTrue(checkBuild(self.directory, MODULES))
+        self.assertEqual(builtModule(self.directory, "uri"), built[1])
+
+    def test_stale(self) -> None:
+        """A source edited after the build stops the import, naming the file and the way out."""
+        self.build("errors", 5)
+        self.build("uri", -5)
+        error = self.assertRaises(StaleBuildError, checkBuild, self.directory, MODULES)
+        self.assertIsInstance(error, ImportError)
+        self.assertIn(str(self.directory / "uri.py"), str(error))
+        self.assertIn("make compiled", str(error))
+
+    def test_partial(self) -> None:
+        """Part of the group compiled and part not is refused too: both halves must be one build."""
+        self.build("errors", 5)
+        error = self.assertRaises(StaleBuildError, checkBuild, self.directory, MODULES)
+        self.assertIn("lacks uri", str(error))
+
+
+class CodecBuildTests(SynchronousTestCase):
+    def test_everyCodecModule(self) -> None:
+        """Every module of sbc/sip is in the compiled group, so none falls back to slow calls."""
+        modules = {path.stem for path in CODEC_DIRECTORY.glob("*.py")} - {"__init__"}
+        self.assertEqual(set(CODEC), modules)
+
+    def test_compiledInCI(self) -> None:
+        """In CI (`make test`) the tests run against the compiled codec, as `make run` serves it."""
+        if not os.environ.get("CI") and not sbc.CODEC_COMPILED:
+            self.skipTest("the codec is not compiled here (`make compiled`)")
+        self.assertTrue(sbc.CODEC_COMPILED)
+        path = sbc.sip.message.__file__ or ""
+        self.assertTrue(any(path.endswith(suffix) for suffix in EXTENSION_SUFFIXES), path)
