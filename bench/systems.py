@@ -296,14 +296,22 @@ media = "{media}"
         return {"PYTHONPATH": str(REPO)}
 
     def version(self) -> str:
-        query = "import platform; print(platform.python_implementation(), platform.python_version())"
-        return _firstMatch([str(self.python), "-c", query], r"(\S+ [0-9.]+)")
+        """The interpreter, and whether it runs the codec compiled (`make compiled`) or as pure Python."""
+        query = (
+            "import platform, sbc; print(platform.python_implementation(), platform.python_version() + ',', "
+            "'codec compiled by mypyc' if sbc.CODEC_COMPILED else 'codec as pure Python')"
+        )
+        return _firstMatch(
+            [str(self.python), "-c", query], r"(\S+ [0-9.]+, codec .+)", {**os.environ, **self.environment()}
+        )
 
 
-def _firstMatch(command: Sequence[str], pattern: str) -> str:
+def _firstMatch(command: Sequence[str], pattern: str, environment: Mapping[str, str] | None = None) -> str:
     """The first group of C{pattern} in a command's output; empty when it cannot run or nothing matches."""
     try:
-        output = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)
+        output = subprocess.run(
+            command, capture_output=True, text=True, timeout=20, check=False, env=environment
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     match = re.search(pattern, output.stdout + output.stderr)
