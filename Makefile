@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 STATE  := state
 CERT   := $(STATE)/tls/sbc.crt
 KEY    := $(STATE)/tls/sbc.key
-DEBIAN_TOOLS := sipp:sip-tester sipsak:sipsak openssl:openssl rtpengine:rtpengine-daemon
+DEBIAN_TOOLS := sipp:sip-tester sipsak:sipsak openssl:openssl rtpengine:rtpengine-daemon gcc:gcc
 CODEC_BUILT  := build/mypyc/.built
 
 .PHONY: run test lint unit tools venv clean bench compiled pure
