@@ -4,8 +4,8 @@
 named in `CODEC` in place with mypyc: each ``sbc/sip/<name>.py`` gets a ``.so`` beside it, which
 Python imports instead. The source stays the one truth; the compiled codec is a faster copy of it,
 built from the same type annotations mypy checks. A ``.so`` shadows its ``.py``, so an edit made
-after the build would silently not run: ``import sbc`` checks that first and fails, naming the
-file, until the build is redone (`make compiled`) or removed (`make pure`).
+after the build would silently not run: in a checkout ``import sbc`` checks that first and fails,
+naming the file, until the build is redone (`make compiled`) or removed (`make pure`).
 
 This module is never compiled itself; `sbc/__init__.py` runs the check before anything imports
 the codec.
@@ -18,6 +18,10 @@ from pathlib import Path
 CODEC = ("errors", "uri", "headers", "message", "framing", "sdp", "digest")
 
 CODEC_DIRECTORY = Path(__file__).parent / "sip"
+
+# A checkout (setup.py beside the package) is where sources are edited after a build. An installed
+# copy was written whole by its installer, in whatever order, so its mtimes say nothing.
+CHECKOUT = (Path(__file__).parent.parent / "setup.py").exists()
 
 
 class StaleBuildError(ImportError):
@@ -33,7 +37,9 @@ def builtModule(directory: Path, name: str) -> Path | None:
     return None
 
 
-def checkBuild(directory: Path = CODEC_DIRECTORY, modules: tuple[str, ...] = CODEC) -> bool:
+def checkBuild(
+    directory: Path = CODEC_DIRECTORY, modules: tuple[str, ...] = CODEC, checkout: bool = CHECKOUT
+) -> bool:
     """True when every module runs compiled, False when none does; raise for a stale or partial build."""
     built = {name: builtModule(directory, name) for name in modules}
     present = {name: path for name, path in built.items() if path is not None}
@@ -46,7 +52,7 @@ def checkBuild(directory: Path = CODEC_DIRECTORY, modules: tuple[str, ...] = COD
         )
     for name, path in present.items():
         source = directory / f"{name}.py"
-        if source.stat().st_mtime > path.stat().st_mtime:
+        if checkout and source.stat().st_mtime > path.stat().st_mtime:
             raise StaleBuildError(
                 f"{source} changed after it was compiled ({path.name}): run `make compiled` or `make pure`"
             )
