@@ -2,7 +2,8 @@
 
 ``SBC_MYPYC=1 python setup.py build_ext --inplace`` (what `make compiled` runs) compiles the
 modules named in ``sbc.compiled.CODEC`` into one mypyc group, each ``.so`` beside its ``.py``.
-Without ``SBC_MYPYC`` the project builds and installs as pure Python, as before.
+``SBC_MYPYC=1 pip wheel --no-build-isolation .`` makes a compiled wheel the same way. Without
+``SBC_MYPYC`` the project builds and installs as pure Python.
 """
 
 import os
