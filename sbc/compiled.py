@@ -7,11 +7,15 @@ built from the same type annotations mypy checks. A ``.so`` shadows its ``.py``,
 after the build would silently not run: in a checkout ``import sbc`` checks that first and fails,
 naming the file, until the build is redone (`make compiled`) or removed (`make pure`).
 
-This module is never compiled itself; `sbc/__init__.py` runs the check before anything imports
-the codec.
+``SBC_PURE=1`` in the environment runs the pure-Python codec even where a compiled one sits
+beside it: `make test` runs the codec's tests that way too, and ops can rule the compiled copy
+out without rebuilding anything.
+
+This module is never compiled itself; `sbc/__init__.py` runs it before anything imports the codec.
 """
 
-from importlib.machinery import EXTENSION_SUFFIXES
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES, SOURCE_SUFFIXES, FileFinder, SourceFileLoader
 from pathlib import Path
 
 # The codec's modules, compiled together as one mypyc group (setup.py reads this tuple).
@@ -57,3 +61,16 @@ def checkBuild(
                 f"{source} changed after it was compiled ({path.name}): run `make compiled` or `make pure`"
             )
     return True
+
+
+def preferSource(directory: Path = CODEC_DIRECTORY) -> None:
+    """Import the codec's modules from their ``.py`` files, whatever is compiled beside them."""
+    codec = directory.resolve()
+
+    def sourceOnly(path: str) -> FileFinder:
+        if Path(path).resolve() != codec:
+            raise ImportError("not the codec's directory")  # the next path hook takes it
+        return FileFinder(path, (SourceFileLoader, SOURCE_SUFFIXES))
+
+    sys.path_hooks.insert(0, sourceOnly)
+    sys.path_importer_cache.clear()

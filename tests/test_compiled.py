@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -73,8 +75,19 @@ class CodecBuildTests(SynchronousTestCase):
         modules = {path.stem for path in CODEC_DIRECTORY.glob("*.py")} - {"__init__"}
         self.assertEqual(set(CODEC), modules)
 
+    def test_pureOnRequest(self) -> None:
+        """SBC_PURE=1 imports the codec from its sources even where a compiled one sits beside them."""
+        query = "import sbc, sbc.sip.message as m; print(sbc.CODEC_COMPILED, m.__file__)"
+        environment = {**os.environ, "SBC_PURE": "1"}
+        output = subprocess.run(
+            [sys.executable, "-c", query], capture_output=True, text=True, env=environment, check=True
+        ).stdout.split()
+        self.assertEqual(output, ["False", str(CODEC_DIRECTORY / "message.py")])
+
     def test_compiledInCI(self) -> None:
         """In CI (`make test`) the tests run against the compiled codec, as `make run` serves it."""
+        if os.environ.get("SBC_PURE"):
+            self.skipTest("SBC_PURE=1: this run is the pure-Python codec's, on purpose")
         if not os.environ.get("CI") and not sbc.CODEC_COMPILED:
             self.skipTest("the codec is not compiled here (`make compiled`)")
         self.assertTrue(sbc.CODEC_COMPILED)
