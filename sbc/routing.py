@@ -527,29 +527,17 @@ class RoutingChain:
         routers = self.routers
         while index < len(routers):
             router = routers[index]
-            try:
-                d: object = router.route(call)
-            except BaseException:
-                return self._refused(router, Failure())
-            if isinstance(d, defer.Deferred):
-                if not d.called or d.paused:
-                    break  # asynchronous: the chain goes on when it fires
-                result = d.result
-                if isinstance(result, Failure):
-                    d.addErrback(lambda _: None)  # handled here: no "unhandled error" at collection
-                    return self._refused(router, result)
-            else:  # a plain value, as maybeDeferred would allow
-                result = d
-            try:
-                decision = _checked(result, router)
-            except TypeError:
-                return self._refused(router, Failure())
-            if decision is not None:
-                return defer.succeed(decision)
+            answer = _consult(router, call)
+            if isinstance(answer, defer.Deferred):
+                break  # asynchronous: the chain goes on when it fires
+            if isinstance(answer, Failure):
+                self._failed(router, answer)
+                return defer.succeed(Decision(reject=ROUTING_FAILED, router=str(router.name)))
+            if answer is not None:
+                return defer.succeed(answer)
             index += 1
         else:
             return defer.succeed(Decision(reject=NO_ROUTE, router=self.name))
-        pending = d.addCallback(_checked, router)
 
         def decided(decision: Decision | None) -> Decision | defer.Deferred[Decision | None] | None:
             if decision is None:
@@ -560,12 +548,8 @@ class RoutingChain:
             self._failed(router, failure)
             return Decision(reject=ROUTING_FAILED, router=str(router.name))
 
-        pending.addCallbacks(decided, failed)
-        return pending
-
-    def _refused(self, router: IRouter, failure: Failure) -> defer.Deferred[Decision | None]:
-        self._failed(router, failure)
-        return defer.succeed(Decision(reject=ROUTING_FAILED, router=str(router.name)))
+        answer.addCallbacks(decided, failed)
+        return answer
 
     def _failed(self, router: IRouter, failure: Failure) -> None:
         self.failures += 1
@@ -602,16 +586,25 @@ def _checked(result: object, router: IRouter) -> Decision | None:
     return result
 
 
-def _consult(router: IRouter, call: CallRequest) -> defer.Deferred[Decision | None]:
-    """``router.route(call)``, with a raise or a wrong result turned into a failed Deferred."""
+def _consult(
+    router: IRouter, call: CallRequest
+) -> Decision | Failure | defer.Deferred[Decision | None] | None:
+    """``router.route(call)``, checked: its answer at once when it has one (a raise or a wrong
+    result as a Failure), or a Deferred that fires with the checked answer."""
     try:
-        d: defer.Deferred[Decision | None] = router.route(call)
+        d: object = router.route(call)
+        if isinstance(d, defer.Deferred):
+            if not d.called or d.paused:
+                return d.addCallback(_checked, router)
+            result = d.result
+            if isinstance(result, Failure):
+                d.addErrback(lambda _: None)  # handled here: no "unhandled error" at collection
+                return result
+        else:  # a plain value, as maybeDeferred would allow
+            result = d
+        return _checked(result, router)
     except BaseException:
-        return defer.fail()
-    if not isinstance(d, defer.Deferred):  # a plain value, as maybeDeferred would allow
-        d = defer.succeed(d)  # type: ignore[unreachable]
-    d.addCallback(_checked, router)
-    return d
+        return Failure()
 
 
 def _where(failure: Failure) -> str:
@@ -638,14 +631,12 @@ def explain(chain: RoutingChain, call: CallRequest) -> list[str]:
     chosen: str | None = None
     pending = False
     for router in chain.routers:
-        outcome: list[Decision | Failure | None] = []
-        d = _consult(router, call)
-        d.addBoth(outcome.append)
-        if not outcome:
+        result = _consult(router, call)
+        if isinstance(result, defer.Deferred):
+            result.addErrback(lambda _: None)  # explain only reports; a late failure is not an error
             lines.append(f"{router.name}: no answer yet (asynchronous)")
             pending = pending or chosen is None
             continue
-        result = outcome[0]
         if result is None:
             lines.append(f"{router.name}: pass")
             continue
