@@ -61,7 +61,7 @@ class MediaAnchor:
         self.onTimeout = onTimeout
         self.codecs = codecs
         self.offered = False
-        self._last: Deferred[Any] = succeed(None)
+        self._last: Deferred[Any] | None = None  # none until an operation must wait for another
         # The last SDP sent towards each side, for its o= line (RFC 3264 section 8).
         self.sent: dict[str, SessionDescription] = {}
 
@@ -92,7 +92,7 @@ class MediaAnchor:
             d.addCallbacks(result.callback, result.errback)
             return d.addBoth(lambda _: None)
 
-        self._last = self._last.addCallback(run)
+        self._last = self._chain(run)
         return result
 
     def _process(self, side: str, body: bytes, offer: bool) -> Deferred[bytes]:
@@ -137,11 +137,15 @@ class MediaAnchor:
         if self.passthrough:
             action()
             return
-        self._last = self._last.addCallback(lambda _: action())
+        self._last = self._chain(lambda _: action())
+
+    def _chain(self, action: Callable[[object], object]) -> Deferred[Any]:
+        last = self._last if self._last is not None else succeed(None)
+        return last.addCallback(action)
 
     def close(self) -> None:
         if self.relay is not None and self.offered:
-            self._last.addCallback(lambda _: self.relay.delete(self.callId) if self.relay else None)
+            self._last = self._chain(lambda _: self.relay.delete(self.callId) if self.relay else None)
 
 
 def _fail(error: Exception) -> Deferred[bytes]:

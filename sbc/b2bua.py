@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -39,7 +39,10 @@ from sbc.tokens import randomHex
 from sbc.transaction import ClientTransaction, ServerTransaction, TransactionLayer, responseAddress
 
 Respond = Callable[..., None]
-Route = Callable[[CallRequest], Deferred[Decision]]
+# A decision at once when routing had one (the usual case: no Deferred per call), else later.
+Route = Callable[[CallRequest], Decision | Deferred[Decision]]
+# The legs of one target: at once for a trunk's gateway, later for a location lookup.
+Legs = list[tuple[Leg, Request]] | Deferred[list[tuple[Leg, Request]]]
 
 # Call states, in order.
 ROUTING, CALLING, EARLY, CONFIRMED, ENDED = "routing", "calling", "early", "confirmed", "ended"
@@ -140,8 +143,8 @@ class Call:
         self.request = request
         self.state = ROUTING
         self.branches: list[Branch] = []
-        self.targets: Iterator[tuple[Party, Deferred[list[tuple[Leg, Request]]]]] = iter(())
-        self.lookahead: tuple[Party, Deferred[list[tuple[Leg, Request]]]] | None = None
+        self.targets: Iterator[tuple[Party, Legs]] = iter(())
+        self.lookahead: tuple[Party, Legs] | None = None
         self.best: Response | None = None
         self.bestStatus = 0
         self.timers: dict[str, IDelayedCall] = {}
@@ -185,6 +188,10 @@ class Call:
         self.targets = iter(self.manager.expand(self, decision.targets))
         self.timers["C"] = self.manager.clock.callLater(self.noAnswerTimeout(decision), self.timerC)
         if self.offerFromA is None:
+            self.nextTarget()
+            return
+        if self.media.passthrough:  # nothing to do with the SDP: no Deferred on the way
+            self.bBody = self.offerFromA
             self.nextTarget()
             return
 
@@ -263,10 +270,16 @@ class Call:
             for leg, invite in legs:
                 self.place(label, leg, invite)
 
-        attempt.addCallback(place)
-        attempt.addErrback(self.routeError)
+        if isinstance(attempt, Deferred):
+            attempt.addCallback(place)
+            attempt.addErrback(self.routeError)
+            return
+        try:
+            place(attempt)
+        except Exception:
+            self.routeError(Failure())
 
-    def takeTarget(self) -> tuple[Party, Deferred[list[tuple[Leg, Request]]]]:
+    def takeTarget(self) -> tuple[Party, Legs]:
         if self.lookahead is not None:
             target, self.lookahead = self.lookahead, None
             return target
@@ -408,7 +421,8 @@ class Call:
         self.redirects += 1
         uri = contacts[0]
         request = replace(self.request, user=unescape(uri.user or ""), domain=uri.host.lower())
-        d = self.manager.routeCall(request)
+        decision = self.manager.routeCall(request)
+        d = decision if isinstance(decision, Deferred) else succeed(decision)
         d.addCallback(self.reroute, branch)
         d.addErrback(self.routeError)
 
@@ -457,6 +471,9 @@ class Call:
         # one, nobody for the other. A failed answer still finds B's dialog ACKed before its BYE.
         if body is None:
             self.media.after(lambda: self.answerA(response, None))
+            self.ackFromB = self.ackB(leg, response)
+        elif self.offerFromA is not None and self.media.passthrough:
+            self.answerA(response, body)
             self.ackFromB = self.ackB(leg, response)
         elif self.offerFromA is not None:
             answered = self.media.answer("B", body)
@@ -523,6 +540,9 @@ class Call:
         body = sdpOf(response)
         if body is None:
             self.media.after(lambda: self.provisionalToA(self.responseForA(response)))
+            return
+        if self.media.passthrough:
+            self.provisionalToA(self.responseForA(response, body))
             return
         work = self.media.answer("B", body) if self.offerFromA is not None else self.media.offer("B", body)
 
@@ -1006,17 +1026,21 @@ class CallManager:
         call = Call(self, transaction, a, peer, callRequest, timer)
         self.calls[transaction] = call
         self.legs[a.key] = (call, a)
-        d = self.routeCall(callRequest)
-        d.addCallback(call.route)
-        d.addErrback(self._routeFailed, call)
+        decision = self.routeCall(callRequest)
+        if isinstance(decision, Deferred):
+            decision.addCallback(call.route)
+            decision.addErrback(self._routeFailed, call)
+            return
+        try:
+            call.route(decision)
+        except Exception:
+            self._routeFailed(Failure(), call)
 
     def _routeFailed(self, failure: Failure, call: Call) -> None:
         self.log.failure("routing failed", failure)
         call.finishA(500)
 
-    def expand(
-        self, call: Call, targets: tuple[Any, ...]
-    ) -> Iterator[tuple[Party, Deferred[list[tuple[Leg, Request]]]]]:
+    def expand(self, call: Call, targets: tuple[Any, ...]) -> Iterator[tuple[Party, Legs]]:
         """Each target as (CDR label, legs to place), lazily: a gateway is only built when tried."""
         for target in targets:
             if isinstance(target, TrunkTarget):
@@ -1024,10 +1048,7 @@ class CallManager:
                 if trunk is None:
                     continue
                 for gateway in trunk.gateways:
-                    label = Party("trunk", trunk.name)
-                    d: Deferred[list[tuple[Leg, Request]]] = Deferred()
-                    d.callback([self.trunkLeg(call, trunk, target.number, gateway)])
-                    yield label, d
+                    yield Party("trunk", trunk.name), [self.trunkLeg(call, trunk, target.number, gateway)]
             elif isinstance(target, UserTarget):
                 label = Party("user", target.aor)
                 yield (

@@ -322,8 +322,11 @@ class SIPServer:
             allow = self._allow = ", ".join(sorted({*self.methods, "ACK"} - {"REFER"}))
         return allow
 
-    def _route(self, call: CallRequest) -> Deferred[Decision]:
-        return self.chain.route(call).addCallback(lambda d: d or Decision(reject=Reject(404, "No route")))
+    def _route(self, call: CallRequest) -> Decision | Deferred[Decision]:
+        answer = self.chain.decide(call)
+        if isinstance(answer, Deferred):
+            return answer.addCallback(lambda d: d or Decision(reject=Reject(404, "No route")))
+        return answer
 
 
 def routingChain(config: Config) -> RoutingChain:

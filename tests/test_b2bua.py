@@ -5,8 +5,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger, LogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.cdr import CDR
@@ -208,6 +210,27 @@ class TrunkToUserTests(CallTestCase):
         self.receive(invite(), TRUNK)
         self.assertEqual([where for _, where in self.udp.sent], [ALICE, TRUNK])
         self.assertEqual(self.statuses(TRUNK), [100])
+
+    def test_routeAnsweredAtOnce(self) -> None:
+        """A route with its decision at hand (no Deferred) places the callee's INVITE at once."""
+        self.bind()
+        self.server.calls.routeCall = lambda call: Decision(targets=(UserTarget(f"alice@{DOMAIN}"),))
+        self.receive(invite(), TRUNK)
+        self.assertEqual(len(self.requestsTo(ALICE, "INVITE")), 1)
+        self.assertEqual(self.statuses(TRUNK), [100])
+
+    def test_placingFailsAtOnce(self) -> None:
+        """An error placing the callee's leg on the synchronous path still answers the caller 500."""
+
+        def broken(*args: object) -> NoReturn:
+            raise RuntimeError("no UDP listener to reach trunk gateways")
+
+        self.server.calls.routeCall = lambda call: Decision(targets=(TrunkTarget("demo", "+15550002"),))
+        self.server.calls.trunkLeg = broken  # type: ignore[method-assign,assignment]
+        self.server.calls.log = Logger(observer=LogPublisher())  # quiet: the failure is logged
+        self.receive(invite(), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 500)
+        self.assertEqual(self.server.calls.calls, {})
 
     def test_answerBeforeAck(self) -> None:
         """The callee's 2xx goes on to the caller before the callee gets its ACK."""

@@ -487,6 +487,26 @@ class RoutingChainTests(SynchronousTestCase):
         pending.callback(None)
         self.assertEqual(self.successResultOf(result), Decision(reject=Reject(480), router="later"))
 
+    def test_decideAtOnce(self) -> None:
+        """Routers that answer at once give the decision itself, with no Deferred to run."""
+        chain = RoutingChain(
+            [
+                FixedRouter("pass", lambda call: defer.succeed(None)),
+                FixedRouter("plain", lambda call: Decision(reject=Reject(486))),
+            ]
+        )
+        self.assertEqual(chain.decide(deviceCall("x")), Decision(reject=Reject(486), router="plain"))
+        self.assertEqual(chain.decide(deviceCall("y")).router, "plain")  # type: ignore[union-attr]
+
+    def test_decideLater(self) -> None:
+        """A router still waiting makes ``decide`` hand back a Deferred for the chain's answer."""
+        pending: defer.Deferred[Decision | None] = defer.Deferred()
+        chain = RoutingChain([FixedRouter("slow", lambda call: pending)])
+        result = chain.decide(deviceCall("x"))
+        assert isinstance(result, defer.Deferred)
+        pending.callback(None)
+        self.assertEqual(self.successResultOf(result), Decision(reject=NO_ROUTE, router="chain"))
+
     def test_failuresFailClosed(self) -> None:
         """A router that raises, errbacks, or answers nonsense makes the call fail with 500."""
         answers: list[Callable[[CallRequest], Any]] = [
