@@ -7,7 +7,7 @@ when asked for: a header the SBC never looks at costs one split and is written b
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from typing import Final, final
 
 from sbc.sip.errors import SIPParseError
 from sbc.sip.uri import (
@@ -96,7 +96,7 @@ _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 
 
 def isToken(text: str) -> bool:
-    return bool(text) and set(text) <= _TOKEN_CHARS
+    return bool(text) and _TOKEN_CHARS.issuperset(text)
 
 
 _KEY_CACHE: dict[str, str] = {}
@@ -285,19 +285,44 @@ class Headers:
 # --- structured headers -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@final
 class Via:
     """One Via value (RFC 3261 section 20.42, RFC 3581 rport).
 
     ``version`` is the sent-protocol version; anything but ``2.0`` is kept so that a request with
     another version can still be answered with 505 (RFC 4475 section 3.1.2.16).
+
+    A value object like the frozen dataclasses elsewhere, written out by hand: every message makes
+    several, and a frozen dataclass's generated ``__init__`` (``object.__setattr__`` per field,
+    interpreted even when compiled) cost ten times a plain one. ``Final`` keeps it read-only
+    for the type checker.
     """
 
-    transport: str
-    host: str
-    port: int | None = None
-    params: Params = ()
-    version: str = "2.0"
+    __slots__ = ("host", "params", "port", "transport", "version")
+
+    def __init__(
+        self, transport: str, host: str, port: int | None = None, params: Params = (), version: str = "2.0"
+    ) -> None:
+        self.transport: Final = transport
+        self.host: Final = host
+        self.port: Final = port
+        self.params: Final = params
+        self.version: Final = version
+
+    def _fields(self) -> tuple[str, str, int | None, Params, str]:
+        return (self.transport, self.host, self.port, self.params, self.version)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Via) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Via(transport={self.transport!r}, host={self.host!r}, port={self.port!r}, "
+            f"params={self.params!r}, version={self.version!r})"
+        )
 
     @property
     def branch(self) -> str | None:
@@ -343,7 +368,7 @@ def _parsePlainVia(value: str) -> Via | None:
         return None
     sentBy, semi, paramText = rest.partition(";")
     host, colon, portText = sentBy.partition(":")
-    if not host or not set(host) <= _TOKEN_CHARS:
+    if not host or not _TOKEN_CHARS.issuperset(host):
         return None
     port: int | None = None
     if colon:
@@ -359,7 +384,7 @@ def _parsePlainVia(value: str) -> Via | None:
     params: list[tuple[str, str | None]] = []
     for item in paramText.split(";"):
         name, eq, pvalue = item.partition("=")
-        if not name or not set(name) <= _TOKEN_CHARS or (eq and not pvalue):
+        if not name or not _TOKEN_CHARS.issuperset(name) or (eq and not pvalue):
             return None
         params.append((name, pvalue if eq else None))
     return Via(transport.upper(), host, port, tuple(params))
@@ -380,7 +405,7 @@ def _parseVia(value: str) -> Via:
     sentBy = "".join(pieces[1:])
     if sentBy.startswith("["):
         end = sentBy.find("]")
-        if end <= 1 or not set(sentBy[1:end]) <= _IPV6_CHARS:
+        if end <= 1 or not _IPV6_CHARS.issuperset(sentBy[1:end]):
             raise SIPParseError("bad Via IPv6 host")
         host, portText = sentBy[: end + 1], sentBy[end + 1 :]
         if portText and not portText.startswith(":"):
@@ -404,10 +429,24 @@ def _parseVia(value: str) -> Via:
     return Via(transport, host, port, params, version)
 
 
-@dataclass(frozen=True, slots=True)
+@final
 class CSeq:
-    number: int
-    method: str
+    """A CSeq value; a hand-written value object, as `Via` is (and for the same reason)."""
+
+    __slots__ = ("method", "number")
+
+    def __init__(self, number: int, method: str) -> None:
+        self.number: Final = number
+        self.method: Final = method
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CSeq) and self.number == other.number and self.method == other.method
+
+    def __hash__(self) -> int:
+        return hash((self.number, self.method))
+
+    def __repr__(self) -> str:
+        return f"CSeq(number={self.number!r}, method={self.method!r})"
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
@@ -424,13 +463,33 @@ def _parseCSeq(value: str) -> CSeq:
     return CSeq(number, parts[1])
 
 
-@dataclass(frozen=True, slots=True)
+@final
 class NameAddr:
-    """From, To, Contact, Route and the like: an optional display name, a URI, header parameters."""
+    """From, To, Contact, Route and the like: an optional display name, a URI, header parameters.
 
-    uri: URI
-    display: str | None = None
-    params: Params = ()
+    A hand-written value object, as `Via` is (and for the same reason).
+    """
+
+    __slots__ = ("display", "params", "uri")
+
+    def __init__(self, uri: URI, display: str | None = None, params: Params = ()) -> None:
+        self.uri: Final = uri
+        self.display: Final = display
+        self.params: Final = params
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, NameAddr)
+            and self.uri == other.uri
+            and self.display == other.display
+            and self.params == other.params
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.uri, self.display, self.params))
+
+    def __repr__(self) -> str:
+        return f"NameAddr(uri={self.uri!r}, display={self.display!r}, params={self.params!r})"
 
     @property
     def tag(self) -> str | None:
@@ -442,7 +501,7 @@ class NameAddr:
     def withParam(self, name: str, value: str | None) -> NameAddr:
         lname = name.lower()
         params = tuple(p for p in self.params if p[0].lower() != lname)
-        return replace(self, params=(*params, (name, value)))
+        return NameAddr(self.uri, self.display, (*params, (name, value)))
 
     def __str__(self) -> str:
         display = f"{self.display} " if self.display else ""

@@ -371,9 +371,9 @@ def _parseConnection(value: str) -> Connection:
     suffix = ""
     if slash != -1:
         address, suffix = address[:slash], address[slash:]
-        if not set(suffix) <= _SUFFIX_CHARS:
+        if not _SUFFIX_CHARS.issuperset(suffix):
             raise SDPParseError("bad c= multicast suffix")
-    if not address or not set(address) <= _ADDRESS_CHARS:
+    if not address or not _ADDRESS_CHARS.issuperset(address):
         raise SDPParseError("bad c= address")
     return Connection(nettype, addrtype, address, suffix)
 

@@ -124,7 +124,7 @@ def _splitHostPort(text: str, what: str) -> tuple[str, int | None]:
         if end == -1:
             raise SIPParseError(f"unterminated IPv6 reference in {what}")
         host = text[: end + 1]
-        if not host[1:-1] or not set(host[1:-1]) <= _IPV6_CHARS:
+        if not host[1:-1] or not _IPV6_CHARS.issuperset(host[1:-1]):
             raise SIPParseError(f"bad IPv6 address in {what}")
         rest = text[end + 1 :]
         if rest and not rest.startswith(":"):
@@ -133,7 +133,7 @@ def _splitHostPort(text: str, what: str) -> tuple[str, int | None]:
     else:
         host, colon, portPart = text.partition(":")
         portText = portPart if colon else None
-        if not host or not set(host) <= _HOST_CHARS:
+        if not host or not _HOST_CHARS.issuperset(host):
             raise SIPParseError(f"bad host in {what}")
     port: int | None = None
     if portText is not None:
@@ -222,7 +222,7 @@ def _parseURI(text: str) -> URI:
     scheme, colon, rest = text.partition(":")
     if not colon or not scheme or scheme[0] not in _ALPHA:
         raise SIPParseError("URI without a scheme")
-    if not set(scheme) <= _SCHEME_CHARS:
+    if not _SCHEME_CHARS.issuperset(scheme):
         raise SIPParseError("bad URI scheme")
     if not rest or not _FORBIDDEN.isdisjoint(rest):
         raise SIPParseError("bad characters in URI")
