@@ -259,6 +259,11 @@ class Call:
                 status = self.bestStatus or 480
                 self.finishA(status, self.best.reason if self.best is not None else None, self.best)
             return
+        except Exception:
+            # Building the target's leg failed: as if placing it had (a raising generator is done,
+            # so the next target, if any, comes from the routes after it).
+            self.routeError(Failure())
+            return
 
         def place(legs: list[tuple[Leg, Request]]) -> None:
             if not legs:
@@ -473,8 +478,14 @@ class Call:
             self.media.after(lambda: self.answerA(response, None))
             self.ackFromB = self.ackB(leg, response)
         elif self.offerFromA is not None and self.media.passthrough:
-            self.answerA(response, body)
+            failure = None
+            try:
+                self.answerA(response, body)
+            except Exception:
+                failure = Failure()
             self.ackFromB = self.ackB(leg, response)
+            if failure is not None:  # as on the Deferred path: B ACKed, then hung up; A gets an error
+                self.answerFailed(failure)
         elif self.offerFromA is not None:
             answered = self.media.answer("B", body)
             answered.addCallback(lambda b: self.answerA(response, b))

@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger, LogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from sbc.b2bua import Call
 from sbc.cdr import CDR
 from sbc.config import loadConfig
 from sbc.location import Binding
@@ -227,10 +228,26 @@ class TrunkToUserTests(CallTestCase):
 
         self.server.calls.routeCall = lambda call: Decision(targets=(TrunkTarget("demo", "+15550002"),))
         self.server.calls.trunkLeg = broken  # type: ignore[method-assign,assignment]
-        self.server.calls.log = Logger(observer=LogPublisher())  # quiet: the failure is logged
+        self.patch(Call, "log", Logger(observer=LogPublisher()))  # quiet: the failure is logged
         self.receive(invite(), TRUNK)
         self.assertEqual(self.statuses(TRUNK)[-1], 500)
         self.assertEqual(self.server.calls.calls, {})
+
+    def test_answeringCallerFails(self) -> None:
+        """An error relaying the callee's 2xx still ACKs and hangs up the callee, and answers A."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+
+        def broken(call: Call, response: Response, body: bytes | None = None) -> Response:
+            raise RuntimeError("cannot build the answer")
+
+        self.patch(Call, "responseForA", broken)
+        self.patch(Call, "log", Logger(observer=LogPublisher()))  # quiet: the failure is logged
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1:5070>"), ALICE)
+        methods = [r.method for r in self.sentTo(ALICE) if isinstance(r, Request)]
+        self.assertEqual(methods, ["INVITE", "ACK", "BYE"])
+        self.assertEqual(self.statuses(TRUNK), [100, 488])
 
     def test_answerBeforeAck(self) -> None:
         """The callee's 2xx goes on to the caller before the callee gets its ACK."""
@@ -763,6 +780,19 @@ class MediaTests(CallTestCase):
         self.assertNotIn(b"7000", ok.body)
         self.assertIn(b"o=sbc ", ok.body)
         self.assertEqual(self.relay.activeSessions(), 1)
+
+    def test_placingFailsAfterAnchoring(self) -> None:
+        """An error building the callee's leg once the offer is anchored answers the caller 500."""
+
+        def broken(*args: object) -> NoReturn:
+            raise RuntimeError("no UDP listener to reach trunk gateways")
+
+        self.server.calls.routeCall = lambda call: Decision(targets=(TrunkTarget("demo", "+15550002"),))
+        self.server.calls.trunkLeg = broken  # type: ignore[method-assign,assignment]
+        self.patch(Call, "log", Logger(observer=LogPublisher()))  # quiet: the failure is logged
+        self.receive(invite(body=self.aSDP), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 500)
+        self.assertEqual(self.server.calls.calls, {})
 
     def test_portsReleasedAtEnd(self) -> None:
         """Hanging up releases the call's relay ports."""

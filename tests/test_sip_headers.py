@@ -319,6 +319,19 @@ class ViaTests(SynchronousTestCase):
                 parseVia(text)
 
 
+class ValueEqualityTests(SynchronousTestCase):
+    def test_otherTypesAskedBack(self) -> None:
+        """Via, CSeq and NameAddr leave comparison with another type to it (NotImplemented)."""
+
+        def make() -> tuple[Via, CSeq, NameAddr]:
+            return (Via("UDP", "h", 5060), CSeq(1, "INVITE"), NameAddr(URI("sip", host="h"), "A"))
+
+        for value, same in zip(make(), make(), strict=True):
+            self.assertEqual((value, hash(value)), (same, hash(same)))
+            self.assertIs(value.__eq__(object()), NotImplemented)
+            self.assertNotEqual(value, "text")
+
+
 class CSeqTests(SynchronousTestCase):
     """`parseCSeq`."""
 

@@ -313,7 +313,9 @@ class Via:
         return (self.transport, self.host, self.port, self.params, self.version)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Via) and self._fields() == other._fields()
+        if not isinstance(other, Via):
+            return NotImplemented
+        return self._fields() == other._fields()
 
     def __hash__(self) -> int:
         return hash(self._fields())
@@ -440,7 +442,9 @@ class CSeq:
         self.method: Final = method
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, CSeq) and self.number == other.number and self.method == other.method
+        if not isinstance(other, CSeq):
+            return NotImplemented
+        return self.number == other.number and self.method == other.method
 
     def __hash__(self) -> int:
         return hash((self.number, self.method))
@@ -478,12 +482,9 @@ class NameAddr:
         self.params: Final = params
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, NameAddr)
-            and self.uri == other.uri
-            and self.display == other.display
-            and self.params == other.params
-        )
+        if not isinstance(other, NameAddr):
+            return NotImplemented
+        return self.uri == other.uri and self.display == other.display and self.params == other.params
 
     def __hash__(self) -> int:
         return hash((self.uri, self.display, self.params))
