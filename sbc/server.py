@@ -27,7 +27,7 @@ from sbc.location import MemoryLocationStore
 from sbc.metrics import Metrics
 from sbc.nonce import NonceManager
 from sbc.registrar import Registrar
-from sbc.routing import CallRequest, Decision, Reject, RoutingChain, buildChain
+from sbc.routing import CallRequest, Decision, RoutingChain, buildChain
 from sbc.scheduler import TimerQueue
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import HeaderField, Headers, Via, parseVia, splitList
@@ -323,10 +323,7 @@ class SIPServer:
         return allow
 
     def _route(self, call: CallRequest) -> Decision | Deferred[Decision]:
-        answer = self.chain.decide(call)
-        if isinstance(answer, Deferred):
-            return answer.addCallback(lambda d: d or Decision(reject=Reject(404, "No route")))
-        return answer
+        return self.chain.decide(call)  # the chain of the moment: a reload swaps it
 
 
 def routingChain(config: Config) -> RoutingChain:

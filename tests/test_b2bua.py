@@ -153,6 +153,16 @@ class CallTestCase(SynchronousTestCase):
         self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
         return bInvite
 
+    def breakTrunkLegs(self) -> None:
+        """Route every call to a trunk whose legs cannot be built (as with no UDP listener)."""
+
+        def broken(*args: object) -> NoReturn:
+            raise RuntimeError("no UDP listener to reach trunk gateways")
+
+        self.server.calls.routeCall = lambda call: Decision(targets=(TrunkTarget("demo", "+15550002"),))
+        self.server.calls.trunkLeg = broken  # type: ignore[method-assign,assignment]
+        self.patch(Call, "log", Logger(observer=LogPublisher()))  # quiet: the failure is logged
+
     def aRequest(self, method: str, cseq: int, branch: str) -> bytes:
         """A request from the caller inside the A-leg dialog."""
         ok = next(r for r in self.responsesTo(TRUNK) if r.status == 200)
@@ -222,13 +232,7 @@ class TrunkToUserTests(CallTestCase):
 
     def test_placingFailsAtOnce(self) -> None:
         """An error placing the callee's leg on the synchronous path still answers the caller 500."""
-
-        def broken(*args: object) -> NoReturn:
-            raise RuntimeError("no UDP listener to reach trunk gateways")
-
-        self.server.calls.routeCall = lambda call: Decision(targets=(TrunkTarget("demo", "+15550002"),))
-        self.server.calls.trunkLeg = broken  # type: ignore[method-assign,assignment]
-        self.patch(Call, "log", Logger(observer=LogPublisher()))  # quiet: the failure is logged
+        self.breakTrunkLegs()
         self.receive(invite(), TRUNK)
         self.assertEqual(self.statuses(TRUNK)[-1], 500)
         self.assertEqual(self.server.calls.calls, {})
@@ -783,13 +787,7 @@ class MediaTests(CallTestCase):
 
     def test_placingFailsAfterAnchoring(self) -> None:
         """An error building the callee's leg once the offer is anchored answers the caller 500."""
-
-        def broken(*args: object) -> NoReturn:
-            raise RuntimeError("no UDP listener to reach trunk gateways")
-
-        self.server.calls.routeCall = lambda call: Decision(targets=(TrunkTarget("demo", "+15550002"),))
-        self.server.calls.trunkLeg = broken  # type: ignore[method-assign,assignment]
-        self.patch(Call, "log", Logger(observer=LogPublisher()))  # quiet: the failure is logged
+        self.breakTrunkLegs()
         self.receive(invite(body=self.aSDP), TRUNK)
         self.assertEqual(self.statuses(TRUNK)[-1], 500)
         self.assertEqual(self.server.calls.calls, {})

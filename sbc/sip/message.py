@@ -7,6 +7,7 @@ framing) and nothing more. Structured values are parsed on demand, and `validate
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 
 from sbc.sip.errors import SIPParseError
@@ -114,8 +115,9 @@ _SINGLE = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "c
 class Message:
     """What requests and responses share: a header list and a body that stays bytes.
 
-    Not an ``ABC``: every ``isinstance`` against an ABC's subclass goes through
-    ``ABCMeta.__instancecheck__``, and the server asks that of every message.
+    Not an ``ABC`` (its methods are abstract for mypy and mypyc only): every ``isinstance``
+    against an ABC's subclass goes through ``ABCMeta.__instancecheck__``, and the server asks that
+    of every message.
     """
 
     __slots__ = ("_via", "body", "headers", "version")
@@ -126,9 +128,9 @@ class Message:
         self.version = version
         self._via: tuple[HeaderField, Via] | None = None
 
+    @abstractmethod
     def startLine(self) -> str:
         """The request line or status line, without CRLF."""
-        raise NotImplementedError
 
     def toBytes(self) -> bytes:
         head = self.startLine() + "\r\n" + self.headers.toText() + "\r\n"
