@@ -9,12 +9,16 @@ STAMP  := $(VENV)/.installed
 STATE  := state
 CERT   := $(STATE)/tls/sbc.crt
 KEY    := $(STATE)/tls/sbc.key
-DEBIAN_TOOLS := sipp:sip-tester sipsak:sipsak openssl:openssl rtpengine:rtpengine-daemon gcc:gcc
+DEBIAN_TOOLS := sipp:sip-tester sipsak:sipsak openssl:openssl rtpengine:rtpengine-daemon gcc:gcc \
+                kamailio:kamailio baresip:baresip-core logrotate:logrotate
 CODEC_BUILT  := build/mypyc/.built
 
 .PHONY: run test lint unit tools venv clean bench compiled pure
 
+# The users file holds password hashes and the state directory the TLS key: the SBC warns at start
+# when others may read them, so the demo keeps them private too.
 run: $(STAMP) $(CERT) compiled
+	chmod 600 etc/users.txt && chmod 700 $(STATE)
 	$(VENV)/bin/twistd -n --pidfile= sbc --config etc/sbc.toml
 
 # Everything on the compiled codec, then the codec's own tests (and the server's, which feed it
@@ -72,7 +76,8 @@ $(CERT):
 	    -keyout $(KEY) -out $(CERT) 2>/dev/null
 	chmod 600 $(KEY)
 
-# Install the Debian tools the interop tests drive, when missing and when we may (root).
+# Install the Debian tools the interop tests drive, when missing and when we may (root). Kamailio's
+# package starts its own service on 5060 where systemd runs: the tests start their own, so it is stopped.
 tools:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 	    command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
@@ -81,6 +86,7 @@ tools:
 	        echo "installing$$missing"; \
 	        DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	        systemctl disable --now kamailio >/dev/null 2>&1 || true; \
 	    else echo "missing Debian packages:$$missing (run as root or install them)"; fi; \
 	fi
 

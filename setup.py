@@ -1,15 +1,38 @@
-"""Metadata lives in setup.cfg; this file only adds the codec compiled by mypyc, when asked.
+"""Metadata lives in setup.cfg; this file adds what a declarative config cannot say.
 
-``SBC_MYPYC=1 python setup.py build_ext --inplace`` (what `make compiled` runs) compiles the
-modules named in ``sbc.compiled.CODEC`` into one mypyc group, each ``.so`` beside its ``.py``.
-``SBC_MYPYC=1 pip wheel --no-build-isolation .`` makes a compiled wheel the same way. Without
-``SBC_MYPYC`` the project builds and installs as pure Python.
+- The twistd plugin: ``twisted/plugins/sbc_plugin.py`` must be installed, yet ``twisted/plugins``
+  must have no ``__init__.py`` (it is Twisted's namespace for plugins), so ``find:`` cannot see it.
+  It is named here as a package of its own.
+- The example config: the repository's ``etc/`` is copied into the built package as
+  ``sbc/examples/etc``, which ``sbc-ctl init`` reads (`sbc.starter`); one copy to keep.
+- The codec compiled by mypyc, when asked: ``SBC_MYPYC=1 python setup.py build_ext --inplace``
+  (what `make compiled` runs) compiles the modules named in ``sbc.compiled.CODEC`` into one mypyc
+  group, each ``.so`` beside its ``.py``. ``SBC_MYPYC=1 pip wheel --no-build-isolation .`` makes a
+  compiled wheel the same way. Without ``SBC_MYPYC`` the project builds and installs as pure Python.
 """
 
 import os
 import runpy
+import shutil
+from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+
+
+class BuildWithExamples(build_py):  # type: ignore[misc]
+    """Build the packages, then copy ``etc/`` (without caches) into ``sbc/examples/etc``."""
+
+    def run(self) -> None:
+        super().run()
+        source = HERE / "etc"
+        target = Path(self.build_lib) / "sbc" / "examples" / "etc"
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
 
 extensions = []
 if os.environ.get("SBC_MYPYC"):
@@ -23,4 +46,8 @@ if os.environ.get("SBC_MYPYC"):
         target_dir="build/mypyc",
     )
 
-setup(ext_modules=extensions)
+setup(
+    packages=[*find_packages(include=["sbc", "sbc.*"]), "twisted.plugins"],
+    cmdclass={"build_py": BuildWithExamples},
+    ext_modules=extensions,
+)

@@ -7,10 +7,11 @@ Bans outlive reloads: they belong to the running server, and persist through a `
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Mapping
+import ipaddress
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netaddr import AddrFormatError, IPAddress, IPSet
 from twisted.internet.interfaces import IReactorTime
@@ -77,73 +78,282 @@ class AccessPolicy:
 
 @dataclass(frozen=True)
 class BanSettings:
-    """``failures`` failed authentications within ``window`` seconds ban a source for ``duration``."""
+    """When failed authentications within ``window`` seconds ban a source for ``duration``.
+
+    ``failures`` counts one username from one source; ``failuresPerSource`` counts every username
+    from one source, so spreading guesses over many accounts bans too. IPv6 sources count (and are
+    banned) by their ``ipv6Prefix``: one host commonly owns a whole /64, and would otherwise start
+    afresh with each address.
+    """
 
     failures: int = 5
+    failuresPerSource: int = 20
     window: float = 60.0
     duration: float = 600.0
+    ipv6Prefix: int = 64
+
+
+# How often ended bans and stale counters are dropped (memory and the BanTable), in seconds.
+PRUNE_INTERVAL = 60.0
+
+# What a ban reaches beyond the failing host: given a predicate "is this host banned?", close
+# what the host holds open (the transport layer's stream connections).
+OnBan = Callable[[Callable[[str], bool]], object]
+
+
+def sourceKey(host: str, ipv6Prefix: int) -> str:
+    """What bans count and refuse: an IPv4 address itself, an IPv6 address by its prefix."""
+    if ":" not in host or "/" in host:
+        return host
+    text = host.partition("%")[0]  # drop an IPv6 zone index
+    if text.startswith("::ffff:") and "." in text:  # IPv4 seen through a dual-stack socket
+        return text[7:]
+    try:
+        return str(ipaddress.IPv6Network((text, ipv6Prefix), strict=False))
+    except ValueError:
+        return host
+
+
+def _widen(key: str, prefix: int) -> str:
+    """The IPv6 network of ``prefix`` that holds the source ``key`` (a longer network); else ``key``."""
+    if "/" not in key:
+        return key
+    try:
+        network = ipaddress.IPv6Network(key)
+    except ValueError:
+        return key
+    if network.prefixlen <= prefix:
+        return key
+    return str(network.supernet(new_prefix=prefix))
 
 
 class Bans:
-    """Sources that failed authentication too often, refused at the gate until their ban ends."""
+    """Sources that failed authentication too often, refused at the gate until their ban ends.
+
+    Failures count per (source, username) and per source across usernames, each against its own
+    threshold; a success clears only its own (source, username) pair, so good logins to one
+    account do not hide guesses at another. Ended bans are pruned on the clock, here and in the
+    table. ``onBan`` is told of each new ban, so that open connections of the source close too.
+
+    The counters are bounded: past ``_CACHE_LIMIT`` sources (or pairs) the one whose last failure
+    is oldest makes room, so a flood of fresh sources (an attacker with many /64s) cannot wipe
+    the counts of sources that keep failing. They are kept in order of last failure, so both that
+    eviction and pruning take the oldest first, in O(1) each.
+
+    A reload may change ``ipv6Prefix`` (assign ``settings``; see `_reprefix` for what happens to
+    the bans and counters made under the old prefix).
+    """
 
     log = Logger()
 
-    def __init__(self, clock: IReactorTime, settings: BanSettings, table: BanTable | None = None) -> None:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        settings: BanSettings,
+        table: BanTable | None = None,
+        *,
+        onBan: OnBan | None = None,
+    ) -> None:
         self.clock = clock
-        self.settings = settings
+        self._settings = settings
         self.table = table
+        self.onBan = onBan
         self.active: dict[str, float] = {}
-        self.failures: dict[str, deque[float]] = {}
+        # Both in order of last failure, oldest first (see _count).
+        self.failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self.sourceFailures: OrderedDict[str, deque[float]] = OrderedDict()
         self.banCount = 0
+        # The IPv6 prefix lengths a ban or counter may be filed under: the current one first,
+        # then those of bans and counters made under an earlier prefix (see _reprefix).
+        self._lengths: tuple[int, ...] = (settings.ipv6Prefix,)
+        # host -> its key under each of _lengths (cached, bounded)
+        self._keys: dict[str, tuple[str, ...]] = {}
+        now = clock.seconds()
+        self._nextPrune = now + PRUNE_INTERVAL
         if table is not None:
-            now = clock.seconds()
             table.purge(now)
-            self.active = {host: until for host, (until, _) in table.load().items() if until > now}
+            for host, (until, _) in table.load().items():
+                if until > now:
+                    key = self.key(host)
+                    self.active[key] = max(until, self.active.get(key, until))
+            self._findLengths()
+
+    @property
+    def settings(self) -> BanSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: BanSettings) -> None:
+        """Take reloaded settings; a new ``ipv6Prefix`` re-keys what was counted under the old."""
+        old = self._settings.ipv6Prefix
+        self._settings = settings
+        if settings.ipv6Prefix != old:
+            self._reprefix(old, settings.ipv6Prefix)
+
+    def key(self, host: str) -> str:
+        """The source ``host`` counts as: itself, or its IPv6 prefix (cached, bounded)."""
+        return self._sources(host)[0]
+
+    def _sources(self, host: str) -> tuple[str, ...]:
+        """Every key a ban or count of ``host`` may be filed under, the current prefix's first."""
+        if ":" not in host:
+            return (host,)
+        keys = self._keys.get(host)
+        if keys is None:
+            if len(self._keys) >= _CACHE_LIMIT:
+                self._keys.clear()
+            keys = self._keys[host] = tuple(sourceKey(host, length) for length in self._lengths)
+        return keys
 
     def banned(self, host: str) -> bool:
-        """True while ``host`` is banned; an ended ban is forgotten here."""
-        until = self.active.get(host)
-        if until is None:
-            return False
-        if self.clock.seconds() < until:
-            return True
-        del self.active[host]
-        if self.table is not None:
-            self.table.delete(host)
-        return False
-
-    def failure(self, host: str) -> bool:
-        """Count one failed authentication; True when it bans the source."""
+        """True while ``host`` (or its IPv6 prefix) is banned; an ended ban is forgotten here."""
         now = self.clock.seconds()
-        settings = self.settings
-        recent = self.failures.get(host)
-        if recent is None:
-            if len(self.failures) >= _CACHE_LIMIT:
-                self._forgetOld(now)
-            recent = self.failures[host] = deque(maxlen=settings.failures)
-        recent.append(now)
-        if len(recent) >= settings.failures and now - recent[0] <= settings.window:
-            del self.failures[host]
-            self.ban(host, settings.duration, f"{settings.failures} failed authentications")
-            return True
+        if now >= self._nextPrune:
+            self.prune()
+        for key in self._sources(host):
+            until = self.active.get(key)
+            if until is None:
+                continue
+            if now < until:
+                return True
+            del self.active[key]
+            if self.table is not None:
+                self.table.delete(key)
         return False
 
-    def success(self, host: str) -> None:
-        self.failures.pop(host, None)
+    def failure(self, host: str, username: str) -> bool:
+        """Count one failed authentication as ``username``; True when it bans the source."""
+        now = self.clock.seconds()
+        if now >= self._nextPrune:
+            self.prune()
+        settings = self.settings
+        keys = self._sources(host)
+        key = keys[0]
+        for stale in keys[1:]:  # counted under an earlier, shorter prefix: the count carries on here
+            self._merge(self.failures, (stale, username), (key, username))
+            self._merge(self.sourceFailures, stale, key)
+        pair = self._count(self.failures, (key, username), settings.failures, now)
+        source = self._count(self.sourceFailures, key, settings.failuresPerSource, now)
+        if not (pair or source):
+            return False
+        self.failures.pop((key, username), None)
+        self.sourceFailures.pop(key, None)
+        if pair:
+            reason = f"{settings.failures} failed authentications as {username!r}"
+        else:
+            reason = f"{settings.failuresPerSource} failed authentications"
+        self._ban(key, settings.duration, reason)
+        return True
+
+    def success(self, host: str, username: str) -> None:
+        """A good password clears that username's count from that source, and nothing else."""
+        self.failures.pop((self.key(host), username), None)
 
     def ban(self, host: str, duration: float, reason: str) -> None:
+        self._ban(self.key(host), duration, reason)
+
+    def prune(self) -> None:
+        """Drop ended bans (here and in the table) and counters older than the window."""
+        now = self.clock.seconds()
+        self._nextPrune = now + PRUNE_INTERVAL
+        self.active = {key: until for key, until in self.active.items() if until > now}
+        if self.table is not None:
+            self.table.purge(now)
+        window = self.settings.window
+        for counters in (self.failures, self.sourceFailures):
+            while counters:  # oldest last failure first: stop at the first one still in the window
+                oldest = next(iter(counters.values()))
+                if oldest and now - oldest[-1] <= window:
+                    break
+                counters.popitem(last=False)
+        if len(self._lengths) > 1:  # some bans or counters of an earlier prefix may have ended
+            self._findLengths()
+
+    def _reprefix(self, old: int, new: int) -> None:
+        """Carry bans and counters made under IPv6 prefix ``old`` over to prefix ``new``.
+
+        Bans keep the network they were made for, each checked by containment (a lookup under
+        every prefix length still in use, cached per host) until it ends. Re-keying them to the
+        new prefix would get them wrong both ways: a /64 ban turned into its /56 would refuse 255
+        neighbouring /64s that never failed, and a /56 ban turned into a /64 would lift the ban
+        on the rest of the /56 at once. A ban is what was decided at the time; it ends on its own.
+
+        Counters are re-keyed where that is exact: under a shorter prefix each old source lies
+        in one new source, and counts of several old sources add up there, as they would have had
+        the new prefix counted from the start. Under a longer prefix an old source spans many new
+        ones, and its failures cannot be told apart: they stay under the old network and carry on
+        with the first new source inside it that fails again (see `failure`), so a reload never
+        gives a source a fresh count. Either way they end with the window.
+        """
+        if new < old:
+            self.failures = self._rekeyed(self.failures, lambda pair: (_widen(pair[0], new), pair[1]))
+            self.sourceFailures = self._rekeyed(self.sourceFailures, lambda key: _widen(key, new))
+        self._findLengths()
+
+    @staticmethod
+    def _rekeyed(
+        counters: OrderedDict[Any, deque[float]], rekey: Callable[[Any], Any]
+    ) -> OrderedDict[Any, deque[float]]:
+        """``counters`` under new keys, merged where keys meet, still in order of last failure."""
+        merged: dict[Any, deque[float]] = {}
+        for key, recent in counters.items():
+            Bans._merge(merged, key, rekey(key), recent)
+        return OrderedDict(sorted(merged.items(), key=lambda item: item[1][-1] if item[1] else float("-inf")))
+
+    @staticmethod
+    def _merge(
+        counters: dict[Any, deque[float]], old: Any, new: Any, recent: deque[float] | None = None
+    ) -> None:
+        """Move the failures under ``old`` (or ``recent``) to ``new``, joining any already there."""
+        if recent is None:
+            recent = counters.pop(old, None)
+            if recent is None:
+                return
+        there = counters.get(new)
+        if there is None:
+            counters[new] = deque(recent, maxlen=recent.maxlen)
+            return
+        maxlen = max(there.maxlen or 0, recent.maxlen or 0) or None
+        counters[new] = deque(sorted((*there, *recent)), maxlen=maxlen)
+
+    def _findLengths(self) -> None:
+        """Note the IPv6 prefix lengths that bans and counters are filed under, besides the current."""
+        current = self.settings.ipv6Prefix
+        keys = (*self.active, *self.sourceFailures, *(key for key, _ in self.failures))
+        others = {int(key.rpartition("/")[2]) for key in keys if "/" in key} - {current}
+        lengths = (current, *sorted(others, reverse=True))
+        if lengths != self._lengths:
+            self._lengths = lengths
+            self._keys.clear()
+
+    def _count(self, counters: OrderedDict[Any, deque[float]], key: Any, threshold: int, now: float) -> bool:
+        """Record a failure under ``key``; True when ``threshold`` of them fall within the window.
+
+        ``key`` moves to the end (its last failure is now the newest); a new key past the limit
+        evicts the key whose last failure is oldest.
+        """
+        recent = counters.get(key)
+        if recent is None:
+            if len(counters) >= _CACHE_LIMIT:
+                counters.popitem(last=False)
+            recent = counters[key] = deque(maxlen=threshold)
+        else:
+            counters.move_to_end(key)
+            if recent.maxlen != threshold:  # the threshold was reloaded
+                recent = counters[key] = deque(recent, maxlen=threshold)
+        recent.append(now)
+        return len(recent) >= threshold and now - recent[0] <= self.settings.window
+
+    def _ban(self, key: str, duration: float, reason: str) -> None:
         until = self.clock.seconds() + duration
-        self.active[host] = until
+        self.active[key] = until
+        if "/" in key and key.rpartition("/")[2] != str(self._lengths[0]):  # a network given as such
+            self._findLengths()
         self.banCount += 1
         if self.table is not None:
-            self.table.save(host, until, reason)
+            self.table.save(key, until, reason)
         self.log.warn(
-            "banned {host} for {duration:.0f}s: {reason}", host=host, duration=duration, reason=reason
+            "banned {host} for {duration:.0f}s: {reason}", host=key, duration=duration, reason=reason
         )
-
-    def _forgetOld(self, now: float) -> None:
-        window = self.settings.window
-        self.failures = {h: d for h, d in self.failures.items() if d and now - d[-1] <= window}
-        if len(self.failures) >= _CACHE_LIMIT:
-            self.failures.clear()
+        if self.onBan is not None:
+            self.onBan(self.banned)

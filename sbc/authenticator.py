@@ -2,6 +2,12 @@
 
 Shared by REGISTER (401, Authorization) and by requests devices send to place calls (407,
 Proxy-Authorization). Trunks are never challenged: they are trusted by their whitelist.
+
+Which algorithms a challenge offers: the account's (users file ``algorithms=``), else those of
+the device network holding the source (``[registrar.networks]``), else ``[registrar] algorithms``.
+The account is known only from credentials, so a first request is challenged as its network says;
+the account's choice is disclosed only to a device that proved the password, so an unknown user and
+a known one still get the same challenge.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ class Outcome(enum.Enum):
 class Verdict:
     outcome: Outcome
     aor: str = ""
+    # For CHALLENGE and STALE: the algorithms to offer, one challenge header each, in order.
+    algorithms: tuple[str, ...] = ()
 
 
 def isLoopback(host: str) -> bool:
@@ -46,42 +54,43 @@ class Authenticator:
 
     def check(self, request: Request, user: str, domain: str, host: str, *, proxy: bool = False) -> Verdict:
         """Authenticate ``request`` as ``user@domain`` sent from ``host``."""
-        credentials = self._credentials(request, domain, "proxy-authorization" if proxy else "authorization")
-        if credentials is None:
-            return Verdict(Outcome.CHALLENGE)
-        if credentials.username != user or credentials.realm.lower() != domain:
-            return Verdict(Outcome.FORBIDDEN)
         config = self.config
         settings = config.registrar
+        offered = settings.algorithmsFor(host)
+        credentials = self._credentials(request, domain, "proxy-authorization" if proxy else "authorization")
+        if credentials is None:
+            return Verdict(Outcome.CHALLENGE, algorithms=offered)
+        if credentials.username != user or credentials.realm.lower() != domain:
+            return Verdict(Outcome.FORBIDDEN)
         algorithm = (credentials.algorithm or "MD5").upper()
         account = settings.users.lookup(user, domain)
         usable = account is not None and (not account.demo or (config.loopbackOnly and isLoopback(host)))
         ha1 = account.ha1 if usable and account is not None else _DUMMY_HA1
         # The digest is checked before the nonce is spent, so forged requests cannot burn or
         # crowd out genuine nonces, and stale=true goes only with a right digest (RFC 7616).
-        if (
-            algorithm not in settings.algorithms
-            or not verify(credentials, ha1.get(algorithm, _DUMMY_HA1["MD5"]), request.method)
-            or not usable
-        ):
-            self.bans.failure(host)
-            return Verdict(Outcome.CHALLENGE)
+        if not verify(credentials, ha1.get(algorithm, _DUMMY_HA1["MD5"]), request.method) or not usable:
+            self.bans.failure(host, user)
+            return Verdict(Outcome.CHALLENGE, algorithms=offered)
+        allowed = settings.algorithmsFor(host, account)
+        if algorithm not in allowed:
+            # The right password under an algorithm this account does not take: ask again with its own.
+            return Verdict(Outcome.CHALLENGE, algorithms=allowed)
         state = self.nonces.check(credentials.nonce, credentials.nc)
         if state is NonceState.STALE:
-            return Verdict(Outcome.STALE)
+            return Verdict(Outcome.STALE, algorithms=allowed)
         if state is not NonceState.VALID:
-            self.bans.failure(host)
-            return Verdict(Outcome.CHALLENGE)
-        self.bans.success(host)
+            self.bans.failure(host, user)
+            return Verdict(Outcome.CHALLENGE, algorithms=allowed)
+        self.bans.success(host, user)
         return Verdict(Outcome.OK, f"{user}@{domain}")
 
-    def challenges(self, realm: str, *, stale: bool, proxy: bool = False) -> tuple[tuple[str, str], ...]:
-        """One challenge header per configured algorithm, in the configured order."""
+    def challenges(self, realm: str, verdict: Verdict, *, proxy: bool = False) -> tuple[tuple[str, str], ...]:
+        """One challenge header per algorithm the verdict chose, in that order (RFC 8760)."""
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         nonce = self.nonces.issue()
+        stale = verdict.outcome is Outcome.STALE
         return tuple(
-            (name, formatChallenge(realm, nonce, algorithm, stale=stale))
-            for algorithm in self.config.registrar.algorithms
+            (name, formatChallenge(realm, nonce, algorithm, stale=stale)) for algorithm in verdict.algorithms
         )
 
     @staticmethod

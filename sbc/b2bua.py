@@ -7,11 +7,13 @@ directions. Responses and in-dialog requests are mapped between the legs by the 
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from netaddr import IPSet
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -19,22 +21,35 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sbc.access import DEVICES, TRUNK, Peer
-from sbc.anchoring import MediaAnchor, NotAcceptableError, refusal, sdpOf
+from sbc.anchoring import (
+    MediaAnchor,
+    NotAcceptableError,
+    UnreadableBodyError,
+    putBody,
+    readBody,
+    refusal,
+    refusalHeaders,
+    sdpOf,
+    unreadable,
+)
 from sbc.authenticator import Authenticator, Outcome
+from sbc.calllog import logCall
 from sbc.cdr import CDR, CDRWriter, dispositionFor
 from sbc.cdr import Leg as Party
 from sbc.config import Config, Trunk
 from sbc.dialog import Leg, newCallId, newTag
+from sbc.droplog import DropLog
 from sbc.interfaces import Address, IClientTransactionUser, IMediaRelay, ISIPTransport
 from sbc.location import Binding
 from sbc.media.ports import PortPoolExhaustedError
-from sbc.policy import copyHeaders
+from sbc.media.quota import PortOwner, PortQuota
+from sbc.policy import copyHeaders, standardReason
 from sbc.registrar import Registrar
 from sbc.routing import CallRequest, Decision, TrunkTarget, UserTarget
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import Headers
 from sbc.sip.message import Request, Response, responseTo
-from sbc.sip.uri import URI, parseURI, unescape
+from sbc.sip.uri import URI, isDigits, parseURI, unescape
 from sbc.tokens import randomHex
 from sbc.transaction import ClientTransaction, ServerTransaction, TransactionLayer, responseAddress
 
@@ -60,6 +75,7 @@ class Branch:
         "cancelled",
         "failoverTimer",
         "final",
+        "forks",
         "label",
         "leg",
         "provisional",
@@ -78,6 +94,9 @@ class Branch:
         self.answered = False
         self.failoverTimer: IDelayedCall | None = None
         self.rseq = 0  # the last reliable provisional we PRACKed (RFC 3262)
+        # Dialogs of other forks (a proxy beyond us forked) that answered after the first, by To
+        # tag: ACKed and hung up on their own copy of the leg.
+        self.forks: dict[str, Leg] | None = None
 
 
 @implementer(IClientTransactionUser)
@@ -110,6 +129,7 @@ class Call:
         "peer",
         "pending",
         "queued",
+        "reason",
         "redirects",
         "releasedBy",
         "request",
@@ -152,6 +172,7 @@ class Call:
         self.answerTime: float | None = None
         self.status = 0
         self.releasedBy = "sbc"
+        self.reason: str | None = None  # why the SBC ended or failed the call, for the CDR and log
         self.cancelled = False
         self.bLabel: Party | None = None
         self.okToA: Response | None = None
@@ -178,9 +199,11 @@ class Call:
         if self.state == ENDED:
             return
         if decision.reject is not None:
+            self.reason = f"rejected by routing ({decision.reject.reason or decision.reject.status})"
             self.finishA(decision.reject.status, decision.reject.reason)
             return
         if not decision.targets:
+            self.reason = "no route"
             self.finishA(404, "No route")
             return
         self.state = CALLING
@@ -203,10 +226,11 @@ class Call:
 
     def mediaRefused(self, failure: Failure) -> None:
         if not failure.check(NotAcceptableError, SIPParseError, PortPoolExhaustedError):
-            self.log.failure("anchoring media failed", failure)
+            self.logFailure("anchoring media failed", failure)
         if self.state in (ROUTING, CALLING, EARLY):
+            self.reason = f"media refused ({failure.getErrorMessage() or failure.type})"
             self.cancelBranches()
-            self.finishA(refusal(failure))
+            self.finishA(refusal(failure), extra=refusalHeaders(failure))
 
     def startSessionTimer(self) -> None:
         """RFC 4028: A refreshes (refresher=uac) or we do (uas); a session nobody refreshes ends."""
@@ -257,7 +281,7 @@ class Call:
         except StopIteration:
             if not any(b.final is None and not b.cancelled for b in self.branches):
                 status = self.bestStatus or 480
-                self.finishA(status, self.best.reason if self.best is not None else None, self.best)
+                self.finishA(status, None, self.best)
             return
         except Exception:
             # Building the target's leg failed: as if placing it had (a raising generator is done,
@@ -300,8 +324,13 @@ class Call:
             return False
         return True
 
+    def logFailure(self, message: str, failure: Failure) -> None:
+        """A traceback this call's input led to: rate-limited per caller's host (`DropLog`)."""
+        self.manager.sourceLog.failure(self.log, self.invite.source[0], message, failure)
+
     def routeError(self, failure: Failure) -> None:
-        self.log.failure("placing a B-leg failed", failure)
+        self.logFailure("placing a B-leg failed", failure)
+        self.reason = "placing a B-leg failed"
         self.failed(500, None)
 
     def place(self, label: Party, leg: Leg, invite: Request) -> None:
@@ -350,6 +379,7 @@ class Call:
             branch.provisional = True
             self.stopFailover(branch)
             branch.leg.learn(response)
+            self.manager.followRoutes(branch.leg, branch.label)
             rseq = _reliable(response)
             if rseq is not None:
                 if rseq <= branch.rseq:
@@ -361,6 +391,7 @@ class Call:
                 return
             if self.state in (CALLING, EARLY):
                 self.state = EARLY
+                self.mediaOfB(branch)
                 self.relayToA(response)
             return
         self.stopFailover(branch)
@@ -397,7 +428,7 @@ class Call:
             self.bestStatus = status
         if status >= 600:
             self.cancelBranches()
-            self.finishA(status, response.reason if response else None, response)
+            self.finishA(status, None, response)
             return
         trunk = self.manager.trunk(branch.label.name) if branch and branch.label.kind == "trunk" else None
         retry = status == 408 or status == 480 or (trunk is not None and status in trunk.failoverCodes)
@@ -410,7 +441,7 @@ class Call:
         elif retry or branch is None:
             self.nextTarget()
         else:
-            self.finishA(status, response.reason if response else None, response)
+            self.finishA(status, None, response)
 
     def redirected(self, response: Response | None, branch: Branch | None) -> None:
         """A 3xx never reaches A (its Contact is B's topology): follow it by routing, or fail."""
@@ -444,14 +475,19 @@ class Call:
 
     def branchAnswered(self, branch: Branch, response: Response) -> None:
         leg = branch.leg
-        leg.learn(response)
-        if branch.answered:  # a retransmitted 2xx: our ACK was lost
+        if branch.answered:
+            if response.toHeader().tag != leg.remoteTag:
+                self.extraFork(branch, response)
+                return
+            # A retransmitted 2xx: our ACK was lost.
             if leg is not self.b:
                 self.ackB(leg, response)
             elif self.ackFromB is not None:
                 # The same ACK again; there is none yet while a late offer waits.
                 leg.transport.send(self.ackFromB, leg.address)
             return
+        leg.learn(response)
+        self.manager.followRoutes(leg, branch.label)
         branch.answered = True
         if self.state not in (CALLING, EARLY) or self.b is not None or branch.cancelled:
             # The CANCEL/2xx race, a second fork, or a gateway we gave up on: take it, hang it up.
@@ -460,6 +496,7 @@ class Call:
             return
         self.b = leg
         self.bLabel = branch.label
+        self.mediaOfB(branch)
         self.state = CONFIRMED
         self.targets, self.lookahead = iter(()), None  # nothing more to try: let the routes go
         self.answerTime = self.manager.clock.seconds()
@@ -474,7 +511,15 @@ class Call:
         body = sdpOf(response)
         # A's 2xx goes before B's ACK when the media answer is at hand: the caller waits for the
         # one, nobody for the other. A failed answer still finds B's dialog ACKed before its BYE.
-        if body is None:
+        if body is None and unreadable(response):
+            # B's answer (or late offer) is in a body we cannot read: A must not get a 2xx
+            # without one (RFC 3264 section 5). B is ACKed and hung up, A gets 488.
+            if self.offerFromA is None:
+                self.lateAck = response
+            else:
+                self.ackFromB = self.ackB(leg, response)
+            self.media.after(lambda: self.answerFailed(Failure(NotAcceptableError("unreadable body"))))
+        elif body is None:
             self.media.after(lambda: self.answerA(response, None))
             self.ackFromB = self.ackB(leg, response)
         elif self.offerFromA is not None and self.media.passthrough:
@@ -496,6 +541,26 @@ class Call:
             self.lateAck = response
             self.media.offer("B", body).addCallbacks(lambda b: self.answerA(response, b), self.answerFailed)
 
+    def extraFork(self, branch: Branch, response: Response) -> None:
+        """A 2xx from another fork of the same branch (a proxy beyond us forked): RFC 3261 section
+        13.2.2.4 wants it ACKed and, as we keep the first, hung up, each on its own dialog (its
+        tag, target and route set), never on the answered one."""
+        tag = response.toHeader().tag or ""
+        forks = branch.forks if branch.forks is not None else {}
+        fork = forks.get(tag)
+        if fork is not None:  # its 2xx again: our ACK was lost
+            self.ackB(fork, response)
+            return
+        fork = copy.copy(branch.leg)
+        if branch.transaction is not None:
+            fork.address = branch.transaction.destination  # where the INVITE went, not the first's hop
+        fork.learn(response)
+        self.manager.followRoutes(fork, branch.label)
+        forks[tag] = fork
+        branch.forks = forks
+        self.ackB(fork, response)
+        self.byeOrphan(fork)
+
     def answerA(self, response: Response, body: bytes | None) -> None:
         if self.state != CONFIRMED:
             return
@@ -516,7 +581,7 @@ class Call:
     def answerFailed(self, failure: Failure) -> None:
         """B answered with SDP we cannot use: A gets 488, and B is hung up."""
         if not failure.check(NotAcceptableError, SIPParseError, PortPoolExhaustedError):
-            self.log.failure("anchoring media failed", failure)
+            self.logFailure("anchoring media failed", failure)
         if self.state != CONFIRMED or self.b is None:
             return
         if self.lateAck is not None:
@@ -524,7 +589,7 @@ class Call:
             self.lateAck = None
         self.state = EARLY  # so that finishA still answers A
         self.byeOrphan(self.b)
-        self.finishA(refusal(failure))
+        self.finishA(refusal(failure), extra=refusalHeaders(failure))
 
     def maxLength(self) -> float:
         for label in (self.bLabel, _peerLabel(self.peer)):
@@ -604,38 +669,70 @@ class Call:
 
     def responseForA(self, response: Response, body: bytes | None = None) -> Response:
         """B's response, rebuilt for A: A's own Via, From, To (with our tag), Call-ID, CSeq."""
+        # The standard phrase, never B's own text, which may name its hosts (policy.standardReason).
         answer = responseTo(
-            self.invite.request.headers, response.status, response.reason, toTag=self.a.localTag
+            self.invite.request.headers,
+            response.status,
+            standardReason(response.status),
+            toTag=self.a.localTag,
         )
         if response.status < 300 and response.status > 100:
+            # RFC 3261 section 12.1.1: A's Record-Route, every field as received, in every 18x/2xx
+            # (all carry our To tag), so A's proxies stay on the path of its ACK and BYE.
+            answer.headers.fields.extend(
+                f for f in self.invite.request.headers.fields if f.key == "record-route"
+            )
             answer.headers.add("Contact", self.a.contact)
-        copyHeaders(response.headers, answer.headers, trusted=self.trustedA(), extra=self.passA())
+        # Trust is B's, who sent these headers: an untrusted callee never asserts an identity to A.
+        copyHeaders(
+            response.headers,
+            answer.headers,
+            fromTrusted=self.manager.trusted(self.labelOf(response)),
+            toTrusted=self.trustedA(),
+            extra=self.passA(),
+        )
         answer.headers.add("Server", self.manager.config.sip.serverName)
-        answer.setBody(response.body if body is None else body)
+        self.carry(answer, response, body, self.labelOf(response))
         return answer
 
     def trustedA(self) -> bool:
-        trunk = self.manager.trunk(self.peer.name) if self.peer.kind == TRUNK else None
-        return trunk is not None and trunk.trusted
+        return self.manager.trusted(_peerLabel(self.peer))
+
+    def trustedLeg(self, leg: Leg) -> bool:
+        """Whether the party on ``leg`` (A, or the answered B) is a trusted trunk."""
+        return self.trustedA() if leg is self.a else self.manager.trusted(self.bLabel)
 
     def passA(self) -> tuple[str, ...]:
         trunk = self.manager.trunk(self.peer.name) if self.peer.kind == TRUNK else None
         return trunk.passHeaders if trunk is not None else ()
 
-    def retransmitOk(self, interval: float) -> None:
-        """RFC 3261 section 13.3.1.4: resend our 2xx until A's ACK, T1 doubling to T2."""
+    def carry(
+        self, target: Request | Response, source: Request | Response, sdp: bytes | None, label: Party | None
+    ) -> None:
+        """Put on ``target`` what of ``source``'s body crosses between A and ``label``'s side: the
+        (anchored) SDP, and ISUP only between two trunks that pass it (`CallManager.passesIsup`)."""
+        putBody(target, source, sdp, isup=self.manager.passesIsup(_peerLabel(self.peer), label))
+
+    def labelOf(self, response: Response) -> Party | None:
+        """The party of the branch a B-side response came on."""
+        for branch in self.branches:
+            if branch.leg.callId == response.headers.get("call-id"):
+                return branch.label
+        return None
+
+    def retransmitOk(self, interval: float, elapsed: float = 0.0) -> None:
+        """RFC 3261 section 13.3.1.4: resend our 2xx until A's ACK, T1 doubling to T2; after 64*T1
+        without one, end the call with BYE."""
         if self.okToA is None:
             return
-        t1 = self.manager.transactionsT1()
-        if interval > 64 * t1 / 2:
-            self.log.info("call {id}: no ACK for our 2xx; hanging up", id=self.id)
+        if elapsed >= 64 * self.manager.transactionsT1():
             self.hangup(None, reason="no ACK")
             return
 
         def again() -> None:
             if self.okToA is not None:
                 self.a.transport.send(self.okToA.toBytes(), self.aAddress)
-                self.retransmitOk(min(interval * 2, self.manager.transactionsT2()))
+                self.retransmitOk(min(interval * 2, self.manager.transactionsT2()), elapsed + interval)
 
         self.timers["ok"] = self.manager.clock.callLater(interval, again)
 
@@ -649,6 +746,12 @@ class Call:
             return
         b = self.b
         body = sdpOf(ack)
+        if body is None and unreadable(ack):
+            # A's answer is in a body we cannot read: B's offer stays unanswered, so B is ACKed
+            # and both are hung up (RFC 3261 section 13.2.2.4).
+            self.ackFromB = self.ackB(b, late)
+            self.hangup(None, reason="unreadable answer")
+            return
         if body is None:
             self.ackFromB = self.ackB(b, late)
             return
@@ -662,10 +765,17 @@ class Call:
 
         def failed(_: Failure) -> None:
             self.ackFromB = self.ackB(b, late)
+            self.hangup(None, reason="media refused")
 
         self.media.answer("A", body).addCallbacks(sendAck, failed)
 
-    def finishA(self, status: int, reason: str | None = None, response: Response | None = None) -> None:
+    def finishA(
+        self,
+        status: int,
+        reason: str | None = None,
+        response: Response | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """Answer A's INVITE with a final failure, and end the call attempt."""
         if self.state == ENDED:
             return
@@ -674,6 +784,8 @@ class Call:
         else:
             answer = responseTo(self.invite.request.headers, status, reason, toTag=self.a.localTag)
             answer.headers.add("Server", self.manager.config.sip.serverName)
+            for name, value in extra:
+                answer.headers.add(name, value)
             answer.setBody(b"")
         self.invite.respond(answer)
         self.status = status
@@ -709,7 +821,10 @@ class Call:
         headers.add("CSeq", f"{invite.cseq().number} CANCEL")
         headers.add("Content-Length", "0")
         cancel = Request("CANCEL", invite.uri, headers)
-        self.manager.transactions.sendRequest(cancel, branch.leg.transport, branch.leg.address, _Ignore())
+        # Where the INVITE went (section 9.1), even if the leg now routes through a proxy.
+        self.manager.transactions.sendRequest(
+            cancel, branch.leg.transport, transaction.destination, _Ignore()
+        )
 
     def abandon(self, branch: Branch) -> None:
         branch.cancelled = True
@@ -719,6 +834,7 @@ class Call:
         """No answer in time (Timer C): cancel the branches, 408 to A."""
         self.timers.pop("C", None)
         if self.state in (CALLING, EARLY):
+            self.reason = "no answer (Timer C)"
             self.cancelBranches()
             self.finishA(408, "No Answer")
             self.releasedBy = "sbc"
@@ -744,6 +860,10 @@ class Call:
             self.manager.respond(transaction, 500, reason="CSeq out of order")
             return
         leg.remoteSeq = max(leg.remoteSeq, cseq)
+        if method in ("INVITE", "UPDATE", "PRACK") and not _readable(
+            request, transaction, self.manager.respond
+        ):
+            return
         if method == "BYE":
             self.manager.respond(transaction, 200)
             self.hangup(leg)
@@ -769,16 +889,26 @@ class Call:
         if method in ("INVITE", "UPDATE") and leg is self.a and self.sessionTimer is not None:
             self.startSessionTimer()  # A refreshed the session (RFC 4028)
         forward = other.request(method)
-        copyHeaders(request.headers, forward.headers, trusted=False)
+        copyHeaders(
+            request.headers,
+            forward.headers,
+            fromTrusted=self.trustedLeg(leg),
+            toTrusted=self.trustedLeg(other),
+        )
         forward.headers.add("User-Agent", self.manager.config.sip.serverName)
         relay = Relay(self, transaction, method, other, leg)
-        body = sdpOf(request)
+        # Only INVITE and UPDATE (of the methods relayed here) carry an offer (RFC 3264); any other
+        # method's body (INFO, MESSAGE: SIP-I, DTMF) crosses as it came, with its own type.
+        body = sdpOf(request) if method in ("INVITE", "UPDATE") else None
 
         def send(anchored: bytes | None) -> None:
             if self.state != CONFIRMED:
                 self.manager.respond(transaction, 481)
                 return
-            forward.setBody(request.body if anchored is None else anchored)
+            if method in ("INVITE", "UPDATE"):
+                self.carry(forward, request, anchored, self.bLabel)
+            else:
+                forward.setBody(request.body if anchored is None else anchored)
             client = self.manager.transactions.sendRequest(forward, other.transport, other.address, self)
             self.pending[client] = relay
 
@@ -786,11 +916,18 @@ class Call:
             self.media.after(lambda: send(None))
         else:
             self.media.offer(self.side(leg), body).addCallbacks(
-                send, lambda f: self.manager.respond(transaction, refusal(f))
+                send, lambda f: self.manager.respond(transaction, refusal(f), extra=refusalHeaders(f))
             )
 
     def side(self, leg: Leg) -> str:
         return "A" if leg is self.a else "B"
+
+    def mediaOfB(self, branch: Branch) -> None:
+        """B's SDP comes from ``branch``: its IP may latch B's media (NAT), its party holds the ports."""
+        self.media.sipSources["B"] = branch.leg.address[0]
+        owner = self.manager.portOwner(branch.label)
+        if owner is not None:
+            self.media.owners["B"] = owner
 
     def refersRelayed(self, leg: Leg) -> bool:
         """REFER crosses only from a trunk configured with ``refer = "relay"``."""
@@ -805,6 +942,8 @@ class Call:
         if self.state == ENDED:
             return
         self.releasedBy = "sbc" if by is None else ("caller" if by is self.a else "callee")
+        if by is None and reason:
+            self.reason = reason
         for leg in (self.a, self.b):
             if leg is not None and leg is not by:
                 bye = leg.request("BYE")
@@ -847,6 +986,7 @@ class Call:
             status=self.status,
             disposition=dispositionFor(self.status, self.cancelled),
             releasedBy=self.releasedBy,
+            reason=self.reason,
         )
 
 
@@ -870,22 +1010,38 @@ class Relay:
         if response.status == 100:
             return
         if self.method == "INVITE" and 200 <= response.status < 300:
-            self.target.learn(response)
+            self.target.refresh(response)  # a target refresh: the route set stays (12.2.1.2)
             ack = self.target.request("ACK", cseq=response.cseq().number)
             self.target.send(ack)
-        answer = responseTo(self.transaction.request.headers, response.status, response.reason)
+        answer = responseTo(
+            self.transaction.request.headers, response.status, standardReason(response.status)
+        )
         if 200 <= response.status < 300 and self.method in ("INVITE", "UPDATE"):
             answer.headers.add("Contact", self.source.contact)
-        copyHeaders(response.headers, answer.headers)
-        body = sdpOf(response)
+        copyHeaders(
+            response.headers,
+            answer.headers,
+            fromTrusted=self.call.trustedLeg(self.target),
+            toTrusted=self.call.trustedLeg(self.source),
+        )
         media = self.call.media
+        session = self.method in ("INVITE", "UPDATE")
+        body = sdpOf(response) if session else None
+        if body is None and session and 200 <= response.status < 300 and unreadable(response):
+            # The answer (or offer) is in a body we cannot read: the source gets 488 and keeps the
+            # session it had; the target's 2xx was ACKed above, as it must be.
+            media.after(lambda: self.call.manager.respond(self.transaction, 488))
+            return
         if body is None:
-            answer.setBody(response.body)
+            if session:
+                self.call.carry(answer, response, None, self.call.bLabel)
+            else:
+                answer.setBody(response.body)
             media.after(lambda: self.transaction.respond(answer))
             return
 
         def send(anchored: bytes) -> None:
-            answer.setBody(anchored)
+            self.call.carry(answer, response, anchored, self.call.bLabel)
             self.transaction.respond(answer)
 
         media.answer(self.call.side(self.target), body).addCallbacks(
@@ -923,8 +1079,11 @@ class CallManager:
         respond: Respond,
         cdrs: CDRWriter | None = None,
         relay: IMediaRelay | None = None,
+        sourceLog: DropLog | None = None,
     ) -> None:
         self.relay = relay
+        # Lines a call's messages can cause: at most one per source (A's host) and minute.
+        self.sourceLog = sourceLog if sourceLog is not None else DropLog(clock)
         self.config = config
         self.clock = clock
         self.transactions = transactions
@@ -936,6 +1095,9 @@ class CallManager:
         self.calls: dict[ServerTransaction, Call] = {}
         self.legs: dict[tuple[str, str], tuple[Call, Leg]] = {}
         self.datagram: ISIPTransport | None = None
+        self.ports = PortQuota()  # relay ports held per trunk and account; its total is a metric
+        # [media] forbidden_targets as one IPSet, built once per configuration.
+        self._forbidden: tuple[Config, IPSet] | None = None
 
     def anchor(self, call: Call, decision: Decision) -> MediaAnchor:
         """The call's media policy: relay unless a trunk on it says bypass; trunks' codec lists."""
@@ -947,7 +1109,36 @@ class CallManager:
             if trunk is not None and trunk.codecs is not None:
                 allowed = frozenset(trunk.codecs)
                 codecs = allowed if codecs is None else codecs & allowed
-        return MediaAnchor(None if bypass else self.relay, call.id, call.mediaTimeout, codecs)
+        anchor = MediaAnchor(
+            None if bypass else self.relay,
+            call.id,
+            call.mediaTimeout,
+            codecs,
+            self.ports,
+            forbidden=self.forbiddenTargets(),
+            maxStreams=self.config.media.maxStreams,
+        )
+        anchor.sipSources["A"] = call.invite.source[0]
+        owner = self.portOwner(_peerLabel(call.peer, call.request.authenticatedUser))
+        if owner is not None:
+            anchor.owners["A"] = owner
+        return anchor
+
+    def forbiddenTargets(self) -> IPSet:
+        """Where no SDP may send media (``[media] forbidden_targets``), for every engine."""
+        config = self.config
+        if self._forbidden is None or self._forbidden[0] is not config:
+            self._forbidden = (config, config.media.forbiddenNetworks(config.listeners))
+        return self._forbidden[1]
+
+    def portOwner(self, label: Party | None) -> PortOwner | None:
+        """Whom relay ports are charged to: a trunk or a registered account, each with its limit."""
+        if label is None:
+            return None
+        media = self.config.media
+        if label.kind == "trunk":
+            return PortOwner(f"trunk:{label.name}", media.maxPortsPerTrunk)
+        return PortOwner(f"account:{label.name}", media.maxPortsPerAccount)
 
     def transactionsT1(self) -> float:
         return self.transactions.timers.T1
@@ -961,6 +1152,11 @@ class CallManager:
                 return trunk
         return None
 
+    def trusted(self, label: Party | None) -> bool:
+        """Whether a party is inside our trust domain (RFC 3325): a trunk with ``trusted = true``."""
+        trunk = self.trunk(label.name) if label is not None and label.kind == "trunk" else None
+        return trunk is not None and trunk.trusted
+
     # --- new calls ---------------------------------------------------------------------------
 
     def invite(self, request: Request, transaction: ServerTransaction) -> None:
@@ -969,11 +1165,7 @@ class CallManager:
         if peer is None:
             self.respond(transaction, 403)
             return
-        if request.body and (request.headers.get("content-type") or "").split(";")[0].strip().lower() not in (
-            "application/sdp",
-            "multipart/mixed",
-        ):
-            self.respond(transaction, 415, extra=(("Accept", "application/sdp"),))
+        if not _readable(request, transaction, self.respond):
             return
         accept = request.headers.getAll("accept")
         if accept and not any(a.split(";")[0].strip().lower() in _SDP_TYPES for a in accept if a):
@@ -997,14 +1189,17 @@ class CallManager:
             if not self.config.registrar.servesDomain(domain):
                 self.respond(transaction, 403, reason="Not a domain of ours")
                 return
-            verdict = self.authenticator.check(request, user, domain, source[0], proxy=True)
+            try:
+                verdict = self.authenticator.check(request, user, domain, source[0], proxy=True)
+            except SIPParseError as e:  # unreadable Proxy-Authorization: the sender's error
+                self.respond(transaction, 400, reason=f"Bad Request ({e.reason})")
+                return
             if verdict.outcome is Outcome.FORBIDDEN:
                 self.respond(transaction, 403)
                 return
             if verdict.outcome is not Outcome.OK:
-                stale = verdict.outcome is Outcome.STALE
                 self.respond(
-                    transaction, 407, extra=self.authenticator.challenges(domain, stale=stale, proxy=True)
+                    transaction, 407, extra=self.authenticator.challenges(domain, verdict, proxy=True)
                 )
                 return
             authenticated = verdict.aor
@@ -1037,6 +1232,7 @@ class CallManager:
         call = Call(self, transaction, a, peer, callRequest, timer)
         self.calls[transaction] = call
         self.legs[a.key] = (call, a)
+        self.followRoutes(a, _peerLabel(peer))
         decision = self.routeCall(callRequest)
         if isinstance(decision, Deferred):
             decision.addCallback(call.route)
@@ -1047,8 +1243,39 @@ class CallManager:
         except Exception:
             self._routeFailed(Failure(), call)
 
+    def followRoutes(self, leg: Leg, label: Party) -> None:
+        """Requests in a trunk's dialog go to its first route (RFC 3261 section 12.2.1.1) when that
+        is an address of the same trunk's whitelist, so that its answers are admitted. A device keeps
+        its flow (its NAT binding), and a stream its connection."""
+        if label.kind != "trunk" or leg.transport.reliable:
+            return
+        hop = leg.nextHop()
+        if hop is None or hop == leg.address:
+            if hop is None and leg.routeSet:
+                self.sourceLog.info(
+                    self.log,
+                    leg.address[0],
+                    "route {route} names no address: in-dialog requests go to {address}",
+                    route=leg.routeSet[0],
+                    address=leg.address,
+                )
+            return
+        peer = self.config.access.classify(hop[0])
+        if peer is None or peer.kind != TRUNK or peer.name != label.name:
+            self.sourceLog.info(
+                self.log,
+                leg.address[0],
+                "route {route} is outside trunk {trunk}: in-dialog requests go to {address}",
+                route=leg.routeSet[0],
+                trunk=label.name,
+                address=leg.address,
+            )
+            return
+        leg.address = hop
+
     def _routeFailed(self, failure: Failure, call: Call) -> None:
-        self.log.failure("routing failed", failure)
+        call.logFailure("routing failed", failure)
+        call.reason = "routing failed"
         call.finishA(500)
 
     def expand(self, call: Call, targets: tuple[Any, ...]) -> Iterator[tuple[Party, Legs]]:
@@ -1087,10 +1314,16 @@ class CallManager:
         host = f"[{gateway[0]}]" if ":" in gateway[0] else gateway[0]
         user = _userPart(number)
         target = URI("sip", user=user, host=host, port=gateway[1])
-        return self.bLeg(call, transport, gateway, target, f"sip:{user}@{host}")
+        return self.bLeg(call, transport, gateway, target, f"sip:{user}@{host}", Party("trunk", trunk.name))
 
     def bLeg(
-        self, call: Call, transport: ISIPTransport, address: Address, target: URI, toUri: str
+        self,
+        call: Call,
+        transport: ISIPTransport,
+        address: Address,
+        target: URI,
+        toUri: str,
+        label: Party | None = None,
     ) -> tuple[Leg, Request]:
         """A fresh B-leg: our Call-ID, tag, CSeq, Via and Contact; A's identity only by name."""
         local = transport.localAddress
@@ -1116,16 +1349,27 @@ class CallManager:
         copyHeaders(
             original.headers,
             invite.headers,
-            trusted=trunk is not None and trunk.trusted,
+            fromTrusted=trunk is not None and trunk.trusted,
+            toTrusted=self.trusted(label),
             extra=trunk.passHeaders if trunk is not None else (),
         )
         invite.headers.add("Supported", "100rel")
         invite.headers.add("User-Agent", self.config.sip.serverName)
-        if call.bBody:
-            invite.setBody(call.bBody, "application/sdp")
-        else:
-            invite.setBody(original.body if call.offerFromA is None else b"")
+        call.carry(invite, original, call.bBody or None, label)
         return leg, invite
+
+    def passesIsup(self, *labels: Party | None) -> bool:
+        """ISUP parts cross only when every party is a trunk with ``pass_isup``.
+
+        Both ends must opt in: the trunk ISUP comes from is trusted to send it (as ``trusted`` is
+        for P-Asserted-Identity), and the trunk it goes to wants it. A device never speaks ISUP,
+        and ISUP's numbers and circuit details are the operator's, so it never reaches one.
+        """
+        for label in labels:
+            trunk = self.trunk(label.name) if label is not None and label.kind == "trunk" else None
+            if trunk is None or not trunk.passIsup:
+                return False
+        return True
 
     # --- messages for existing calls ---------------------------------------------------------
 
@@ -1172,8 +1416,13 @@ class CallManager:
         for leg in (call.a, call.b, *(b.leg for b in call.branches)):
             if leg is not None:
                 self.legs.pop(leg.key, None)
+        if self.cdrs is None and not self.config.log.calls:
+            return
+        cdr = call.cdr()
         if self.cdrs is not None:
-            self.cdrs.write(call.cdr())
+            self.cdrs.write(cdr)
+        if self.config.log.calls:
+            logCall(cdr)
 
     def active(self) -> list[Call]:
         return [call for call in self.calls.values() if call.state != ENDED]
@@ -1244,7 +1493,7 @@ def _reliable(response: Response) -> int | None:
     if "100rel" not in {t.strip().lower() for t in response.headers.getAll("require")}:
         return None
     rseq = (response.headers.get("rseq") or "").strip()
-    return int(rseq) if rseq.isdigit() and 0 < int(rseq) < 2**32 else None
+    return int(rseq) if isDigits(rseq) and 0 < int(rseq) < 2**32 else None
 
 
 MIN_SE = 90
@@ -1257,7 +1506,7 @@ def _sessionExpires(request: Request) -> tuple[float, str] | None:
         return None
     delta, _, params = value.partition(";")
     delta = delta.strip()
-    if not delta.isdigit():
+    if not isDigits(delta):
         raise SIPParseError("bad Session-Expires")
     refresher = "uac"
     for param in params.split(";"):
@@ -1280,6 +1529,17 @@ class _Refresh:
 
     def transactionTimedOut(self, transaction: ClientTransaction) -> None:
         self.call.hangup(None, reason="session refresh failed")
+
+
+def _readable(request: Request, transaction: ServerTransaction, respond: Respond) -> bool:
+    """RFC 3261 section 8.2.3: a body we cannot read is refused (415 with Accept, or 400)."""
+    try:
+        readBody(request)
+    except UnreadableBodyError as e:
+        reason = f"Bad Request ({e.reason})" if e.status == 400 else None
+        respond(transaction, e.status, reason=reason, extra=e.extra)
+        return False
+    return True
 
 
 def _contactURI(request: Request) -> URI:

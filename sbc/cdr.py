@@ -12,8 +12,10 @@ Times are epoch seconds from the clock the B2BUA runs on. A CDR holds no secrets
 URI passwords and URI headers (``?...``, which can carry a body) are removed before writing.
 
 `CDRWriter` opens its file once, in append mode, writes each line with one ``write`` and
-``fsync``s it (grouped with the lines of calls ending within a tenth of a second). ``reopen()``
-(on SIGHUP, after logrotate moved the file) starts a new file.
+``fsync``s it (grouped with the lines of calls ending within a tenth of a second). After
+logrotate moves the file away, CDRs go to a new file at the path: at once on SIGHUP (``reopen()``,
+which the service wires to the signal), and by themselves at the first call ending after the move
+is noticed (the path's inode is compared with the open file's, at most once a second).
 A failed write is logged (once per outage, then the recovery with the count lost) and never
 raised: a full disk must not break calls.
 """
@@ -53,6 +55,8 @@ _REASON_LIMIT = 200
 # How long a CDR line waits in the page cache for the lines of other calls before one fsync
 # makes them all durable.
 SYNC_DELAY = 0.1
+# Seconds between looks at whether the path still names the open file (log rotation).
+ROTATION_CHECK = 1.0
 
 
 def dispositionFor(status: int, cancelled: bool) -> str:
@@ -202,17 +206,46 @@ class CDRWriter:
         self._partial = False
         self._syncing = False
         self._dirty = False
+        self._inode: tuple[int, int] | None = None  # (device, inode) of the open file
+        self._nextCheck = float("-inf")
+        self._generation = 0  # counts opens: a flush of an earlier file reports nothing
         self._open()
 
     def _open(self) -> bool:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            status = os.fstat(self._fd)
         except OSError as e:
             self._fd = None
             self._fail(e)
             return False
+        self._inode = (status.st_dev, status.st_ino)
+        self._generation += 1
         return True
+
+    def _followRotation(self) -> None:
+        """Reopen when ``path`` no longer names the open file (moved or deleted by log rotation).
+
+        One ``stat`` at most once per `ROTATION_CHECK` seconds of the clock (at each write when
+        there is no clock).
+        """
+        if self._fd is None:
+            return
+        if self.clock is not None:
+            now = self.clock.seconds()
+            if now < self._nextCheck:
+                return
+            self._nextCheck = now + ROTATION_CHECK
+        try:
+            status = os.stat(self.path)
+        except FileNotFoundError:
+            status = None
+        except OSError:
+            return  # cannot tell: keep writing where we are
+        if status is None or (status.st_dev, status.st_ino) != self._inode:
+            self.log.info("{path} was moved away (log rotation?): CDRs go to a new file", path=str(self.path))
+            self.reopen()
 
     def write(self, cdr: CDR) -> bool:
         """Append and fsync one CDR; False (and a log line) if it could not be written."""
@@ -222,6 +255,7 @@ class CDRWriter:
             self.lost += 1
             self.log.error("CDR for {callId} not written: {error}", callId=cdr.callId, error=str(e))
             return False
+        self._followRotation()
         if self._fd is None and not self._open():
             self.lost += 1
             return False
@@ -267,9 +301,9 @@ class CDRWriter:
         self._scheduled = None
         self._syncing = True
         assert self.threads is not None
-        self.threads.callInThread(self._syncInThread, self._fd)
+        self.threads.callInThread(self._syncInThread, self._fd, self._generation)
 
-    def _syncInThread(self, fd: int | None) -> None:
+    def _syncInThread(self, fd: int | None, generation: int) -> None:
         error: OSError | None = None
         try:
             if fd is not None:
@@ -277,12 +311,14 @@ class CDRWriter:
         except OSError as e:
             error = e
         assert self.threads is not None
-        self.threads.callFromThread(self._synced, error)
+        self.threads.callFromThread(self._synced, error, generation)
 
-    def _synced(self, error: OSError | None) -> None:
+    def _synced(self, error: OSError | None, generation: int | None = None) -> None:
         self._syncing = False
         self.syncs += 1
-        if error is not None:
+        # A file reopened meanwhile (rotation) was fsynced as it closed: its flush's error, such
+        # as EBADF from the closed descriptor, says nothing about the file we write now.
+        if error is not None and generation in (None, self._generation):
             self._fail(error)
         if self._dirty:
             self._dirty = False
@@ -295,7 +331,8 @@ class CDRWriter:
         self._open()
 
     def close(self) -> None:
-        pending = self._dirty or self._scheduled is not None
+        # A flush under way in a worker may find the descriptor closed: fsync here as well.
+        pending = self._dirty or self._scheduled is not None or self._syncing
         self._dirty = False
         if self._scheduled is not None:
             self._scheduled.cancel()

@@ -6,20 +6,23 @@ the old configuration or the new one, never a mix. A file that fails to load cha
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netaddr import IPSet
+from netaddr import AddrFormatError, IPNetwork, IPSet
 
 from sbc.access import DEVICE_NETWORK, TRUNK, AccessPolicy, BanSettings, Peer
 from sbc.errors import ConfigError
 from sbc.hook import Hook, loadHook
+from sbc.networks import DeviceNetwork, NetworkMap
 from sbc.routing import RoutingSettings, parseRoutingConfig
 from sbc.sip.message import Limits
-from sbc.users import UserDirectory, loadUsers
+from sbc.sip.uri import isDigits
+from sbc.users import ALGORITHMS, Account, UserDirectory, isValidDomain, loadUsers
 from sbc.whitelist import loadWhitelist
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -27,9 +30,14 @@ TRANSPORTS = ("udp", "tcp", "tls")
 
 @dataclass(frozen=True)
 class Listener:
+    """A socket we listen on. ``advertise`` is the host written into our Via and Contact instead
+    of ``host``: required when ``host`` is a wildcard (0.0.0.0 or ::), which names no address a peer
+    could reach, and useful behind NAT, where the bound address is private."""
+
     transport: str
     host: str
     port: int
+    advertise: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,11 @@ class TLSSettings:
 class SIPSettings:
     limits: Limits = field(default_factory=Limits)
     idleTimeout: float = 300.0
+    # Seconds a message may take from its first byte to its last on a stream (slow senders).
+    messageDeadline: float = 10.0
+    # Open TCP/TLS connections one source may hold; a whitelisted trunk source gets the second.
+    maxConnectionsPerSource: int = 32
+    maxConnectionsPerTrunkSource: int = 256
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
@@ -76,6 +89,9 @@ class Trunk:
     media: str = "relay"
     # Codecs (encoding names) allowed on this trunk's calls; None allows all.
     codecs: tuple[str, ...] | None = None
+    # Pass ISUP body parts (SIP-I/SIP-T) with the anchored SDP; only between two trunks that both
+    # say so. Off: the other leg gets the SDP alone.
+    passIsup: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,12 +104,24 @@ class RegistrarSettings:
     minExpires: int = 60
     maxExpires: int = 3600
     defaultExpires: int = 3600
-    algorithms: tuple[str, ...] = ("MD5", "SHA-256")
+    # Digest challenges, one header each, in this order. MD5 alone: phones in the field built on
+    # libre (baresip) give up at the first non-MD5 challenge even with MD5 beside it. SHA-256 is
+    # opt-in, per device network or per account, or here for all.
+    algorithms: tuple[str, ...] = ("MD5",)
+    # [registrar.networks.NAME]: parts of the device networks with algorithms of their own.
+    networks: NetworkMap = field(default_factory=NetworkMap, compare=False, repr=False)
     nonceLifetime: float = 300.0
     qualifyInterval: float = 0.0
 
     def servesDomain(self, domain: str) -> bool:
         return domain.lower() in self.domains
+
+    def algorithmsFor(self, host: str, account: Account | None = None) -> tuple[str, ...]:
+        """The account's algorithms, else those of the network holding ``host``, else the default."""
+        if account is not None and account.algorithms:
+            return account.algorithms
+        network = self.networks.lookup(host)
+        return self.algorithms if network is None else network.algorithms
 
 
 @dataclass(frozen=True)
@@ -106,6 +134,36 @@ class MediaSettings:
     portMax: int = 29999
     timeout: float = 60.0
     rtpengine: tuple[str, int] = ("127.0.0.1", 2223)
+    # Seconds a latched media source must be silent before another allowed source may take over.
+    relatchAfter: float = 2.0
+    # Networks no SDP may send media to (488); "self" is the SBC's own addresses (the media
+    # address and every listener host). Checked for either engine (sbc.media.targets).
+    forbiddenTargets: tuple[str, ...] = ("self", "224.0.0.0/4", "ff00::/8", "0.0.0.0/8", "::/128")
+    # m= lines one SDP may have (488 beyond).
+    maxStreams: int = 8
+    # Relay ports (four per stream) that the SDP of one trunk, or of one registered account, may
+    # hold open at once (503 with Retry-After beyond).
+    maxPortsPerTrunk: int = 4000
+    maxPortsPerAccount: int = 64
+
+    def forbiddenNetworks(self, listeners: tuple[Listener, ...] = ()) -> IPSet:
+        """``forbiddenTargets`` as one set, "self" standing for ``address`` and the listener hosts."""
+        networks: list[str] = []
+        for entry in self.forbiddenTargets:
+            if entry == "self":
+                hosts = [self.address, *(listener.host for listener in listeners)]
+                networks += [h.strip("[]") for h in hosts if _isAddress(h.strip("[]"))]
+            else:
+                networks.append(entry)
+        return IPSet(networks)
+
+
+def _isAddress(text: str) -> bool:
+    try:
+        IPNetwork(text)
+    except (AddrFormatError, ValueError, TypeError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -120,6 +178,14 @@ class CallSettings:
     noAnswerTimeout: float = 180.0
     # A 3xx from a callee: "reject" (the caller gets 480) or "follow" (route its Contact).
     redirect: str = "reject"
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """What the SBC logs beyond errors and state changes."""
+
+    # One line per call attempt at its end (sbc.calllog).
+    calls: bool = True
 
 
 @dataclass(frozen=True)
@@ -138,6 +204,7 @@ class Config:
     hook: Hook | None = field(default=None, compare=False, repr=False)
     calls: CallSettings = field(default_factory=CallSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    log: LogSettings = field(default_factory=LogSettings)
     access: AccessPolicy = field(compare=False, repr=False, default_factory=lambda: AccessPolicy({}))
 
     def watchedFiles(self) -> tuple[Path, ...]:
@@ -147,6 +214,7 @@ class Config:
             files.append(self.devicesWhitelistPath)
         if self.registrar.usersPath is not None:
             files.append(self.registrar.usersPath)
+        files.extend(n.whitelistPath for n in self.registrar.networks.networks if n.whitelistPath is not None)
         if self.routing.hookPath is not None:
             files.append(self.routing.hookPath)
         return tuple(files)
@@ -239,6 +307,18 @@ def loadConfig(path: Path | str) -> Config:
             maxHeaders=sipTable.integer("max_headers", 256, minimum=16, maximum=4096),
         ),
         idleTimeout=sipTable.number("idle_timeout", 300.0, minimum=1, maximum=86400),
+        messageDeadline=sipTable.number(
+            "message_deadline", SIPSettings.messageDeadline, minimum=0.1, maximum=3600
+        ),
+        maxConnectionsPerSource=sipTable.integer(
+            "max_connections_per_source", SIPSettings.maxConnectionsPerSource, minimum=1, maximum=65535
+        ),
+        maxConnectionsPerTrunkSource=sipTable.integer(
+            "max_connections_per_trunk_source",
+            SIPSettings.maxConnectionsPerTrunkSource,
+            minimum=1,
+            maximum=65535,
+        ),
         t1=sipTable.number("t1", 0.5, minimum=0.01, maximum=60),
         t2=sipTable.number("t2", 4.0, minimum=0.01, maximum=600),
         t4=sipTable.number("t4", 5.0, minimum=0.01, maximum=600),
@@ -294,9 +374,13 @@ def loadConfig(path: Path | str) -> Config:
     registrar = _registrar(path, base, top.table("registrar"))
     bansTable = top.table("bans")
     bans = BanSettings(
-        failures=bansTable.integer("failures", 5, minimum=1, maximum=1000),
-        window=bansTable.number("window", 60.0, minimum=1, maximum=86400),
-        duration=bansTable.number("duration", 600.0, minimum=1, maximum=30 * 86400),
+        failures=bansTable.integer("failures", BanSettings.failures, minimum=1, maximum=1000),
+        failuresPerSource=bansTable.integer(
+            "failures_per_source", BanSettings.failuresPerSource, minimum=1, maximum=10000
+        ),
+        window=bansTable.number("window", BanSettings.window, minimum=1, maximum=86400),
+        duration=bansTable.number("duration", BanSettings.duration, minimum=1, maximum=30 * 86400),
+        ipv6Prefix=bansTable.integer("ipv6_prefix", BanSettings.ipv6Prefix, minimum=1, maximum=128),
     )
     bansTable.done()
     routing = parseRoutingConfig(
@@ -329,10 +413,27 @@ def loadConfig(path: Path | str) -> Config:
         portMax=mediaTable.integer("port_max", 29999, minimum=1025, maximum=65535),
         timeout=mediaTable.number("timeout", 60.0, minimum=1, maximum=3600),
         rtpengine=_gateway(path, "media.rtpengine", mediaTable.get("rtpengine", str, "127.0.0.1:2223")),
+        relatchAfter=mediaTable.number("relatch_after", MediaSettings.relatchAfter, minimum=0, maximum=3600),
+        forbiddenTargets=_forbiddenTargets(path, mediaTable),
+        maxStreams=mediaTable.integer("max_streams", MediaSettings.maxStreams, minimum=1, maximum=64),
+        maxPortsPerTrunk=mediaTable.integer(
+            "max_ports_per_trunk", MediaSettings.maxPortsPerTrunk, minimum=4, maximum=1_000_000
+        ),
+        maxPortsPerAccount=mediaTable.integer(
+            "max_ports_per_account", MediaSettings.maxPortsPerAccount, minimum=4, maximum=1_000_000
+        ),
     )
     if media.portMax - media.portMin < 3:
         raise ConfigError(path, "the port range must hold at least two RTP/RTCP pairs", key="media.port_max")
+    if _isWildcard(media.address):
+        # Written into every SDP as where to send media: 0.0.0.0 there means "on hold" (RFC 2543).
+        raise ConfigError(
+            path, "must be the one address peers send media to, not a wildcard", key="media.address"
+        )
     mediaTable.done()
+    logTable = top.table("log")
+    log = LogSettings(calls=logTable.get("calls", bool, LogSettings.calls))
+    logTable.done()
     top.done()
     return Config(
         path=path,
@@ -349,6 +450,7 @@ def loadConfig(path: Path | str) -> Config:
         hook=hook,
         calls=calls,
         media=media,
+        log=log,
         access=AccessPolicy(whitelists),
     )
 
@@ -359,13 +461,13 @@ def _registrar(path: Path, base: Path, table: _Table) -> RegistrarSettings:
         raise ConfigError(path, "must be a list of domain names", key="registrar.domains")
     usersName = table.get("users", str, None)
     usersPath = base / usersName if usersName is not None else None
-    algorithms = table.get("algorithms", list, ["MD5", "SHA-256"])
-    if (
-        not algorithms
-        or not all(a in ("MD5", "SHA-256") for a in algorithms)
-        or len(set(algorithms)) != len(algorithms)
-    ):
-        raise ConfigError(path, 'must list "MD5" and/or "SHA-256", each once', key="registrar.algorithms")
+    algorithms = _algorithms(table, RegistrarSettings.algorithms)
+    networksTable = table.table("networks")
+    networks = NetworkMap(
+        tuple(_network(base, networksTable.table(name), name) for name in list(networksTable.data))
+    )
+    networksTable.done()
+    _checkNetworks(path, networks)
     minExpires = table.integer("min_expires", 60, minimum=1, maximum=86400)
     maxExpires = table.integer("max_expires", 3600, minimum=1, maximum=7 * 86400)
     if maxExpires < minExpires:
@@ -377,12 +479,74 @@ def _registrar(path: Path, base: Path, table: _Table) -> RegistrarSettings:
         minExpires=minExpires,
         maxExpires=maxExpires,
         defaultExpires=table.integer("default_expires", 3600, minimum=1, maximum=7 * 86400),
-        algorithms=tuple(algorithms),
+        algorithms=algorithms,
+        networks=networks,
         nonceLifetime=table.number("nonce_lifetime", 300.0, minimum=5, maximum=86400),
         qualifyInterval=table.number("qualify_interval", 0.0, minimum=0, maximum=86400),
     )
     table.done()
     return settings
+
+
+def _algorithms(table: _Table, default: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The ``algorithms`` key of ``table``; required when there is no default."""
+    algorithms = (
+        table.get("algorithms", list) if default is None else table.get("algorithms", list, list(default))
+    )
+    if (
+        not algorithms
+        or not all(a in ALGORITHMS for a in algorithms)
+        or len(set(algorithms)) != len(algorithms)
+    ):
+        raise ConfigError(
+            table.path, 'must list "MD5" and/or "SHA-256", each once', key=table._key("algorithms")
+        )
+    return tuple(algorithms)
+
+
+def _network(base: Path, table: _Table, name: str) -> DeviceNetwork:
+    """One ``[registrar.networks.NAME]``: ``whitelist`` (a file, as [devices]) or ``addresses`` (CIDRs)."""
+    whitelistName = table.get("whitelist", str, None)
+    addresses = table.get("addresses", list, None)
+    if (whitelistName is None) == (addresses is None):
+        raise ConfigError(table.path, "give either whitelist or addresses", key=table.name)
+    whitelistPath = None if whitelistName is None else base / whitelistName
+    if whitelistPath is not None:
+        addressSet = loadWhitelist(whitelistPath)
+    else:
+        try:
+            if not all(isinstance(item, str) for item in addresses):
+                raise ValueError(addresses)
+            addressSet = IPSet(addresses)
+        except Exception:
+            raise ConfigError(
+                table.path, "must list addresses or CIDRs", key=table._key("addresses")
+            ) from None
+    network = DeviceNetwork(name, _algorithms(table, None), addressSet, whitelistPath)
+    table.done()
+    return network
+
+
+def _checkNetworks(path: Path, networks: NetworkMap) -> None:
+    """The same prefix in two networks would make the choice depend on file order: refuse it."""
+    owner: dict[str, str] = {}
+    for network in networks.networks:
+        for cidr in network.addresses.iter_cidrs():
+            other = owner.setdefault(str(cidr), network.name)
+            if other != network.name:
+                raise ConfigError(
+                    path, f"{cidr} is in networks {other} and {network.name}", key="registrar.networks"
+                )
+
+
+def _forbiddenTargets(path: Path, table: _Table) -> tuple[str, ...]:
+    entries = table.get("forbidden_targets", list, list(MediaSettings.forbiddenTargets))
+    for entry in entries:
+        if not isinstance(entry, str) or (entry != "self" and not _isAddress(entry)):
+            raise ConfigError(
+                path, f'must list "self" and networks (CIDR), not {entry!r}', key="media.forbidden_targets"
+            )
+    return tuple(entries)
 
 
 def _listener(path: Path, index: int, item: Any) -> Listener:
@@ -392,8 +556,39 @@ def _listener(path: Path, index: int, item: Any) -> Listener:
         raise ConfigError(path, f"must be one of {', '.join(TRANSPORTS)}", key=f"listen[{index}].transport")
     host = table.get("host", str)
     port = table.integer("port", 5061 if transport == "tls" else 5060, minimum=1, maximum=65535)
+    advertise = table.get("advertise", str, None)
     table.done()
-    return Listener(transport, host, port)
+    if advertise is not None and (_isWildcard(advertise) or not _isHost(advertise)):
+        raise ConfigError(
+            path,
+            f"must be an address or host name peers can reach, not {advertise!r}",
+            key=f"listen[{index}].advertise",
+        )
+    if advertise is None and _isWildcard(host):
+        raise ConfigError(
+            path,
+            f"host {host!r} listens on every address but names none for Via and Contact:"
+            ' add advertise = "<the address peers reach us at>"',
+            key=f"listen[{index}].advertise",
+        )
+    return Listener(transport, host, port, advertise)
+
+
+def _isWildcard(host: str) -> bool:
+    """Whether a listener host means "every address" (0.0.0.0, ::, or empty)."""
+    try:
+        return not host or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def _isHost(text: str) -> bool:
+    """An IP address or a DNS name: what a Via sent-by may hold."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return isValidDomain(text)
+    return True
 
 
 def _trunk(path: Path, base: Path, table: _Table, name: str) -> Trunk:
@@ -432,6 +627,7 @@ def _trunk(path: Path, base: Path, table: _Table, name: str) -> Trunk:
         refer=refer,
         media=media,
         codecs=None if codecList is None else tuple(c.lower() for c in codecList),
+        passIsup=table.get("pass_isup", bool, Trunk.passIsup),
     )
     table.done()
     return trunk
@@ -447,6 +643,6 @@ def _gateway(path: Path, key: str, text: Any) -> tuple[str, int]:
     else:
         host, _, port = text.partition(":")
         port = port or "5060"
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not isDigits(port) or not 0 < int(port) < 65536:
         raise ConfigError(path, f"not a host:port: {text!r}", key=key)
     return (host, int(port))

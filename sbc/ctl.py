@@ -1,6 +1,8 @@
 """``sbc-ctl``: the command ops run beside the server to change what it reads.
 
     sbc-ctl [--users PATH] adduser USER@DOMAIN [--demo] [--password-stdin]
+    sbc-ctl init DIR [--state PATH]
+    sbc-ctl options sip:HOST[:PORT] [--from ADDRESS] [--timeout SECONDS]
 
 Each subcommand is a function taking the parsed arguments and returning an exit status; add one
 by writing it and registering it in `_parser`. Exit status: 0 done, 2 usage error, 1 anything
@@ -20,11 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sbc.errors import ConfigError
+from sbc.probe import ProbeError, sendOptions
+from sbc.starter import StarterError, writeStarter
 from sbc.users import accountKey, formatAccount, parseAccountName, parseUsers
 
 __all__ = ["main"]
 
 DEFAULT_USERS = Path("etc/users.txt")
+# HA1 hashes are as good as passwords for our realm: the users file is its owner's alone, whatever
+# mode it had (group or other bits are dropped, and sbc-ctl says so).
+USERS_MODE = 0o600
 
 # What a users file starts with when adduser creates it, so that ops can edit it unaided.
 NEW_USERS_HEADER = """\
@@ -72,6 +79,31 @@ def _parser() -> argparse.ArgumentParser:
         help="read the password from the first line of standard input instead of asking twice",
     )
     adduser.set_defaults(run=_adduser, subparser=adduser)
+
+    init = commands.add_parser(
+        "init",
+        help="write a commented starter config (the loopback demo) into DIR",
+        description="Write sbc.toml, its whitelists, users and routing hook into DIR, with a state "
+        "directory and a fresh self-signed loopback TLS certificate; an existing sbc.toml is kept.",
+    )
+    init.add_argument("directory", metavar="DIR", type=Path)
+    init.add_argument(
+        "--state", type=Path, metavar="PATH", help="the state directory (default: DIR/state)"
+    )
+    init.set_defaults(run=_init, subparser=init)
+
+    options = commands.add_parser(
+        "options",
+        help="send one SIP OPTIONS over UDP from a chosen address and print the answer",
+        description="Send OPTIONS to URI from ADDRESS (bound, so the SBC sees that source) and print "
+        "the response; exit 1 when nothing answers, as the SBC does for a source it does not admit.",
+    )
+    options.add_argument("uri", metavar="URI", help="e.g. sip:127.0.0.1:5060")
+    options.add_argument(
+        "--from", dest="source", default="0.0.0.0", metavar="ADDRESS", help="the source address to send from"
+    )
+    options.add_argument("--timeout", type=float, default=4.0, metavar="SECONDS", help="how long to wait")
+    options.set_defaults(run=_options, subparser=options)
     return parser
 
 
@@ -104,6 +136,33 @@ def _adduser(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> 
     line = formatAccount(user, domain, password, demo=arguments.demo)
     replaced = _writeAccount(arguments.users, (user, domain), line)
     print(f"{'replaced' if replaced else 'added'} {user}@{domain} in {arguments.users}")
+    return 0
+
+
+def _init(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> int:
+    """Write the starter config and say how to run it."""
+    try:
+        config = writeStarter(arguments.directory, arguments.state)
+    except StarterError as e:
+        raise CtlError(str(e)) from None
+    print(f"wrote {config} (the loopback demo, with a self-signed certificate); run it with")
+    print(f"    twistd -n --pidfile= sbc --config {config}")
+    return 0
+
+
+def _options(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> int:
+    """Print the answer to one OPTIONS, or say that none came."""
+    try:
+        result = sendOptions(arguments.uri, arguments.source, arguments.timeout)
+    except ProbeError as e:
+        raise CtlError(str(e)) from None
+    if result.response is None:
+        print(
+            f"no answer from {arguments.uri} within {arguments.timeout:g} s (sent from {arguments.source})",
+            file=sys.stderr,
+        )
+        return 1
+    sys.stdout.write(result.response.toBytes().decode("utf-8", "replace").replace("\r\n", "\n"))
     return 0
 
 
@@ -151,6 +210,12 @@ def _writeAccount(path: Path, key: tuple[str, str], line: str) -> bool:
         raise CtlError(f"{e}; fix that line first, nothing changed") from None
 
     _replaceFile(path, target, new, status)
+    if status is not None and stat.S_IMODE(status.st_mode) & ~USERS_MODE:
+        print(
+            f"sbc-ctl: {path} was mode {stat.S_IMODE(status.st_mode):04o} and is now {USERS_MODE:04o}: "
+            "it holds password hashes, for the SBC's account (its owner) alone",
+            file=sys.stderr,
+        )
     return replaced
 
 
@@ -168,10 +233,11 @@ def _edit(path: Path, old: bytes, key: tuple[str, str], line: str) -> tuple[byte
         if accountKey(text) != key:
             result.append(raw)
             continue
-        # The account's line: new fields, the old trailing comment (and the space before it) kept.
+        # The account's line: new fields, the old trailing comment (and the space before it) kept,
+        # and the old digest algorithms when the new line names none (a password change keeps them).
         body, hashSign, comment = text.partition("#")
         kept = body[len(body.rstrip()) :] + hashSign + comment if hashSign else ""
-        result.append((line + kept).encode() + ending)
+        result.append((_keepAlgorithms(line, body) + kept).encode() + ending)
         replaced = True
     if not replaced:
         if result and not endings[-1]:
@@ -180,8 +246,18 @@ def _edit(path: Path, old: bytes, key: tuple[str, str], line: str) -> tuple[byte
     return b"".join(result), replaced
 
 
+def _keepAlgorithms(line: str, old: str) -> str:
+    """``line`` with the ``algorithms=`` field of the ``old`` line, unless it has one of its own."""
+    fields = line.split()
+    previous = [field for field in old.split() if field.startswith("algorithms=")]
+    if not previous or any(field.startswith("algorithms=") for field in fields):
+        return line
+    at = len(fields) - 1 if fields[-1] == "demo" else len(fields)
+    return " ".join([*fields[:at], previous[0], *fields[at:]])
+
+
 def _replaceFile(path: Path, target: Path, data: bytes, status: os.stat_result | None) -> None:
-    """Atomically put ``data`` at ``target``, keeping the old file's mode and owner (0600 if new)."""
+    """Atomically put ``data`` at ``target``, mode 0600, keeping the old file's owner."""
     try:
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as e:
@@ -190,7 +266,7 @@ def _replaceFile(path: Path, target: Path, data: bytes, status: os.stat_result |
         with os.fdopen(descriptor, "wb") as f:
             f.write(data)
             f.flush()
-            os.fchmod(f.fileno(), stat.S_IMODE(status.st_mode) if status else 0o600)
+            os.fchmod(f.fileno(), USERS_MODE)
             if status is not None and (status.st_uid, status.st_gid) != (os.getuid(), os.getgid()):
                 # As root, keep the file readable by the account the server runs as.
                 try:

@@ -2,13 +2,19 @@
 
 A leg knows how to build requests inside its dialog (CSeq, tags, route set, our Via and
 Contact) and where they go: over the peer's own flow (the address and connection its messages
-came from, so NATed devices are reached), not to the host its Contact names.
+came from, so NATed devices are reached), not to the host its Contact names. A record-routing
+peer's route set goes into every request (section 12.2.1.1, loose or strict); the caller decides
+whether the first route's address replaces the flow (`Leg.nextHop`).
 """
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import replace
+
 from sbc.interfaces import Address, ISIPTransport
-from sbc.sip.headers import Headers, Via
+from sbc.sip.errors import SIPParseError
+from sbc.sip.headers import Headers, Via, parseNameAddr
 from sbc.sip.message import Request, Response
 from sbc.sip.uri import URI
 from sbc.tokens import randomHex
@@ -98,12 +104,15 @@ class Leg:
             ("Call-ID", self.callId),
             ("CSeq", f"{cseq} {method}"),
         )
-        for route in self.routeSet:
-            headers.add("Route", route)
+        uri = self.remoteTarget
+        if self.routeSet:
+            uri, routes = self.routing()
+            for route in routes:
+                headers.add("Route", route)
         if method in ("INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"):
             headers.add("Contact", self.contact)
         headers.add("Content-Length", "0")  # mandatory on streams; setBody keeps it true
-        request = Request(method, self.remoteTarget, headers)
+        request = Request(method, uri, headers)
         host, port = self.transport.localAddress
         request.setTopVia(
             Via(
@@ -115,17 +124,67 @@ class Leg:
         )
         return request
 
+    def routing(self) -> tuple[URI, tuple[str, ...]]:
+        """The Request-URI and Route values of a request in this dialog (RFC 3261 12.2.1.1).
+
+        A loose router (``;lr`` on the first route) leaves the remote target in the Request-URI.
+        A strict router wants itself there instead, and the remote target last among the routes.
+        """
+        first = _firstRoute(self.routeSet)
+        if first is None or first.param("lr") is not None:
+            return self.remoteTarget, self.routeSet
+        # Strict: the first route becomes the Request-URI, without what a Request-URI may not
+        # carry (the method parameter and URI headers, section 19.1.1 Table 1).
+        uri = replace(first, headers=None, params=tuple(p for p in first.params if p[0].lower() != "method"))
+        return uri, (*self.routeSet[1:], f"<{self.remoteTarget}>")
+
+    def nextHop(self) -> Address | None:
+        """Where a request in this dialog goes by its route set: the first route's IP and port.
+
+        None without a route set, or when the first route names a host rather than an address
+        (we resolve no DNS here): the request then goes to `address` as before.
+        """
+        first = _firstRoute(self.routeSet)
+        if first is None:
+            return None
+        host = first.param("maddr") or first.host
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        secure = first.scheme == "sips" or (first.param("transport") or "").lower() == "tls"
+        return (host, first.port or (5061 if secure else 5060))
+
     def learn(self, response: Response) -> None:
-        """Take the remote tag, target and route set from a response that makes the dialog."""
+        """Take the remote tag, target and route set from a response that makes the dialog.
+
+        As a UAC (section 12.1.2): the route set is the response's Record-Route, reversed; an 18x
+        with a tag sets it for the early dialog, and the 2xx sets it again (section 13.2.2.4).
+        """
         tag = response.toHeader().tag
-        if tag:
-            self.remoteTag = tag
+        if not tag:
+            return  # no dialog made (a 18x without To tag): nothing to learn
+        self.remoteTag = tag
+        self.refresh(response)
+        self.routeSet = tuple(reversed(response.headers.getAll("record-route")))
+
+    def refresh(self, response: Response) -> None:
+        """A target refresh (the 2xx of a re-INVITE) changes the remote target, never the route
+        set (section 12.2.1.2)."""
         contacts = response.contacts()
         if contacts:
             self.remoteTarget = contacts[0].uri
-        routes = response.headers.getAll("record-route")
-        if routes:
-            self.routeSet = tuple(reversed(routes))
 
     def send(self, message: Request | Response) -> None:
         self.transport.send(message.toBytes(), self.address)
+
+
+def _firstRoute(routeSet: tuple[str, ...]) -> URI | None:
+    """The URI of the first route, or None (none, or one we cannot parse: sent as it is)."""
+    if not routeSet:
+        return None
+    try:
+        return parseNameAddr(routeSet[0]).uri
+    except SIPParseError:
+        return None

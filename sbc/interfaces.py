@@ -95,18 +95,33 @@ class IRouter(Interface):
         """Decide where ``call`` goes, or fire with None to let the next router decide."""
 
 
+class NotAcceptableError(Exception):
+    """An SDP that cannot be used (no codec left, a forbidden address, too many streams): 488.
+
+    `IMediaRelay` providers fail with it, so the call layer needs no engine's own errors.
+    """
+
+
 class IMediaRelay(Interface):
     """Anchors a call's media: the built-in relay, or rtpengine for scale.
 
     Modelled on rtpengine's ng protocol: an SDP from one side of a call goes in, and the SDP to
     send to the other side comes out, naming the SBC's address and the relay ports that face
     that other side. ``side`` is "A" (the caller's leg) or "B" (the callee's).
+
+    ``sipSource`` is the IP address that side's signalling comes from (A's INVITE source, B's
+    leg address), or None if unknown. A relay that latches may take media from any port of that
+    IP, besides the address the SDP names: a party behind NAT sends from where its SIP comes from,
+    not from the private address in its SDP. Media from elsewhere is never latched.
+    An SDP the relay refuses fails with `NotAcceptableError`.
     """
 
-    def offer(callId: str, side: str, sdp: bytes, onTimeout: Callable[[], object]) -> Deferred[bytes]:
+    def offer(
+        callId: str, side: str, sdp: bytes, onTimeout: Callable[[], object], sipSource: str | None = None
+    ) -> Deferred[bytes]:
         """Anchor an SDP offer from ``side``; ``onTimeout`` runs if media stops (not on hold)."""
 
-    def answer(callId: str, side: str, sdp: bytes) -> Deferred[bytes]:
+    def answer(callId: str, side: str, sdp: bytes, sipSource: str | None = None) -> Deferred[bytes]:
         """Anchor the SDP answer from ``side`` to the last offer."""
 
     def delete(callId: str) -> Deferred[None]:

@@ -13,7 +13,13 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from sbc.config import Config, Listener
 from sbc.tls import ServerContextFactory
-from sbc.transport import Controller, GateFactory, SIPDatagramProtocol, SIPStreamFactory
+from sbc.transport import (
+    Controller,
+    GateFactory,
+    SIPDatagramProtocol,
+    SIPStreamFactory,
+    StreamConnections,
+)
 
 
 class DatagramListener(service.Service):
@@ -94,22 +100,37 @@ def listenerServices(
     controller: Controller,
     clock: IReactorTime,
     tlsContext: ServerContextFactory | None,
+    connections: StreamConnections | None = None,
 ) -> list[service.Service]:
+    """One service per listener; TCP and TLS ones share ``connections``, the open streams by source."""
     sip = config.sip
     services: list[service.Service] = []
     for listener in config.listeners:
         if listener.transport == "udp":
             services.append(
                 DatagramListener(
-                    reactor, listener, SIPDatagramProtocol(controller), sip.limits.maxMessageSize
+                    reactor,
+                    listener,
+                    SIPDatagramProtocol(controller, listener.advertise),
+                    sip.limits.maxMessageSize,
                 )
             )
             continue
         name = listener.transport.upper()
-        factory: Any = SIPStreamFactory(controller, name, clock, sip.idleTimeout, sip.limits.maxMessageSize)
+        factory: Any = SIPStreamFactory(
+            controller,
+            name,
+            clock,
+            sip.idleTimeout,
+            sip.limits.maxMessageSize,
+            connections=connections,
+            messageDeadline=sip.messageDeadline,
+            advertise=listener.advertise,
+        )
         if listener.transport == "tls":
             assert tlsContext is not None
-            factory = GateFactory(controller, TLSMemoryBIOFactory(tlsContext, False, factory, clock=clock))
+            tls = TLSMemoryBIOFactory(tlsContext, False, factory, clock=clock)
+            factory = GateFactory(controller, tls, connections)
         tcp: IReactorTCP = reactor
         services.append(internet.TCPServer(listener.port, factory, interface=listener.host, reactor=tcp))
     return services

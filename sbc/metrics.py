@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 
 class Metrics:
-    """Named monotonic counters. Cheap enough for the per-packet path: one dict update."""
+    """Named monotonic counters, and gauges read when asked for.
 
-    __slots__ = ("counts",)
+    A counter is cheap enough for the per-packet path: one dict update. A gauge (say the relay
+    ports in use) is a function of state someone else owns, so it costs nothing until read.
+    """
+
+    __slots__ = ("counts", "gauges")
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.gauges: dict[str, Callable[[], int]] = {}
 
     def inc(self, name: str, amount: int = 1) -> None:
         self.counts[name] += amount
 
+    def gauge(self, name: str, read: Callable[[], int]) -> None:
+        """Name a value that ``read`` gives each time it is asked for."""
+        self.gauges[name] = read
+
     def __getitem__(self, name: str) -> int:
-        return self.counts[name]
+        read = self.gauges.get(name)
+        return read() if read is not None else self.counts[name]
+
+    def snapshot(self) -> dict[str, int]:
+        """Every counter and gauge now, for a status page or an exporter."""
+        values = dict(self.counts)
+        values.update((name, read()) for name, read in self.gauges.items())
+        return values

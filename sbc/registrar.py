@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from email.utils import formatdate
-from typing import Any
+from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorTime
@@ -19,16 +19,27 @@ from twisted.python.failure import Failure
 from sbc.access import DEVICES
 from sbc.authenticator import Authenticator, Outcome
 from sbc.config import Config
+from sbc.droplog import DropLog
 from sbc.interfaces import Address, ILocationStore, ISIPTransport
 from sbc.location import Binding
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import NameAddr, parseNameAddr
 from sbc.sip.message import Request
+from sbc.sip.uri import isDigits
 from sbc.transaction import ServerTransaction
 
 MAX_CONTACTS = 16
+# How often routes of expired bindings are forgotten, in seconds (checked as REGISTERs arrive).
+PRUNE_INTERVAL = 60.0
 
 Respond = Callable[..., None]
+
+
+class FlowRoute(NamedTuple):
+    """The transport a binding was registered through, until the binding expires."""
+
+    transport: ISIPTransport
+    expires: float
 
 
 class RegisterError(Exception):
@@ -51,16 +62,21 @@ class Registrar:
         store: ILocationStore,
         authenticator: Authenticator,
         respond: Respond,
+        sourceLog: DropLog | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.store = store
         self.authenticator = authenticator
         self.respond = respond
-        # Live stream connections of registered devices: requests to them reuse the flow.
-        self.flows: dict[tuple[str, str, int], ISIPTransport] = {}
+        # Lines a REGISTER can cause: at most one per source and minute.
+        self.sourceLog = sourceLog if sourceLog is not None else DropLog(clock)
+        # The transport each binding (aor, contact) was registered through, with its expiry:
+        # requests to a device reuse its flow (a TCP/TLS connection, or the UDP socket it used).
+        self.routes: dict[tuple[str, str], FlowRoute] = {}
+        # The same, indexed by stream connection: closing one costs only its own bindings.
         self.flowBindings: dict[ISIPTransport, set[tuple[str, str]]] = {}
-        self.datagramTransports: dict[tuple[str, int], ISIPTransport] = {}
+        self._nextPrune = clock.seconds() + PRUNE_INTERVAL
         self.fallbackDatagram: ISIPTransport | None = None
 
     # --- REGISTER ----------------------------------------------------------------------------
@@ -78,7 +94,7 @@ class Registrar:
             elif isinstance(error, SIPParseError):
                 self.respond(transaction, error.status, reason=f"Bad Request ({error.reason})")
             else:
-                self.log.failure("REGISTER failed", failure)
+                self.sourceLog.failure(self.log, transaction.source[0], "REGISTER failed", failure)
                 self.respond(transaction, 500)
 
         d.addErrback(refused)
@@ -101,8 +117,7 @@ class Registrar:
         if verdict.outcome is Outcome.FORBIDDEN:
             raise RegisterError(403, "Credentials do not match the To user")
         if verdict.outcome is not Outcome.OK:
-            stale = verdict.outcome is Outcome.STALE
-            self.respond(transaction, 401, extra=self.authenticator.challenges(domain, stale=stale))
+            self.respond(transaction, 401, extra=self.authenticator.challenges(domain, verdict))
             return
         yield self._bind(request, transaction, verdict.aor)
 
@@ -169,7 +184,7 @@ class Registrar:
                 userAgent=userAgent,
             )
             yield self.store.save(binding)
-            self._rememberFlow(transport, source, aor, uri)
+            self._rememberFlow(transport, aor, uri, binding.expires)
         current: list[Binding] = yield self.store.lookup(aor)
         self._ok(transaction, current, now)
 
@@ -180,35 +195,61 @@ class Registrar:
 
     # --- flows -------------------------------------------------------------------------------
 
-    def _rememberFlow(self, transport: ISIPTransport, source: Address, aor: str, contact: str) -> None:
+    def _rememberFlow(self, transport: ISIPTransport, aor: str, contact: str, expires: float) -> None:
+        """The binding now points at ``transport``; an older flow of it no longer owns it."""
+        key = (aor, contact)
+        old = self.routes.get(key)
+        if old is not None and old.transport is not transport:
+            self._unindex(old.transport, key)
+        self.routes[key] = FlowRoute(transport, expires)
         if transport.reliable:
-            self.flows[(transport.name, source[0], source[1])] = transport
-            self.flowBindings.setdefault(transport, set()).add((aor, contact))
-        else:
-            self.datagramTransports[source] = transport
+            self.flowBindings.setdefault(transport, set()).add(key)
+        now = self.clock.seconds()
+        if now >= self._nextPrune:
+            self._prune(now)
 
     def _forgetFlows(self, aor: str, contacts: list[str]) -> None:
-        gone = {(aor, c) for c in contacts}
-        for keys in self.flowBindings.values():
-            keys -= gone
+        for contact in contacts:
+            key = (aor, contact)
+            route = self.routes.pop(key, None)
+            if route is not None:
+                self._unindex(route.transport, key)
+
+    def _unindex(self, transport: ISIPTransport, key: tuple[str, str]) -> None:
+        keys = self.flowBindings.get(transport)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self.flowBindings[transport]
+
+    def _prune(self, now: float) -> None:
+        """Forget the routes of bindings that expired (a device that went away without a word)."""
+        self._nextPrune = now + PRUNE_INTERVAL
+        for key in [k for k, r in self.routes.items() if r.expires <= now]:
+            self._unindex(self.routes.pop(key).transport, key)
 
     def connectionClosed(self, transport: ISIPTransport) -> None:
-        """A device's TCP/TLS connection died: its bindings through that flow go with it."""
-        keys = self.flowBindings.pop(transport, None)
-        if not keys:
-            return
-        self.flows = {k: t for k, t in self.flows.items() if t is not transport}
-        for aor, contact in keys:
-            d = self.store.remove(aor, contact)
+        """A TCP/TLS connection died: the bindings that still point at it go with it.
+
+        A binding re-registered over another connection since points there, and stays.
+        """
+        keys = self.flowBindings.pop(transport, ())
+        for key in keys:
+            self.routes.pop(key, None)
+            d = self.store.remove(*key)
             d.addErrback(lambda f: self.log.failure("dropping a binding failed", f))
 
     def route(self, binding: Binding) -> tuple[ISIPTransport, Address] | None:
         """Where a request to this binding goes: its flow, or the address it registered from."""
+        entry = self.routes.get((binding.aor, binding.contact))
+        transport = None if entry is None else entry.transport
         if binding.transport == "UDP":
-            transport = self.datagramTransports.get(binding.source, self.fallbackDatagram)
+            if transport is None or transport.reliable:
+                transport = self.fallbackDatagram
             return None if transport is None else (transport, binding.source)
-        flow = self.flows.get((binding.transport, binding.source[0], binding.source[1]))
-        return None if flow is None else (flow, binding.source)
+        if transport is None or transport.name != binding.transport:
+            return None
+        return (transport, binding.source)
 
 
 def _parseContact(value: str) -> NameAddr:
@@ -222,7 +263,7 @@ def _expires(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    if not value.isdigit():
+    if not isDigits(value):
         raise RegisterError(400, "Bad Request (Expires is not a number)")
     return min(int(value), 2**32 - 1)
 
@@ -240,7 +281,7 @@ def _q(value: str | None) -> float:
 
 
 def _regId(value: str | None) -> int | None:
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and isDigits(value) else None
 
 
 def _checkOrder(binding: Binding, callId: str, cseq: int) -> None:

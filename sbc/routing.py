@@ -39,6 +39,7 @@ from zope.interface import implementer
 from sbc.access import DEVICES, TRUNK, Peer
 from sbc.errors import ConfigError
 from sbc.interfaces import IRouter
+from sbc.sip.uri import isDigits
 from sbc.users import UserDirectory, isValidDomain, isValidUser
 
 __all__ = [
@@ -202,7 +203,7 @@ class NumberPlan:
     def __post_init__(self) -> None:
         for name in ("countryCode", "nationalPrefix", "internationalPrefix"):
             value = getattr(self, name)
-            if value and not (value.isascii() and value.isdigit()):
+            if value and not isDigits(value):
                 raise ValueError(f"{name} must be digits, not {value!r}")
         if self.nationalPrefix and not self.countryCode:
             raise ValueError("a national prefix needs a country code")
@@ -730,7 +731,7 @@ def parseRoutingConfig(
     for key, value in numbers.items():
         if key not in _NUMBER_KEYS:
             raise fail("unknown key", f"numbers.{key}")
-        if not isinstance(value, str) or (value and not (value.isascii() and value.isdigit())):
+        if not isinstance(value, str) or (value and not isDigits(value)):
             raise fail('must be a string of digits, such as "49"', f"numbers.{key}")
         planArgs[_NUMBER_KEYS[key]] = value
     try:

@@ -15,7 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from sbc.access import Bans
+from sbc.access import TRUNK, Bans, OnBan
 from sbc.authenticator import Authenticator
 from sbc.b2bua import CallManager, Route
 from sbc.cdr import CDRWriter
@@ -90,9 +90,13 @@ class SIPServer:
         route: Route | None = None,
         cdrs: CDRWriter | None = None,
         relay: IMediaRelay | None = None,
+        closeConnections: OnBan | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
+        # The transport layer's StreamConnections.closeWhere: a reload that refuses a source
+        # closes what it holds open (bans do the same through their own onBan).
+        self.closeConnections = closeConnections
         self.metrics = Metrics()
         self.dropLog = DropLog(clock)
         sip = config.sip
@@ -100,7 +104,7 @@ class SIPServer:
         # queue, which asks the clock for one timer at a time.
         self.timerQueue = TimerQueue(clock)
         self.transactions = TransactionLayer(self.timerQueue, self, Timers(T1=sip.t1, T2=sip.t2, T4=sip.t4))
-        self.bans = bans if bans is not None else Bans(clock, config.bans)
+        self.bans = bans if bans is not None else Bans(clock, config.bans, onBan=closeConnections)
         self.chain = routingChain(config)
         nonces = NonceManager(clock, secret or secrets.token_bytes(32), config.registrar.nonceLifetime)
         self.authenticator = Authenticator(config, nonces, self.bans)
@@ -110,6 +114,7 @@ class SIPServer:
             store if store is not None else MemoryLocationStore(clock),
             self.authenticator,
             self._respond,
+            sourceLog=self.dropLog,
         )
         self.calls = CallManager(
             config,
@@ -121,7 +126,10 @@ class SIPServer:
             self._respond,
             cdrs,
             relay,
+            sourceLog=self.dropLog,
         )
+        # Relay ports that calls hold now (four per relayed stream), whatever the media engine.
+        self.metrics.gauge("media_ports_in_use", lambda: self.calls.ports.total)
         self.methods: dict[str, Handler] = {
             "OPTIONS": self._options,
             "CANCEL": self._cancel,
@@ -141,6 +149,8 @@ class SIPServer:
         self.registrar.setConfig(config)
         self.calls.config = config
         self.chain = routingChain(config)
+        if self.closeConnections is not None:
+            self.closeConnections(self.refused)
 
     # --- transports call these ---------------------------------------------------------------
 
@@ -153,6 +163,18 @@ class SIPServer:
             self.metrics.counts["banned_dropped"] += 1
             return False
         return True
+
+    def refused(self, host: str) -> bool:
+        """The gate's answer without its counting: outside every whitelist, or banned."""
+        return self.config.access.classify(host) is None or bool(self.bans.active and self.bans.banned(host))
+
+    def connectionLimit(self, host: str) -> int:
+        """Open TCP/TLS connections ``host`` may hold: a trunk's sources get more than devices."""
+        sip = self.config.sip
+        peer = self.config.access.classify(host)
+        if peer is not None and peer.kind == TRUNK:
+            return sip.maxConnectionsPerTrunkSource
+        return sip.maxConnectionsPerSource
 
     def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None:
         try:
@@ -199,7 +221,9 @@ class SIPServer:
             self.dropLog.drop(e.reason, source)
         except Exception:
             self.metrics.counts["internal_errors"] += 1
-            self.log.failure("processing a message from {host} failed", host=source[0])
+            self.dropLog.failure(
+                self.log, source[0], "processing a message from {host} failed", host=source[0]
+            )
 
     def streamError(self, transport: ISIPTransport, source: Address, reason: str) -> None:
         self.metrics.counts["stream_errors"] += 1
@@ -262,9 +286,14 @@ class SIPServer:
             return
         try:
             handler(request, transaction)
+        except SIPParseError as e:
+            # A header a handler read only now (credentials, say) is malformed: the sender's error.
+            self.metrics.counts["bad_requests"] += 1
+            if transaction.state in ("Trying", "Proceeding"):
+                self._respond(transaction, e.status, reason=_reason(e))
         except Exception:
             # A bug must not leave a server transaction unanswered for ever.
-            self.log.failure("handling {method} failed", method=method)
+            self.dropLog.failure(self.log, transaction.source[0], "handling {method} failed", method=method)
             self.metrics.counts["internal_errors"] += 1
             if transaction.state in ("Trying", "Proceeding"):
                 self._respond(transaction, 500)

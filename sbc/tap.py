@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 from twisted.application import internet, service
@@ -22,13 +24,20 @@ from sbc.location import SQLiteLocationStore
 from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay
 from sbc.media.rtpengine import RtpengineClient, RtpengineRelay
+from sbc.media.sockets import QuietUDP
+from sbc.permissions import exposedSecrets
 from sbc.qualify import Qualifier
 from sbc.reload import ConfigReloader
 from sbc.server import SIPServer
 from sbc.state import BanTable, loadSecret, openDatabase
 from sbc.tls import serverContextFactory
+from sbc.transport import StreamConnections
 
 EXPIRY_INTERVAL = 30.0
+# The start of the log line that says every listener is bound.
+READY = "sbc started, listening on"
+
+log = Logger()
 
 
 class Options(usage.Options):
@@ -47,7 +56,15 @@ class Options(usage.Options):
             config = loadConfig(self["config"])
             self["tlsContext"] = serverContextFactory(config.tls) if config.tls is not None else None
         except ConfigError as e:
-            raise usage.UsageError(str(e)) from None
+            message = str(e)
+            if not Path(self["config"]).exists():
+                message += (
+                    f"\n  No config at {self['config']}. Write a commented starter config "
+                    "(the loopback demo) with\n      sbc-ctl init DIR\n  then run\n"
+                    "      twistd -n sbc --config DIR/sbc.toml\n"
+                    "  (a packaged install keeps it in /etc/sbc: sbc-ctl init /etc/sbc)"
+                )
+            raise usage.UsageError(message) from None
         self["parsedConfig"] = config
 
 
@@ -83,6 +100,11 @@ class SBCService(service.MultiService):
         else:
             self.log.info("SIP codec running as pure Python (`make compiled` makes it faster)")
         super().startService()
+        # By now every listener is bound (twistd binds them before starting services, and exits
+        # when one cannot be): say so once, for ops and for whatever waits for the SBC to be up.
+        listeners = self.server.config.listeners
+        listening = ", ".join(f"{item.transport} {item.host}:{item.port}" for item in listeners)
+        self.log.info("{ready}: {listening}", ready=READY, listening=listening)
 
     def stopService(self) -> Deferred[None]:
         grace = self.server.config.calls.drainGrace
@@ -113,7 +135,14 @@ def mediaRelay(reactor: Any, config: Config) -> IMediaRelay:
     if media.engine == "rtpengine":
         return RtpengineRelay(RtpengineClient(reactor, reactor, media.rtpengine))
     return MediaRelay(
-        reactor, reactor, media.address, PortPool(media.portMin, media.portMax), timeout=media.timeout
+        QuietUDP(reactor),
+        reactor,
+        media.address,
+        PortPool(media.portMin, media.portMax),
+        timeout=media.timeout,
+        relatchAfter=media.relatchAfter,
+        forbidden=media.forbiddenNetworks(config.listeners),
+        maxStreams=media.maxStreams,
     )
 
 
@@ -129,16 +158,29 @@ def makeService(options: Options) -> service.MultiService:
     except OSError as e:
         raise usage.UsageError(f"{config.stateDirectory}: cannot use the state directory: {e}") from None
     store = SQLiteLocationStore(reactor, database)
-    bans = Bans(reactor, config.bans, BanTable(database))
+    # Open TCP/TLS connections by source: a ban, or a reload that refuses a source, closes its own.
+    connections = StreamConnections()
+    bans = Bans(reactor, config.bans, BanTable(database), onBan=connections.closeWhere)
+    # The connection limit counts a source as bans do: an IPv6 source by its prefix.
+    connections.sourceKey = bans.key
     cdrs = CDRWriter(
         config.calls.cdrPath or config.stateDirectory / "cdr.jsonl",
         threads=cast(IReactorThreads, reactor),
         clock=reactor,
     )
     relay = mediaRelay(reactor, config)
-    server = SIPServer(config, reactor, store=store, bans=bans, secret=secret, cdrs=cdrs, relay=relay)
+    server = SIPServer(
+        config,
+        reactor,
+        store=store,
+        bans=bans,
+        secret=secret,
+        cdrs=cdrs,
+        relay=relay,
+        closeConnections=connections.closeWhere,
+    )
     top = SBCService(server, reactor, cdrs, relay)
-    for child in listenerServices(reactor, config, server, reactor, options["tlsContext"]):
+    for child in listenerServices(reactor, config, server, reactor, options["tlsContext"], connections):
         child.setServiceParent(top)
     reloader = ConfigReloader(config, server.setConfig)
     _timer(config.whitelistPollInterval, reloader.poll, reactor).setServiceParent(top)
@@ -146,5 +188,18 @@ def makeService(options: Options) -> service.MultiService:
     if config.registrar.qualifyInterval > 0:
         qualifier = Qualifier(server.registrar, server.transactions, config.sip.serverName)
         _timer(config.registrar.qualifyInterval, qualifier.qualifyAll, reactor).setServiceParent(top)
-    SignalReload(reactor, reloader.reload).setServiceParent(top)
+    SignalReload(reactor, onHangup(reloader, cdrs)).setServiceParent(top)
+    for warning in exposedSecrets(config):
+        log.warn("{warning}", warning=warning)
     return top
+
+
+def onHangup(reloader: ConfigReloader, cdrs: CDRWriter) -> Callable[[], None]:
+    """SIGHUP's work: reload the configuration, and start a new CDR file (after logrotate moved
+    the old one; contrib/logrotate/sbc sends the signal)."""
+
+    def hangup() -> None:
+        reloader.reload()
+        cdrs.reopen()
+
+    return hangup

@@ -2,6 +2,10 @@
 
 The controller (`sbc.server.SIPServer`) is asked first whether a source may talk to us at all,
 so that strangers cost a dict lookup and nothing else: no parsing, no response, no log line.
+It is asked for every message, on a stream too, not only when a connection opens. Open streams
+are kept by source in `StreamConnections`, which limits how many one source holds and closes a
+source's connections when a ban or a reload refuses it (the layers above pass `closeWhere` on
+as a callback; they never hold the connections).
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ class Controller(TypingProtocol):
 
     def admit(self, host: str) -> bool: ...
 
+    def connectionLimit(self, host: str) -> int:
+        """How many TCP/TLS connections ``host`` may hold open at once."""
+        ...
+
     def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None: ...
 
     def streamError(self, transport: ISIPTransport, source: Address, reason: str) -> None: ...
@@ -37,6 +45,11 @@ def _hostPort(address: IAddress) -> Address:
     return (getattr(address, "host", ""), getattr(address, "port", 0))
 
 
+def _advertised(local: Address, advertise: str | None) -> Address:
+    """Our address as peers must see it: the listener's ``advertise`` host, if any, on our port."""
+    return local if advertise is None else (advertise, local[1])
+
+
 @implementer(ISIPTransport)
 class SIPDatagramProtocol(DatagramProtocol):
     """One UDP socket; every datagram is one message (RFC 3261 section 18.3)."""
@@ -44,9 +57,10 @@ class SIPDatagramProtocol(DatagramProtocol):
     name = "UDP"
     reliable = False
 
-    def __init__(self, controller: Controller) -> None:
+    def __init__(self, controller: Controller, advertise: str | None = None) -> None:
         self.controller = controller
         self.sendFailures = 0
+        self.advertise = advertise  # the listener's ``advertise``: our host in Via and Contact
         self._local: Address | None = None
 
     @property
@@ -55,7 +69,7 @@ class SIPDatagramProtocol(DatagramProtocol):
         address = self._local
         if address is None:
             assert self.transport is not None
-            address = self._local = _hostPort(self.transport.getHost())
+            address = self._local = _advertised(_hostPort(self.transport.getHost()), self.advertise)
         return address
 
     def startProtocol(self) -> None:
@@ -76,26 +90,140 @@ class SIPDatagramProtocol(DatagramProtocol):
             self.sendFailures += 1
 
 
+class StreamConnections:
+    """The open TCP and TLS connections by source: counted against a limit, closed on demand.
+
+    A source is what ``sourceKey`` makes of a host: bans count an IPv6 source by its prefix (one
+    device commonly owns a whole /64), so the connection limit must too, or one device could open
+    a limit's worth of connections from each of its addresses. The layer above passes its key
+    function in (`sbc.access.Bans.key`); by default a source is its host. Each connection keeps
+    the key it was counted under, so a reload that changes the key function cannot strand one;
+    `closeWhere` (called on every reload) regroups the survivors under the current key.
+
+    It holds only open connections, each source at most its limit, so it is as bounded as the
+    sockets themselves. Bans and reloads reach open connections through `closeWhere`.
+    """
+
+    def __init__(self, sourceKey: Callable[[str], str] | None = None) -> None:
+        self.sourceKey: Callable[[str], str] = sourceKey if sourceKey is not None else _sameHost
+        self._bySource: dict[str, dict[SIPStreamProtocol, None]] = {}
+        # Each held connection -> (its host, the source key it is counted under).
+        self._held: dict[SIPStreamProtocol, tuple[str, str]] = {}
+        self.refused = 0  # connections closed at once for passing their source's limit
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def count(self, host: str) -> int:
+        """Open connections of the source ``host`` belongs to (its IPv6 prefix, say)."""
+        held = self._bySource.get(self.sourceKey(host))
+        return 0 if held is None else len(held)
+
+    def add(self, protocol: SIPStreamProtocol, host: str, limit: int) -> bool:
+        """Hold ``protocol`` under ``host``'s source; False (and nothing held) when it is at ``limit``."""
+        key = self.sourceKey(host)
+        held = self._bySource.setdefault(key, {})
+        if len(held) >= limit:
+            if not held:
+                del self._bySource[key]
+            self.refused += 1
+            return False
+        held[protocol] = None
+        self._held[protocol] = (host, key)
+        return True
+
+    def remove(self, protocol: SIPStreamProtocol, host: str) -> None:
+        entry = self._held.pop(protocol, None)
+        if entry is None:
+            return
+        key = entry[1]
+        held = self._bySource.get(key)
+        if held is not None:
+            held.pop(protocol, None)
+            if not held:
+                del self._bySource[key]
+
+    def closeWhere(self, refused: Callable[[str], bool]) -> int:
+        """Abort every connection whose host ``refused`` names; returns how many.
+
+        The survivors are then regrouped under the current ``sourceKey``, which a reload may
+        have changed (a new IPv6 prefix for bans).
+        """
+        answers: dict[str, bool] = {}
+        doomed: list[SIPStreamProtocol] = []
+        for protocol, (host, _) in self._held.items():
+            answer = answers.get(host)
+            if answer is None:
+                answer = answers[host] = refused(host)
+            if answer:
+                doomed.append(protocol)
+        for protocol in doomed:
+            protocol.abort()
+        self._regroup()
+        return len(doomed)
+
+    def _regroup(self) -> None:
+        """Count each held connection under its host's current source key."""
+        sourceKey = self.sourceKey
+        keys: dict[str, str] = {}
+        for protocol, (host, key) in list(self._held.items()):
+            current = keys.get(host)
+            if current is None:
+                current = keys[host] = sourceKey(host)
+            if current == key:
+                continue
+            self.remove(protocol, host)
+            self._bySource.setdefault(current, {})[protocol] = None
+            self._held[protocol] = (host, current)
+
+
+def _sameHost(host: str) -> str:
+    return host
+
+
 @implementer(ISIPTransport)
 class SIPStreamProtocol(Protocol, TimeoutMixin):
-    """One TCP or TLS connection: Content-Length framing, CRLF keepalives, an idle timeout."""
+    """One TCP or TLS connection: Content-Length framing, CRLF keepalives, an idle timeout.
+
+    Each message passes the controller's gate before it is handed on. A message must be whole
+    within ``messageDeadline`` seconds of its first byte: the idle timer alone, reset by any byte,
+    would let a slow sender hold a buffer for ever.
+    """
 
     reliable = True
 
     def __init__(
-        self, controller: Controller, name: str, clock: IReactorTime, idleTimeout: float, maxSize: int
+        self,
+        controller: Controller,
+        name: str,
+        clock: IReactorTime,
+        idleTimeout: float,
+        maxSize: int,
+        *,
+        connections: StreamConnections | None = None,
+        connectionLimit: int = 0,
+        messageDeadline: float | None = None,
+        advertise: str | None = None,
     ) -> None:
         self.controller = controller
         self.name = name
         self.clock = clock
         self.idleTimeout = idleTimeout
+        self.advertise = advertise
         self.framer = StreamFramer(maxSize)
         self.peer: Address = ("", 0)
+        self.connections = connections
+        self.connectionLimit = connectionLimit
+        self.messageDeadline = messageDeadline
+        self.closing = False
+        self._aborted = False
+        self._held = False
+        self._deadline: IDelayedCall | None = None
 
     @property
     def localAddress(self) -> Address:
         assert self.transport is not None
-        return _hostPort(self.transport.getHost())
+        return _advertised(_hostPort(self.transport.getHost()), self.advertise)
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
         """TimeoutMixin's timer, on the injected clock rather than the global reactor."""
@@ -104,65 +232,154 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         assert self.transport is not None
         self.peer = _hostPort(self.transport.getPeer())
+        connections = self.connections
+        if connections is not None:
+            if not connections.add(self, self.peer[0], self.connectionLimit):
+                self.abort()
+                return
+            self._held = True
         self.setTimeout(self.idleTimeout)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.closing:
+            return
         self.resetTimeout()
         try:
             items = self.framer.feed(data)
         except SIPParseError as e:
             self.controller.streamError(self, self.peer, e.reason)
-            assert self.transport is not None
-            self.transport.loseConnection()
+            self.close()
             return
+        controller = self.controller
         for item in items:
             if isinstance(item, bytes):
-                self.controller.messageReceived(item, self, self.peer)
+                # Per message: a ban or a reload may have refused the source since the last one.
+                if not controller.admit(self.peer[0]):
+                    self.abort()
+                    return
+                controller.messageReceived(item, self, self.peer)
             else:
                 assert self.transport is not None
                 self.transport.write(PONG)
+        if not self.closing and self.messageDeadline is not None:
+            self._watchDeadline(data, restart=bool(items))
+
+    def _watchDeadline(self, data: bytes, restart: bool) -> None:
+        """Start the deadline at a message's first byte; stop it when nothing is left pending."""
+        pending = self.framer.buffered
+        # Up to three bytes of CR/LF may be a keepalive on its way, not a message.
+        started = pending > 3 or (pending > 0 and data[-pending:].strip(b"\r\n") != b"")
+        deadline = self._deadline
+        if deadline is not None and (restart or not started):
+            deadline.cancel()
+            self._deadline = deadline = None
+        if started and deadline is None:
+            assert self.messageDeadline is not None
+            self._deadline = self.clock.callLater(self.messageDeadline, self._tooSlow)
+
+    def _tooSlow(self) -> None:
+        self._deadline = None
+        self.controller.streamError(self, self.peer, "message not complete within its deadline")
+        self.abort()
 
     def send(self, data: bytes, address: Address) -> None:
-        if self.transport is not None:
+        if self.transport is not None and not self.closing:
             self.transport.write(data)
 
     def timeoutConnection(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close after what is written has gone (a final answer, a TLS close_notify)."""
+        self.closing = True
         assert self.transport is not None
         self.transport.loseConnection()
 
+    def abort(self) -> None:
+        """Close at once, dropping whatever is unsent: for sources we no longer talk to."""
+        transport = self.transport
+        if self._aborted or transport is None:
+            return
+        self.closing = self._aborted = True
+        abortConnection = getattr(transport, "abortConnection", None)
+        if abortConnection is not None:
+            abortConnection()
+        else:
+            transport.loseConnection()
+
     def connectionLost(self, reason: object = None) -> None:
+        self.closing = True
         self.setTimeout(None)
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if self._held and self.connections is not None:
+            self._held = False
+            self.connections.remove(self, self.peer[0])
         self.controller.connectionClosed(self)
 
 
+def _refuse(controller: Controller, connections: StreamConnections | None, host: str) -> bool:
+    """Whether a new connection from ``host`` is closed at once: a stranger, banned, or at its limit."""
+    if not controller.admit(host):
+        return True
+    return connections is not None and connections.count(host) >= controller.connectionLimit(host)
+
+
 class SIPStreamFactory(Factory):
-    """Builds stream protocols; a source outside every whitelist gets its connection closed."""
+    """Builds stream protocols; a stranger, or a source at its connection limit, is closed at once."""
 
     noisy = False
 
     def __init__(
-        self, controller: Controller, name: str, clock: IReactorTime, idleTimeout: float, maxSize: int
+        self,
+        controller: Controller,
+        name: str,
+        clock: IReactorTime,
+        idleTimeout: float,
+        maxSize: int,
+        *,
+        connections: StreamConnections | None = None,
+        messageDeadline: float | None = None,
+        advertise: str | None = None,
     ) -> None:
         self.controller = controller
         self.name = name
         self.clock = clock
         self.idleTimeout = idleTimeout
         self.maxSize = maxSize
+        self.connections = connections
+        self.messageDeadline = messageDeadline
+        self.advertise = advertise
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        if not self.controller.admit(getattr(addr, "host", "")):
+        host = getattr(addr, "host", "")
+        if _refuse(self.controller, self.connections, host):
             return None
-        return SIPStreamProtocol(self.controller, self.name, self.clock, self.idleTimeout, self.maxSize)
+        return SIPStreamProtocol(
+            self.controller,
+            self.name,
+            self.clock,
+            self.idleTimeout,
+            self.maxSize,
+            connections=self.connections,
+            connectionLimit=self.controller.connectionLimit(host),
+            messageDeadline=self.messageDeadline,
+            advertise=self.advertise,
+        )
 
 
 class GateFactory(Factory):
-    """Refuses strangers before a wrapped factory (such as TLS) spends anything on them."""
+    """Refuses strangers (and sources at their limit) before a wrapped factory such as TLS spends anything."""
 
     noisy = False
 
-    def __init__(self, controller: Controller, wrapped: IProtocolFactory) -> None:
+    def __init__(
+        self, controller: Controller, wrapped: IProtocolFactory, connections: StreamConnections | None = None
+    ) -> None:
         self.controller = controller
         self.wrapped = wrapped
+        self.connections = connections
 
     def doStart(self) -> None:
         self.wrapped.doStart()
@@ -171,6 +388,6 @@ class GateFactory(Factory):
         self.wrapped.doStop()
 
     def buildProtocol(self, addr: IAddress | None) -> IProtocol | None:  # type: ignore[override]
-        if not self.controller.admit(getattr(addr, "host", "")):
+        if _refuse(self.controller, self.connections, getattr(addr, "host", "")):
             return None
         return self.wrapped.buildProtocol(addr)  # type: ignore[arg-type]

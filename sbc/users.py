@@ -2,12 +2,17 @@
 
 One account per line::
 
-    alice@example.com md5=<32 hex> sha256=<64 hex> [demo]
+    alice@example.com md5=<32 hex> sha256=<64 hex> [algorithms=SHA-256] [demo]
 
 ``#`` starts a comment; blank lines are ignored. Each hash is an HA1 of RFC 7616 with the
 domain as realm, H(user:domain:password), so the file never holds a password: ``sbc-ctl adduser``
 asks for one and writes only the hashes. The domain is kept in lower case, and the registrar
 must challenge with that same lower-case domain as realm.
+
+``algorithms=`` (comma separated, e.g. ``algorithms=SHA-256`` or ``algorithms=MD5,SHA-256``) picks
+the digest algorithms of this account, over its network's and the registrar's. The user is known
+only from credentials, so the first challenge follows the network; once a device proves the
+password under an algorithm the account does not allow, it is challenged with the account's.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ class Account:
     domain: str
     ha1: Mapping[str, str] = field(hash=False)
     demo: bool = False
+    # The algorithms this account is challenged with; empty: its network's or the registrar's.
+    algorithms: tuple[str, ...] = ()
 
     @property
     def aor(self) -> str:
@@ -120,12 +127,16 @@ def computeHA1(algorithm: str, user: str, domain: str, password: str) -> str:
     raise ValueError(f"unknown digest algorithm {algorithm!r}")
 
 
-def formatAccount(user: str, domain: str, password: str, *, demo: bool = False) -> str:
+def formatAccount(
+    user: str, domain: str, password: str, *, demo: bool = False, algorithms: tuple[str, ...] = ()
+) -> str:
     """One users-file line for the account (no line ending); only hashes of the password."""
     user, domain = parseAccountName(f"{user}@{domain}")
     fields = [f"{user}@{domain}"]
     for key, (algorithm, _, _) in _KEYS.items():
         fields.append(f"{key}={computeHA1(algorithm, user, domain, password)}")
+    if algorithms:
+        fields.append(f"algorithms={','.join(_algorithmList(','.join(algorithms)))}")
     if demo:
         fields.append("demo")
     return " ".join(fields)
@@ -162,6 +173,7 @@ def parseUsers(text: str, path: Path) -> UserDirectory:
         seen[user, domain] = lineno
         ha1: dict[str, str] = {}
         demo = False
+        algorithms: tuple[str, ...] = ()
         for item in fields[1:]:
             if item == "demo":
                 if demo:
@@ -169,8 +181,18 @@ def parseUsers(text: str, path: Path) -> UserDirectory:
                 demo = True
                 continue
             key, equals, value = item.partition("=")
+            if equals and key == "algorithms":
+                if algorithms:
+                    raise ConfigError(path, "algorithms= is given twice", line=lineno)
+                try:
+                    algorithms = _algorithmList(value)
+                except ValueError as e:
+                    raise ConfigError(path, str(e), line=lineno) from None
+                continue
             if not equals or key not in _KEYS:
-                raise ConfigError(path, f"unknown key {key!r} (expected md5=, sha256= or demo)", line=lineno)
+                raise ConfigError(
+                    path, f"unknown key {key!r} (expected md5=, sha256=, algorithms= or demo)", line=lineno
+                )
             algorithm, _, length = _KEYS[key]
             if algorithm in ha1:
                 raise ConfigError(path, f"{key}= is given twice", line=lineno)
@@ -180,8 +202,20 @@ def parseUsers(text: str, path: Path) -> UserDirectory:
         for key, (algorithm, _, _) in _KEYS.items():
             if algorithm not in ha1:
                 raise ConfigError(path, f"{key}= is missing", line=lineno)
-        accounts.append(Account(user, domain, MappingProxyType(ha1), demo))
+        accounts.append(Account(user, domain, MappingProxyType(ha1), demo, algorithms))
     return UserDirectory(accounts)
+
+
+def _algorithmList(text: str) -> tuple[str, ...]:
+    """``MD5,SHA-256`` -> the algorithms as RFC 7616 spells them; ValueError when one is unknown."""
+    names = {algorithm.lower(): algorithm for algorithm in ALGORITHMS}
+    result: list[str] = []
+    for item in text.split(","):
+        algorithm = names.get(item.strip().lower())
+        if algorithm is None or algorithm in result:
+            raise ValueError(f"algorithms= must list {' and/or '.join(ALGORITHMS)}, each once")
+        result.append(algorithm)
+    return tuple(result)
 
 
 def loadUsers(path: Path) -> UserDirectory:

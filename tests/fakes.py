@@ -6,9 +6,12 @@ import bisect
 from collections.abc import Callable
 from pathlib import Path
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.base import DelayedCall
 from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransportWithDisconnection
 from zope.interface import implementer
 
 from sbc.config import Config, loadConfig
@@ -92,6 +95,17 @@ def options(
         f"{extra}"
         "Content-Length: 0\r\n\r\n"
     ).encode()
+
+
+def connectStream(factory: Factory, peer: IPv4Address) -> StringTransportWithDisconnection:
+    """A connection from C{peer} accepted by C{factory}: a string transport that keeps what the
+    protocol sends and lets it close the connection (stream transports' limits and bans do)."""
+    protocol = factory.buildProtocol(peer)
+    assert protocol is not None
+    transport = StringTransportWithDisconnection(peerAddress=peer)
+    transport.protocol = protocol
+    protocol.makeConnection(transport)
+    return transport
 
 
 class SortedClock(Clock):

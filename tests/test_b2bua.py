@@ -835,3 +835,403 @@ class MediaTests(CallTestCase):
         self.receive(invite(body=self.aSDP), TRUNK)
         self.assertEqual(self.statuses(TRUNK)[-1], 488)
         self.assertEqual(self.requestsTo(ALICE, "INVITE"), [])
+
+
+# A's proxy path as the trunk INVITE brings it: odd spacing, a lower-case name, a list on one line,
+# a quoted parameter with a comma. RFC 3261 section 12.1.1 wants every value back unchanged.
+A_RECORD_ROUTE = (
+    b"Record-Route:   <sip:127.0.0.2:5090;lr;ftag=atag>\r\n"
+    b'record-route: <sip:127.0.0.3;lr>,<sip:edge.a.example;lr>;x="p, q"\r\n'
+)
+A_ROUTES = ["<sip:127.0.0.2:5090;lr;ftag=atag>", "<sip:127.0.0.3;lr>", '<sip:edge.a.example;lr>;x="p, q"']
+GATEWAY = ("127.0.0.2", 5080)
+OUTSIDE = "sip:+15559999@127.0.0.1"
+
+
+class RecordRouteTests(CallTestCase):
+    """Record-Route on both legs: echoed to A, each leg's route set used inside its dialog."""
+
+    def routedInvite(self, uri: str = "sip:alice@127.0.0.1", recordRoute: bytes = A_RECORD_ROUTE) -> bytes:
+        return invite(uri).replace(b"Record-Route: <sip:proxy.a.example;lr>\r\n", recordRoute)
+
+    def answerWithRoutes(self, request: Request, status: int, recordRoute: str, **kwargs: object) -> bytes:
+        """``answer`` with Record-Route lines (as a proxy on B's path adds them) after To."""
+        data = answer(request, status, **kwargs)  # type: ignore[arg-type]
+        head, _, rest = data.partition(b"\r\nServer:")
+        return head + b"\r\n" + recordRoute.encode() + b"Server:" + rest
+
+    def rawTo(self, address: tuple[str, int], start: bytes) -> list[bytes]:
+        return [data for data, where in self.udp.sent if where == address and data.startswith(start)]
+
+    def test_echoedInProvisionalAndFinal(self) -> None:
+        """A's Record-Route fields, byte for byte and in order, are in every 18x and 2xx, resends too."""
+        self.bind()
+        self.receive(self.routedInvite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 180), ALICE)
+        self.clock.advance(0.5)  # A supports 100rel: the 180 is resent until PRACKed
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1:5070>"), ALICE)
+        self.clock.advance(0.5)  # no ACK yet: the 200 is resent
+        ringing = self.rawTo(TRUNK, b"SIP/2.0 180 ")
+        ok = self.rawTo(TRUNK, b"SIP/2.0 200 ")
+        self.assertEqual((len(ringing), len(ok)), (2, 2))
+        for data in ringing + ok:
+            self.assertIn(b"\r\n" + A_RECORD_ROUTE, data)
+            self.assertEqual(data.count(b"ecord-"), 2)
+        (trying,) = self.rawTo(TRUNK, b"SIP/2.0 100 ")
+        self.assertNotIn(b"ecord-", trying)
+
+    def test_notInFailures(self) -> None:
+        """A final failure makes no dialog, so it carries no Record-Route."""
+        self.bind()
+        self.receive(self.routedInvite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 486), ALICE)
+        (busy,) = self.rawTo(TRUNK, b"SIP/2.0 486 ")
+        self.assertNotIn(b"ecord-", busy)
+
+    def connectRouted(self) -> Request:
+        self.bind()
+        self.receive(self.routedInvite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1:5070>"), ALICE)
+        self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
+        return bInvite
+
+    def test_callerRouteSetLoose(self) -> None:
+        """Our BYE to A goes to A's first route, with A's routes in request order and A's Contact."""
+        bInvite = self.connectRouted()
+        self.receive(self.bRequest(bInvite, "BYE", 1, "z9hG4bKbb"), ALICE)
+        self.assertEqual(self.requestsTo(TRUNK, "BYE"), [])  # not to where the INVITE came from
+        (bye,) = self.requestsTo(("127.0.0.2", 5090), "BYE")
+        self.assertEqual(str(bye.uri), "sip:caller@127.0.0.2:5062")
+        self.assertEqual(bye.headers.getAll("route"), A_ROUTES)
+        self.assertNotIn("record-route", bye.headers)
+
+    def test_callerRouteSetStrict(self) -> None:
+        """A strict first route on A's side becomes the Request-URI; A's Contact goes last in Route."""
+        rr = (
+            b"Record-Route: <sip:127.0.0.2:5090;ftag=atag;method=INVITE?X-Y=1>\r\n"
+            b"Record-Route: <sip:127.0.0.3;lr>\r\n"
+        )
+        self.bind()
+        self.receive(self.routedInvite(recordRoute=rr), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1:5070>"), ALICE)
+        self.receive(self.bRequest(bInvite, "BYE", 1, "z9hG4bKbb"), ALICE)
+        (bye,) = self.requestsTo(("127.0.0.2", 5090), "BYE")
+        self.assertEqual(str(bye.uri), "sip:127.0.0.2:5090;ftag=atag")
+        self.assertEqual(bye.headers.getAll("route"), ["<sip:127.0.0.3;lr>", "<sip:caller@127.0.0.2:5062>"])
+
+    def test_callerRouteSetReachesNoOne(self) -> None:
+        """A's Record-Route never crosses: B's INVITE, ACK and BYE carry none of it."""
+        self.connectRouted()
+        self.receive(self.aRequest("BYE", 11, "z9hG4bKbye"), TRUNK)
+        toB = b"".join(data for data, where in self.udp.sent if where == ALICE)
+        for secret in (b"5090", b"ftag", b"edge.a.example", b"127.0.0.3", b"ecord-", b"Route"):
+            self.assertNotIn(secret, toB, secret)
+
+    def outsideCall(self, recordRoute: str, contact: str = "<sip:gw@10.9.9.9:5080>") -> Request:
+        """A trunk call out to the demo trunk, answered by its first gateway through a proxy."""
+        self.receive(invite(OUTSIDE), TRUNK)
+        (bInvite,) = self.requestsTo(GATEWAY, "INVITE")
+        self.receive(self.answerWithRoutes(bInvite, 200, recordRoute, body=SDP, contact=contact), GATEWAY)
+        return bInvite
+
+    def test_calleeRouteSetLoose(self) -> None:
+        """B's 2xx Record-Route, reversed, routes our ACK and BYE; they go to its first route."""
+        rr = "Record-Route: <sip:127.0.0.3:5091;lr>, <sip:127.0.0.2:5066;lr;did=7>\r\n"
+        self.outsideCall(rr)
+        self.receive(self.aRequest("BYE", 11, "z9hG4bKbye"), TRUNK)
+        hop = ("127.0.0.2", 5066)
+        self.assertEqual(self.requestsTo(GATEWAY, "ACK"), [])
+        (ack,) = self.requestsTo(hop, "ACK")
+        (bye,) = self.requestsTo(hop, "BYE")
+        for request in (ack, bye):
+            self.assertEqual(str(request.uri), "sip:gw@10.9.9.9:5080")
+            self.assertEqual(
+                request.headers.getAll("route"), ["<sip:127.0.0.2:5066;lr;did=7>", "<sip:127.0.0.3:5091;lr>"]
+            )
+        # B's proxy path stays on B's side.
+        self.assertNotIn(b"5066", b"".join(data for data, where in self.udp.sent if where == TRUNK))
+
+    def test_calleeRouteSetStrict(self) -> None:
+        """A strict router first on B's route set: Request-URI is its URI, B's Contact last in Route."""
+        rr = "Record-Route: <sip:127.0.0.3:5091;lr>\r\nRecord-Route: <sip:127.0.0.2:5066;transport=udp>\r\n"
+        self.outsideCall(rr)
+        (ack,) = self.requestsTo(("127.0.0.2", 5066), "ACK")
+        self.assertEqual(str(ack.uri), "sip:127.0.0.2:5066;transport=udp")
+        self.assertEqual(ack.headers.getAll("route"), ["<sip:127.0.0.3:5091;lr>", "<sip:gw@10.9.9.9:5080>"])
+
+    def assertByeToGateway(self, recordRoute: str) -> None:
+        self.outsideCall(recordRoute)
+        self.receive(self.aRequest("BYE", 11, "z9hG4bKbye"), TRUNK)
+        (bye,) = self.requestsTo(GATEWAY, "BYE")
+        self.assertEqual(len(bye.headers.getAll("route")), 1)
+
+    def test_calleeRouteOutsideTrunk(self) -> None:
+        """A first route outside the trunk's whitelist: requests keep going to the gateway."""
+        self.assertByeToGateway("Record-Route: <sip:192.0.2.9;lr>\r\n")
+
+    def test_calleeRouteByName(self) -> None:
+        """A first route with a host name (no DNS here): requests keep going to the gateway."""
+        self.assertByeToGateway("Record-Route: <sip:proxy.b.example;lr>\r\n")
+
+    def test_earlyDialogRoutes(self) -> None:
+        """A reliable 183's Record-Route routes our PRACK; a CANCEL still goes where the INVITE went."""
+        self.receive(invite(OUTSIDE), TRUNK)
+        (bInvite,) = self.requestsTo(GATEWAY, "INVITE")
+        provisional = self.answerWithRoutes(bInvite, 183, "Record-Route: <sip:127.0.0.2:5066;lr>\r\n")
+        provisional = provisional.replace(b"Server:", b"Require: 100rel\r\nRSeq: 1\r\nServer:", 1)
+        self.receive(provisional, GATEWAY)
+        (prack,) = self.requestsTo(("127.0.0.2", 5066), "PRACK")
+        self.assertEqual(prack.headers.getAll("route"), ["<sip:127.0.0.2:5066;lr>"])
+        cancel = invite(OUTSIDE).split(b"\r\n\r\n")[0].replace(b"INVITE ", b"CANCEL ", 1)
+        cancel = cancel.replace(b"CSeq: 10 INVITE", b"CSeq: 10 CANCEL")
+        cancel = cancel.replace(f"Content-Length: {len(SDP)}".encode(), b"Content-Length: 0") + b"\r\n\r\n"
+        self.receive(cancel, TRUNK)
+        (bCancel,) = self.requestsTo(GATEWAY, "CANCEL")
+        self.assertEqual(str(bCancel.uri), str(bInvite.uri))
+        self.assertNotIn("route", bCancel.headers)
+
+    def test_targetRefreshKeepsRouteSet(self) -> None:
+        """A re-INVITE's 2xx changes B's remote target, never its route set (section 12.2.1.2)."""
+        self.outsideCall("Record-Route: <sip:127.0.0.2:5066;lr>\r\n")
+        hold = self.aRequest("INVITE", 11, "z9hG4bKre")
+        self.receive(hold, TRUNK)
+        (re,) = self.requestsTo(("127.0.0.2", 5066), "INVITE")
+        self.receive(
+            self.answerWithRoutes(
+                re, 200, "Record-Route: <sip:127.0.0.3:7777;lr>\r\n", contact="<sip:gw2@10.9.9.9:5080>"
+            ),
+            ("127.0.0.2", 5066),
+        )
+        self.receive(self.aRequest("BYE", 12, "z9hG4bKbye"), TRUNK)
+        (bye,) = self.requestsTo(("127.0.0.2", 5066), "BYE")
+        self.assertEqual(str(bye.uri), "sip:gw2@10.9.9.9:5080")
+        self.assertEqual(bye.headers.getAll("route"), ["<sip:127.0.0.2:5066;lr>"])
+
+    def test_deviceKeepsItsFlow(self) -> None:
+        """A phone's Record-Route goes into our requests, but they still take the phone's flow."""
+        self.bind()
+        self.receive(invite(), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        rr = "Record-Route: <sip:127.0.0.5:5099;lr>\r\n"
+        self.receive(
+            self.answerWithRoutes(bInvite, 200, rr, body=SDP, contact="<sip:alice@10.1.1.1:5070>"), ALICE
+        )
+        (ack,) = self.requestsTo(ALICE, "ACK")
+        self.assertEqual(ack.headers.getAll("route"), ["<sip:127.0.0.5:5099;lr>"])
+
+
+# An ISUP IAM's first octets, binary as SIP-I sends them.
+ISUP = b"\x01\x00\x49\x00\x00\x03\x02\x00\x07\x04\x10\x00\x19\x88\x05"
+ISUP_HEADERS = (
+    b"Content-Type: application/isup;version=itu-t92+;base=itu-t92+\r\n"
+    b"Content-Disposition: signal;handling=optional\r\n"
+)
+MIXED = 'multipart/mixed;boundary="caller-boundary-77"'
+
+
+def sipI(sdp: bytes | None, isup: bool = True, boundary: str = "caller-boundary-77") -> bytes:
+    """A SIP-I body: the SDP and an ISUP part (either may be left out)."""
+    parts = []
+    if sdp is not None:
+        parts.append(b"Content-Type: application/sdp\r\n\r\n" + sdp)
+    if isup:
+        parts.append(ISUP_HEADERS + b"X-Part-Internal: gw7.carrier.example\r\n\r\n" + ISUP)
+    delimiter = b"--" + boundary.encode()
+    return b"".join(delimiter + b"\r\n" + p + b"\r\n" for p in parts) + delimiter + b"--\r\n"
+
+
+def typed(message: bytes, contentType: str | None) -> bytes:
+    """A message built with an SDP Content-Type, given another (or none)."""
+    line = b"" if contentType is None else f"Content-Type: {contentType}\r\n".encode()
+    return message.replace(b"Content-Type: application/sdp\r\n", line, 1)
+
+
+class BodyTests(CallTestCase):
+    """Bodies other than plain SDP: multipart/mixed (SIP-I), and bodies sbc cannot read."""
+
+    GATEWAY = ("127.0.0.2", 5080)
+
+    def setUp(self) -> None:
+        from sbc.media.ports import PortPool
+        from sbc.media.relay import MediaRelay
+        from tests.test_media_relay import FakeUDPReactor
+
+        super().setUp()
+        self.relay = MediaRelay(FakeUDPReactor(), self.clock, "127.0.0.1", PortPool(30000, 30099), timeout=30)
+        self.server.calls.relay = self.relay
+        self.aSDP = SDP.replace(b"192.0.2.77", b"127.0.0.2").replace(b"4000", b"6000")
+        self.bSDP = SDP.replace(b"192.0.2.77", b"10.1.1.1").replace(b"4000", b"7000")
+
+    def passIsup(self) -> None:
+        toml = (self.directory / "sbc.toml").read_text()
+        (self.directory / "sbc.toml").write_text(
+            toml.replace("[trunks.demo]", "[trunks.demo]\npass_isup = true")
+        )
+        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+
+    def assertAnchored(self, body: bytes, hidden: bytes, port: bytes) -> None:
+        self.assertIn(b"c=IN IP4 127.0.0.1", body)
+        self.assertNotIn(hidden, body)
+        self.assertNotIn(port, body)
+
+    def trunkCall(self, body: bytes, callId: str = "a-call-1@127.0.0.2") -> Request:
+        """The demo trunk calls through the demo trunk with a SIP-I body; the gateway's INVITE."""
+        request = invite("sip:+15550002@127.0.0.1", callId=callId, branch=f"z9hG4bK{callId}", body=body)
+        self.receive(typed(request, MIXED), TRUNK)
+        return self.requestsTo(self.GATEWAY, "INVITE")[-1]
+
+    def test_multipartOfferAndAnswerAnchored(self) -> None:
+        """A SIP-I offer is anchored: B gets plain SDP with our address; B's SIP-I 2xx likewise."""
+        self.bind()
+        self.receive(typed(invite(body=sipI(self.aSDP)), MIXED), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.assertEqual(bInvite.headers.get("content-type"), "application/sdp")
+        self.assertAnchored(bInvite.body, b"127.0.0.2", b"6000")
+        self.assertNotIn(ISUP, bInvite.body)
+        self.assertEqual(self.relay.activeSessions(), 1)
+        ok = typed(answer(bInvite, 200, body=sipI(self.bSDP), contact="<sip:alice@10.1.1.1>"), MIXED)
+        self.receive(ok, ALICE)
+        okToA = self.responsesTo(TRUNK)[-1]
+        self.assertEqual((okToA.status, okToA.headers.get("content-type")), (200, "application/sdp"))
+        self.assertAnchored(okToA.body, b"10.1.1.1", b"7000")
+        self.assertEqual(self.relay.activeSessions(), 1)
+
+    def test_multipartWithoutSDP(self) -> None:
+        """A SIP-I INVITE without SDP is a late offer: B gets no body at all, not the ISUP."""
+        self.bind()
+        self.receive(typed(invite(body=sipI(None)), MIXED), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.assertEqual(bInvite.body, b"")
+        self.assertNotIn("content-type", bInvite.headers)
+        self.receive(answer(bInvite, 200, body=self.bSDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        self.assertAnchored(self.responsesTo(TRUNK)[-1].body, b"10.1.1.1", b"7000")
+
+    def test_isupDroppedUnlessTrunkOptsIn(self) -> None:
+        """Between trunks without pass_isup, the ISUP part stays behind."""
+        bInvite = self.trunkCall(sipI(self.aSDP))
+        self.assertEqual(bInvite.headers.get("content-type"), "application/sdp")
+        self.assertNotIn(ISUP, bInvite.body)
+        self.assertAnchored(bInvite.body, b"127.0.0.2", b"6000")
+
+    def test_isupPassedBetweenTrunksThatOptIn(self) -> None:
+        """With pass_isup, ISUP crosses unchanged beside our SDP in a fresh multipart, both ways."""
+        from sbc.sip.multipart import parseMultipart
+
+        self.passIsup()
+        bInvite = self.trunkCall(sipI(self.aSDP))
+        contentType = bInvite.headers.get("content-type") or ""
+        self.assertTrue(contentType.startswith("multipart/mixed;boundary=sbc-"), contentType)
+        self.assertNotIn(b"caller-boundary-77", bInvite.body)
+        sdp, isup = parseMultipart(bInvite.body, contentType)
+        self.assertAnchored(sdp.body, b"127.0.0.2", b"6000")
+        self.assertEqual(isup.body, ISUP)
+        self.assertEqual(
+            isup.headers,
+            (
+                ("Content-Type", "application/isup;version=itu-t92+;base=itu-t92+"),
+                ("Content-Disposition", "signal;handling=optional"),
+            ),
+        )  # the part's other headers stay behind
+        ok = typed(answer(bInvite, 200, body=sipI(self.bSDP), contact="<sip:gw@127.0.0.2:5080>"), MIXED)
+        self.receive(ok, self.GATEWAY)
+        okToA = self.responsesTo(TRUNK)[-1]
+        sdp, isup = parseMultipart(okToA.body, okToA.headers.get("content-type") or "")
+        self.assertAnchored(sdp.body, b"10.1.1.1", b"7000")
+        self.assertEqual(isup.body, ISUP)
+
+    def test_isupNeverReachesADevice(self) -> None:
+        """pass_isup on the calling trunk does not send ISUP to a registered device."""
+        self.passIsup()
+        self.bind()
+        self.receive(typed(invite(body=sipI(self.aSDP)), MIXED), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.assertEqual(bInvite.headers.get("content-type"), "application/sdp")
+        self.assertNotIn(ISUP, bInvite.body)
+
+    def test_failureResponseBodyOnlyIsup(self) -> None:
+        """A gateway's 486 with an unreadable body reaches A without it; its ISUP (REL) crosses."""
+        self.passIsup()
+        first = self.trunkCall(sipI(self.aSDP))
+        busy = typed(answer(first, 486, body=b"internal: gw7 port 3"), "text/plain")
+        self.receive(busy, self.GATEWAY)
+        final = self.responsesTo(TRUNK)[-1]
+        self.assertEqual((final.status, final.body), (486, b""))
+        self.assertNotIn("content-type", final.headers)
+        second = self.trunkCall(sipI(self.aSDP), "c2")
+        rel = typed(answer(second, 486, body=ISUP), "application/isup;version=itu-t92+")
+        disposition = b"Content-Disposition: signal;handling=optional\r\n"
+        self.receive(rel.replace(b"Content-Length", disposition + b"Content-Length"), self.GATEWAY)
+        final = self.responsesTo(TRUNK)[-1]
+        self.assertEqual((final.status, final.body), (486, ISUP))
+        self.assertEqual(final.headers.get("content-disposition"), "signal;handling=optional")
+
+    def test_unknownBodyType(self) -> None:
+        """An INVITE whose body is neither SDP nor SIP-I gets 415 with Accept; nothing crosses."""
+        self.bind()
+        self.receive(typed(invite(body=b"hello"), "text/plain"), TRUNK)
+        response = self.responsesTo(TRUNK)[-1]
+        self.assertEqual(response.status, 415)
+        self.assertEqual(response.headers.get("accept"), "application/sdp, multipart/mixed, application/isup")
+        self.assertEqual(self.requestsTo(ALICE, "INVITE"), [])
+
+    def test_unknownPartType(self) -> None:
+        """A multipart with a part of another type (here text/plain) gets 415 too."""
+        self.bind()
+        body = sipI(self.aSDP).replace(b"application/isup;version=itu-t92+;base=itu-t92+", b"text/plain")
+        self.receive(typed(invite(body=body), MIXED), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 415)
+        self.assertEqual(self.requestsTo(ALICE, "INVITE"), [])
+
+    def test_bodyWithoutType(self) -> None:
+        """A body without Content-Type gets 400; a malformed multipart too."""
+        self.bind()
+        self.receive(typed(invite(body=self.aSDP), None), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 400)
+        broken = sipI(self.aSDP).replace(b"--caller-boundary-77--", b"")
+        self.receive(typed(invite(body=broken, callId="c2", branch="z9hG4bKc2"), MIXED), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 400)
+        self.assertEqual(self.requestsTo(ALICE, "INVITE"), [])
+
+    def withBody(self, request: bytes, body: bytes, contentType: str | None) -> bytes:
+        head = request.replace(b"Content-Length: 0\r\n\r\n", b"")
+        if contentType is not None:
+            head += f"Content-Type: {contentType}\r\n".encode()
+        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    def test_reinviteMultipartAnchored(self) -> None:
+        """A SIP-I re-INVITE is anchored and crosses as plain SDP; an unreadable one gets 415 or 400."""
+        self.bind()
+        self.receive(invite(body=self.aSDP), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 200, body=self.bSDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
+        moved = self.aSDP.replace(b"6000", b"6100")
+        self.receive(self.withBody(self.aRequest("INVITE", 11, "z9hG4bKre"), sipI(moved), MIXED), TRUNK)
+        re = self.requestsTo(ALICE, "INVITE")[-1]
+        self.assertEqual(re.headers.get("content-type"), "application/sdp")
+        self.assertAnchored(re.body, b"127.0.0.2", b"6100")
+        self.receive(answer(re, 200, body=self.bSDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        self.receive(self.withBody(self.aRequest("UPDATE", 12, "z9hG4bKup"), b"hello", "text/plain"), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 415)
+        self.receive(self.withBody(self.aRequest("INVITE", 13, "z9hG4bKr2"), moved, None), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-1], 400)
+        self.assertEqual(len(self.requestsTo(ALICE, "INVITE")), 2)
+        self.assertEqual(self.requestsTo(ALICE, "UPDATE"), [])
+
+    def test_infoBodyStillCrosses(self) -> None:
+        """INFO keeps carrying its own body type (DTMF relay) unchanged."""
+        self.bind()
+        self.receive(invite(body=self.aSDP), TRUNK)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 200, body=self.bSDP, contact="<sip:alice@10.1.1.1>"), ALICE)
+        self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
+        dtmf = b"Signal=5\r\nDuration=160\r\n"
+        self.receive(
+            self.withBody(self.aRequest("INFO", 11, "z9hG4bKinfo"), dtmf, "application/dtmf-relay"), TRUNK
+        )
+        (info,) = self.requestsTo(ALICE, "INFO")
+        self.assertEqual((info.headers.get("content-type"), info.body), ("application/dtmf-relay", dtmf))

@@ -35,8 +35,9 @@ KEYS = [
 ]
 
 
-def answered(callId: str = "b2b-1") -> CDR:
-    return CDR(
+def answered(callId: str = "b2b-1", **changes: Any) -> CDR:
+    """An answered trunk call to alice, a minute long, with C{changes}."""
+    cdr = CDR(
         callId=callId,
         aLeg=Leg("trunk", "demo"),
         bLeg=Leg("user", "alice@demo.acme.sbc.test"),
@@ -49,6 +50,7 @@ def answered(callId: str = "b2b-1") -> CDR:
         disposition="answered",
         releasedBy="caller",
     )
+    return replace(cdr, **changes)
 
 
 @implementer(ILogObserver)
@@ -157,10 +159,17 @@ class CDRWriterTests(SynchronousTestCase):
         self.events = Recorder()
         self.patch(CDRWriter, "log", Logger(observer=self.events))
 
-    def writer(self) -> CDRWriter:
-        writer = CDRWriter(self.path)
+    def writer(self, clock: Clock | None = None) -> CDRWriter:
+        writer = CDRWriter(self.path, clock=clock)
         self.addCleanup(writer.close)
         return writer
+
+    def moveAway(self, writer: CDRWriter) -> Path:
+        """Write a CDR "before", then move the file away as logrotate does; return where it went."""
+        writer.write(answered("before"))
+        rotated = self.directory / "cdr.jsonl.1"
+        self.path.rename(rotated)
+        return rotated
 
     def lines(self, path: Path | None = None) -> list[dict[str, Any]]:
         return [json.loads(line) for line in (path or self.path).read_text().splitlines()]
@@ -197,16 +206,69 @@ class CDRWriterTests(SynchronousTestCase):
         self.assertEqual(newPath.stat().st_mode & 0o007, 0)
 
     def test_reopen(self) -> None:
-        """After the file is moved away (log rotation), reopen() starts a new one at the path."""
-        writer = self.writer()
-        writer.write(answered("before"))
-        rotated = self.directory / "cdr.jsonl.1"
-        self.path.rename(rotated)
-        writer.write(answered("late"))  # still goes to the open, moved file
+        """After the file is moved away (log rotation), reopen() (SIGHUP) starts a new one at once."""
+        clock = Clock()
+        writer = self.writer(clock)
+        rotated = self.moveAway(writer)
+        writer.write(answered("late"))  # within the second: the move is not noticed yet
         writer.reopen()
         writer.write(answered("after"))
         self.assertEqual([line["callId"] for line in self.lines(rotated)], ["before", "late"])
         self.assertEqual([line["callId"] for line in self.lines()], ["after"])
+
+    def test_rotationFollowed(self) -> None:
+        """Without SIGHUP, the first write a second after the file was moved goes to a new file."""
+        clock = Clock()
+        writer = self.writer(clock)
+        rotated = self.moveAway(writer)
+        clock.advance(1)
+        writer.write(answered("after"))
+        self.assertEqual([line["callId"] for line in self.lines(rotated)], ["before"])
+        self.assertEqual([line["callId"] for line in self.lines()], ["after"])
+
+    def test_deletedFileRecreated(self) -> None:
+        """A CDR file deleted under the writer is made again by the next write (each write looks)."""
+        writer = self.writer()
+        writer.write(answered("before"))
+        self.path.unlink()
+        writer.write(answered("after"))
+        self.assertEqual([line["callId"] for line in self.lines()], ["after"])
+
+    def test_rotationCheckIsCheap(self) -> None:
+        """With a clock, the path is looked at no more than once a second, however many calls end."""
+        clock = Clock()
+        writer = self.writer(clock)
+        looks: list[object] = []
+        realStat = os.stat
+
+        def countingStat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+            looks.append(path)
+            return realStat(path, *args, **kwargs)
+
+        self.patch(os, "stat", countingStat)
+        for _ in range(50):
+            writer.write(answered())
+            clock.advance(0.1)
+        self.assertLessEqual(len(looks), 6)
+
+    def test_flushOfRotatedFileReportsNothing(self) -> None:
+        """A worker's fsync of a file closed by rotation (EBADF) is no CDR outage."""
+        threads, clock = FakeThreads(), Clock()
+        self.patch(os, "fsync", lambda fd: None)
+        writer = CDRWriter(self.path, threads=threads, clock=clock)  # type: ignore[arg-type]
+        self.addCleanup(writer.close)
+        writer.write(answered("c1"))
+        clock.advance(writer.syncDelay)
+        f, args = threads.queued.pop(0)
+        writer.reopen()
+
+        def badDescriptor(fd: int) -> None:
+            raise OSError(9, "Bad file descriptor")
+
+        self.patch(os, "fsync", badDescriptor)
+        f(*args)  # type: ignore[operator]
+        self.assertEqual([e for e in self.events.events if e["log_level"] >= LogLevel.error], [])
+        self.assertEqual(writer.lost, 0)
 
     def test_writeFailureNotRaised(self) -> None:
         """A full disk loses the CDR and logs once per outage; the recovery is logged with the count."""

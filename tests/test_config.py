@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
+from unittest import mock
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.access import TRUNK, Peer
+from sbc.access import TRUNK, BanSettings, Peer
 from sbc.config import Config, loadConfig
 from sbc.errors import ConfigError
 from tests.fakes import DEMO_TOML, writeConfig
@@ -67,6 +69,36 @@ class LoadConfigTests(ConfigTestCase):
         self.assertEqual(config.sip.limits.maxMessageSize, 4000)
         self.assertEqual(config.sip.limits.maxHeaders, 20)
 
+    def test_gateSettings(self) -> None:
+        """[sip] connection limits and message deadline, [bans] failures_per_source and ipv6_prefix."""
+        config = self.load(DEMO_TOML)
+        self.assertEqual(
+            (config.sip.maxConnectionsPerSource, config.sip.maxConnectionsPerTrunkSource), (32, 256)
+        )
+        self.assertEqual((config.sip.messageDeadline, config.bans.failuresPerSource), (10.0, 20))
+        self.assertEqual(config.bans.ipv6Prefix, 64)
+        config = self.load(
+            DEMO_TOML.replace(
+                "[sip]",
+                "[bans]\nfailures_per_source = 9\nipv6_prefix = 56\n\n[sip]\n"
+                "max_connections_per_source = 4\nmax_connections_per_trunk_source = 40\nmessage_deadline = 3",
+            )
+        )
+        self.assertEqual(
+            (config.sip.maxConnectionsPerSource, config.sip.maxConnectionsPerTrunkSource), (4, 40)
+        )
+        self.assertEqual((config.sip.messageDeadline, config.bans.failuresPerSource), (3.0, 9))
+        self.assertEqual(config.bans.ipv6Prefix, 56)
+
+    def test_banDefaultsFromTheDataclass(self) -> None:
+        """[bans] keys left out take BanSettings' defaults, written once in the dataclass."""
+        defaults = {"failures": 7, "window": 45.0, "duration": 900.0}
+        with ExitStack() as stack:
+            for name, value in defaults.items():
+                stack.enter_context(mock.patch.object(BanSettings, name, value))
+            bans = self.load(DEMO_TOML).bans
+        self.assertEqual((bans.failures, bans.window, bans.duration), (7, 45.0, 900.0))
+
     def test_ipv6Listener(self) -> None:
         """A listener may be on an IPv6 address."""
         config = self.load(DEMO_TOML.replace('host = "127.0.0.1"', 'host = "::1"'))
@@ -111,6 +143,48 @@ class ConfigErrorTests(ConfigTestCase):
         toml = DEMO_TOML.split("[[listen]]")[0] + DEMO_TOML.split("port = 5060\n")[1]
         self.assertEqual(self.error(toml).key, "listen")
 
+    def test_oneAlgorithmByDefault(self) -> None:
+        """Without [registrar] algorithms, challenges offer MD5 alone, and so does the shipped file."""
+        self.assertEqual(self.load(DEMO_TOML).registrar.algorithms, ("MD5",))
+        self.assertEqual(loadConfig(ETC / "sbc.toml").registrar.algorithms, ("MD5",))
+
+    def test_registrarNetworks(self) -> None:
+        """[registrar.networks.NAME] from addresses or a whitelist file picks algorithms by source."""
+        (self.directory / "whitelist").mkdir(exist_ok=True)
+        (self.directory / "whitelist" / "modern.txt").write_text("192.0.2.0/24\n")
+        config = self.load(
+            DEMO_TOML
+            + '[registrar.networks.modern]\nwhitelist = "whitelist/modern.txt"\nalgorithms = ["SHA-256"]\n'
+            + '[registrar.networks.lab]\naddresses = ["192.0.2.7"]\nalgorithms = ["SHA-256", "MD5"]\n'
+        )
+        registrar = config.registrar
+        self.assertEqual(registrar.algorithmsFor("192.0.2.1"), ("SHA-256",))
+        self.assertEqual(registrar.algorithmsFor("192.0.2.7"), ("SHA-256", "MD5"))
+        self.assertEqual(registrar.algorithmsFor("198.51.100.1"), ("MD5",))
+        self.assertIn(self.directory / "whitelist" / "modern.txt", config.watchedFiles())
+
+    def test_registrarNetworkErrors(self) -> None:
+        """A network needs algorithms and exactly one of whitelist/addresses; a prefix belongs to one."""
+        cases = [
+            ('[registrar.networks.a]\naddresses = ["192.0.2.0/24"]\n', "registrar.networks.a.algorithms"),
+            ('[registrar.networks.a]\nalgorithms = ["MD5"]\n', "registrar.networks.a"),
+            (
+                '[registrar.networks.a]\naddresses = ["x"]\nalgorithms = ["MD5"]\n',
+                "registrar.networks.a.addresses",
+            ),
+            (
+                '[registrar.networks.a]\naddresses = ["192.0.2.0/24"]\nalgorithms = ["SHA-512"]\n',
+                "registrar.networks.a.algorithms",
+            ),
+            (
+                '[registrar.networks.a]\naddresses = ["192.0.2.0/24"]\nalgorithms = ["MD5"]\n'
+                '[registrar.networks.b]\naddresses = ["192.0.2.0/24"]\nalgorithms = ["SHA-256"]\n',
+                "registrar.networks",
+            ),
+        ]
+        for extra, key in cases:
+            self.assertEqual(self.error(DEMO_TOML + extra).key, key, extra)
+
     def test_badWhitelistNamesItsLine(self) -> None:
         """A bad whitelist line fails the whole load, naming the whitelist file and line."""
         error = self.error(DEMO_TOML, whitelist="127.0.0.2\n300.1.1.1\n")
@@ -122,3 +196,89 @@ class ConfigErrorTests(ConfigTestCase):
         with self.assertRaises(ConfigError) as caught:
             loadConfig(self.directory / "nope.toml")
         self.assertIn("nope.toml", str(caught.exception))
+
+
+class MediaSecurityConfigTests(ConfigTestCase):
+    def test_defaults(self) -> None:
+        """[media] defaults: 2 s to relatch, 8 streams, the SBC's own addresses forbidden."""
+        media = self.load(DEMO_TOML).media
+        self.assertEqual((media.relatchAfter, media.maxStreams), (2.0, 8))
+        self.assertEqual(media.forbiddenTargets[0], "self")
+        self.assertGreater(media.maxPortsPerTrunk, media.maxPortsPerAccount)
+
+    def test_shippedMatchesDefaults(self) -> None:
+        """The shipped etc/sbc.toml writes out the same values as the defaults."""
+        shipped, default = loadConfig(ETC / "sbc.toml").media, self.load(DEMO_TOML).media
+        names = ("relatchAfter", "forbiddenTargets", "maxStreams", "maxPortsPerTrunk", "maxPortsPerAccount")
+        for name in names:
+            self.assertEqual(getattr(shipped, name), getattr(default, name), name)
+
+    def test_forbiddenNetworks(self) -> None:
+        """The word self means the media address and listener hosts: 127.0.0.1 is forbidden, 127.0.0.4 not."""
+        config = loadConfig(ETC / "sbc.toml")
+        networks = config.media.forbiddenNetworks(config.listeners)
+        for address in ("127.0.0.1", "224.0.0.1", "ff02::1", "0.1.2.3", "::"):
+            self.assertIn(address, networks)
+        for address in ("127.0.0.2", "127.0.0.4", "10.0.0.1", "::1"):
+            self.assertNotIn(address, networks)
+
+    def test_values(self) -> None:
+        """Ops' values are read; a list without "self" does not forbid the SBC's own address."""
+        media = self.load(
+            DEMO_TOML
+            + '[media]\nrelatch_after = 0.5\nmax_streams = 2\nforbidden_targets = ["10.0.0.0/8"]\n'
+            + "max_ports_per_trunk = 100\nmax_ports_per_account = 8\n"
+        ).media
+        self.assertEqual(
+            (media.relatchAfter, media.maxStreams, media.maxPortsPerTrunk, media.maxPortsPerAccount),
+            (0.5, 2, 100, 8),
+        )
+        networks = media.forbiddenNetworks()
+        self.assertIn("10.1.2.3", networks)
+        self.assertNotIn(media.address, networks)
+
+    def test_badValues(self) -> None:
+        """A forbidden target that is no network, or a stream cap of 0, names its key."""
+        for extra, key in [
+            ('forbidden_targets = ["intranet"]', "media.forbidden_targets"),
+            ("forbidden_targets = [1]", "media.forbidden_targets"),
+            ("max_streams = 0", "media.max_streams"),
+            ("relatch_after = -1", "media.relatch_after"),
+            ("max_ports_per_account = 0", "media.max_ports_per_account"),
+        ]:
+            self.assertEqual(self.error(DEMO_TOML + f"[media]\n{extra}\n").key, key, extra)
+
+
+class ListenerAddressConfigTests(ConfigTestCase):
+    def test_wildcardNeedsAdvertise(self) -> None:
+        """A listener on 0.0.0.0 or :: without `advertise` is refused, naming the key to add."""
+        for host in ("0.0.0.0", "::", "0:0::0"):
+            toml = DEMO_TOML.replace('host = "127.0.0.1"\nport = 5060', f'host = "{host}"\nport = 5060', 1)
+            error = self.error(toml)
+            self.assertEqual(error.key, "listen[0].advertise", host)
+            self.assertIn("advertise =", error.reason)
+
+    def test_advertiseRead(self) -> None:
+        """A wildcard listener with `advertise` loads, and keeps both addresses."""
+        toml = DEMO_TOML.replace(
+            'host = "127.0.0.1"\nport = 5060', 'host = "0.0.0.0"\nport = 5060\nadvertise = "192.0.2.10"', 1
+        )
+        (listener,) = self.load(toml).listeners
+        self.assertEqual((listener.host, listener.advertise), ("0.0.0.0", "192.0.2.10"))
+
+    def test_advertiseMustNameAHost(self) -> None:
+        """`advertise` may not itself be a wildcard, nor something that is no host."""
+        for value in ("::", "not a host!"):
+            toml = DEMO_TOML.replace(
+                'host = "127.0.0.1"\nport = 5060', f'host = "0.0.0.0"\nport = 5060\nadvertise = "{value}"', 1
+            )
+            self.assertEqual(self.error(toml).key, "listen[0].advertise", value)
+
+    def test_mediaAddressNotWildcard(self) -> None:
+        """A wildcard media address (written into SDP, where it means hold) is refused."""
+        self.assertEqual(self.error(DEMO_TOML + '[media]\naddress = "0.0.0.0"\n').key, "media.address")
+
+    def test_gatewayPortNotAsciiDigits(self) -> None:
+        """A gateway port of non-ASCII digits is a config error naming the key, not a crash."""
+        toml = DEMO_TOML.replace('"127.0.0.2:5080"', '"127.0.0.2:50\u00b2"')
+        self.assertIn("gateways", self.error(toml).key or "")

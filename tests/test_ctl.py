@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -113,15 +114,24 @@ class AdduserTests(SynchronousTestCase):
             f"{formatAccount('carol', 'example.com', 'c', demo=True)}"
         ).encode()
         self.users.write_bytes(before)
-        self.users.chmod(0o640)
+        self.users.chmod(0o600)
         status, out, _ = self.sbcCtl("adduser", "alice@EXAMPLE.com", "--password-stdin", stdin=PASSWORD)
         self.assertEqual(status, 0)
         self.assertIn("replaced alice@example.com", out)
         new = formatAccount("alice", "example.com", PASSWORD)
         self.assertEqual(self.users.read_bytes(), before.replace(old.encode(), new.encode()))
-        self.assertEqual(stat.S_IMODE(self.users.stat().st_mode), 0o640)
+        self.assertEqual(stat.S_IMODE(self.users.stat().st_mode), 0o600)
         self.assertEqual(len(loadUsers(self.users)), 3)
         self.assertNoPassword()
+
+    def test_groupAndOtherPermissionsDropped(self) -> None:
+        """An existing users file readable by group or others is written 0600, and sbc-ctl says so."""
+        self.users.write_text(formatAccount("bob", "example.com", "b") + "\n")
+        self.users.chmod(0o644)
+        status, _, err = self.sbcCtl("adduser", "alice@example.com", "--password-stdin", stdin=PASSWORD)
+        self.assertEqual(status, 0)
+        self.assertEqual(stat.S_IMODE(self.users.stat().st_mode), 0o600)
+        self.assertIn("was mode 0644 and is now 0600", err)
 
     def test_appendKeepsOtherLines(self) -> None:
         """A new account goes at the end, after a newline in the file's own style if it lacked one."""
@@ -195,6 +205,16 @@ class AdduserTests(SynchronousTestCase):
         self.assertEqual(ctl.main(["adduser", "alice@example.com", "--password-stdin"]), 0)
         self.assertEqual(len(loadUsers(self.directory / "etc" / "users.txt")), 1)
 
+    def test_passwordChangeKeepsAlgorithms(self) -> None:
+        """A new password for an account keeps the digest algorithms its line named."""
+        old = formatAccount("alice", "example.com", "old", algorithms=("SHA-256",), demo=True)
+        self.users.write_text(old + "\n")
+        status, _, _ = self.sbcCtl("adduser", "alice@example.com", "--password-stdin", stdin=PASSWORD)
+        self.assertEqual(status, 0)
+        new = formatAccount("alice", "example.com", PASSWORD, algorithms=("SHA-256",))
+        self.assertEqual(self.users.read_text(), new + "\n")
+        self.assertNoPassword()
+
 
 class ModuleTests(SynchronousTestCase):
     def test_pythonDashM(self) -> None:
@@ -215,3 +235,47 @@ class ModuleTests(SynchronousTestCase):
         self.assertEqual(len(loadUsers(users)), 1)
         done = subprocess.run([*command[:-1], "bad"], env=environment, capture_output=True, text=True)
         self.assertEqual(done.returncode, 2)
+
+
+class InitTests(SynchronousTestCase):
+    def test_init(self) -> None:
+        """`sbc-ctl init DIR` writes a starter config that loads, and says how to run it."""
+        directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, directory)
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.assertEqual(ctl.main(["init", str(directory / "sbc")]), 0)
+        self.assertIn(f"--config {directory / 'sbc' / 'sbc.toml'}", out.getvalue())
+
+    def test_refusesToOverwrite(self) -> None:
+        """An existing sbc.toml is kept, and the command fails saying so."""
+        directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, directory)
+        (directory / "sbc.toml").write_text("# mine\n")
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        self.assertEqual(ctl.main(["init", str(directory)]), 1)
+        self.assertIn("exists already", err.getvalue())
+        self.assertEqual((directory / "sbc.toml").read_text(), "# mine\n")
+
+
+class OptionsCommandTests(SynchronousTestCase):
+    def test_silencePrintsNothingAndFails(self) -> None:
+        """With nobody answering, `sbc-ctl options` prints nothing on stdout and exits 1."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            port = silent.getsockname()[1]
+            out, err = io.StringIO(), io.StringIO()
+            self.patch(sys, "stdout", out)
+            self.patch(sys, "stderr", err)
+            status = ctl.main(["options", f"sip:127.0.0.1:{port}", "--from", "127.0.0.1", "--timeout", "0.3"])
+        self.assertEqual((status, out.getvalue()), (1, ""))
+        expected = f"no answer from sip:127.0.0.1:{port} within 0.3 s (sent from 127.0.0.1)"
+        self.assertIn(expected, err.getvalue())
+
+    def test_badURI(self) -> None:
+        """A target that is not a sip: URI is refused with the reason."""
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        self.assertEqual(ctl.main(["options", "http://example.com"]), 1)
+        self.assertIn("not a", err.getvalue())

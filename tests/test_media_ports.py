@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.media.ports import PortPool, PortPoolExhaustedError
@@ -12,7 +15,7 @@ class PortPoolTests(SynchronousTestCase):
         """Every allocation is an even RTP port whose odd RTCP port also lies in the range."""
         pool = PortPool(20000, 20009)
         ports = [pool.allocate() for _ in range(pool.capacity)]
-        self.assertEqual(ports, [20000, 20002, 20004, 20006, 20008])
+        self.assertEqual(sorted(ports), [20000, 20002, 20004, 20006, 20008])
         self.assertTrue(all(port % 2 == 0 and port + 1 <= 20009 for port in ports))
 
     def test_configuredRange(self) -> None:
@@ -23,7 +26,7 @@ class PortPoolTests(SynchronousTestCase):
     def test_oddBounds(self) -> None:
         """An odd low bound is rounded up and an even high bound's top port stays unused."""
         pool = PortPool(20001, 20006)
-        self.assertEqual([pool.allocate() for _ in range(pool.capacity)], [20002, 20004])
+        self.assertEqual(sorted(pool.allocate() for _ in range(pool.capacity)), [20002, 20004])
 
     def test_badRanges(self) -> None:
         """A reversed, out-of-range or pairless range is refused when the pool is built."""
@@ -55,7 +58,60 @@ class PortPoolTests(SynchronousTestCase):
         pool = PortPool(20000, 20005)
         first = pool.allocate()
         pool.release(first)
-        self.assertEqual([pool.allocate() for _ in range(3)], [20002, 20004, first])
+        self.assertEqual(sorted(pool.allocate() for _ in range(2)), sorted({20000, 20002, 20004} - {first}))
+        self.assertEqual(pool.allocate(), first)
+
+    def test_quarantine(self) -> None:
+        """A released pair waits behind a quarter of the range before it is picked at random again."""
+        pool = PortPool(20000, 20079)  # 40 pairs: a quarantine of 10
+        self.assertEqual(pool.quarantine, 10)
+        for _ in range(200):
+            held = [pool.allocate() for _ in range(20)]
+            for port in held:
+                pool.release(port)
+            recent = held[-10:]  # the last ten released are still in quarantine
+            again = [pool.allocate() for _ in range(30)]
+            self.assertFalse(set(recent) & set(again))
+            for port in again:
+                pool.release(port)
+
+    def test_random(self) -> None:
+        """Pairs come at random, not in sequence: the ports of one call do not tell the next call's."""
+        pool = PortPool(20000, 29999)
+        ports = [pool.allocate() for _ in range(100)]
+        steps = {b - a for a, b in itertools.pairwise(ports)}
+        self.assertGreater(len(steps), 50)  # in sequence, every step would be 2
+        self.assertNotEqual(ports, sorted(ports))
+        other = PortPool(20000, 29999)
+        self.assertNotEqual([other.allocate() for _ in range(100)], ports)
+
+    def test_randomSource(self) -> None:
+        """The pick among free pairs is ``randbelow``'s, over every free pair."""
+        asked: list[int] = []
+
+        def last(n: int) -> int:
+            asked.append(n)
+            return n - 1
+
+        pool = PortPool(20000, 20009, randbelow=last)
+        self.assertEqual([pool.allocate() for _ in range(3)], [20008, 20006, 20004])
+        self.assertEqual(asked, [5, 4, 3])
+
+    def test_neverTwice(self) -> None:
+        """Under random allocation and release, a pair in use is never handed out again."""
+        rng = random.Random(15)
+        pool = PortPool(20000, 20199)
+        held: set[int] = set()
+        for _ in range(20000):
+            if held and (rng.random() < 0.5 or pool.available == 0):
+                port = rng.choice(sorted(held))
+                held.remove(port)
+                pool.release(port)
+            else:
+                port = pool.allocate()
+                self.assertNotIn(port, held)
+                held.add(port)
+            self.assertEqual((pool.inUse, pool.available), (len(held), pool.capacity - len(held)))
 
     def test_doubleRelease(self) -> None:
         """Releasing a pair twice, or one the pool never gave out, raises instead of corrupting the pool."""

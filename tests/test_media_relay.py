@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 
+from netaddr import IPSet
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
@@ -14,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from sbc.interfaces import Address, IMediaRelay
+from sbc.interfaces import Address, IMediaRelay, NotAcceptableError
 from sbc.media.ports import PortPool, PortPoolExhaustedError
 from sbc.media.relay import MAX_PACKET_SIZE, MediaRelay, MediaStats, UnknownCallError
 from sbc.sip.sdp import SDPParseError, SessionDescription, parseSDP
@@ -143,17 +144,26 @@ class RelayTestCase(SynchronousTestCase):
     def onTimeout(self, callId: str = "call-1") -> None:
         self.timedOut.append(callId)
 
-    def offer(self, body: bytes = OFFER, side: str = "A", callId: str = "call-1") -> SessionDescription:
-        d = self.relay.offer(callId, side, body, lambda: self.onTimeout(callId))
+    def offer(
+        self, body: bytes = OFFER, side: str = "A", callId: str = "call-1", sipSource: str | None = None
+    ) -> SessionDescription:
+        d = self.relay.offer(callId, side, body, lambda: self.onTimeout(callId), sipSource)
         return parseSDP(self.successResultOf(d))
 
-    def answer(self, body: bytes = ANSWER, side: str = "B", callId: str = "call-1") -> SessionDescription:
-        return parseSDP(self.successResultOf(self.relay.answer(callId, side, body)))
+    def answer(
+        self, body: bytes = ANSWER, side: str = "B", callId: str = "call-1", sipSource: str | None = None
+    ) -> SessionDescription:
+        return parseSDP(self.successResultOf(self.relay.answer(callId, side, body, sipSource)))
 
-    def call(self, callId: str = "call-1") -> tuple[int, int]:
-        """Set up a call; return the relay port B must send to and the one A must send to."""
-        toB = self.offer(callId=callId)
-        toA = self.answer(callId=callId)
+    def call(
+        self, callId: str = "call-1", aSource: str | None = None, bSource: str | None = None
+    ) -> tuple[int, int]:
+        """Set up a call; return the relay port B must send to and the one A must send to.
+
+        ``aSource`` and ``bSource`` are the sides' signalling IPs, for latching behind NAT.
+        """
+        toB = self.offer(callId=callId, sipSource=aSource)
+        toA = self.answer(callId=callId, sipSource=bSource)
         return toB.media[0].port, toA.media[0].port
 
     def socket(self, port: int) -> FakeUDPPort:
@@ -291,24 +301,27 @@ class ForwardingTests(RelayTestCase):
         self.assertEqual(self.socket(toA + 1).written, [(b"rtcp B", ("10.0.0.9", 53020))])
 
     def test_latching(self) -> None:
-        """The first packet's source replaces A's SDP address: media reaches a phone behind NAT."""
-        toB, toA = self.call()
+        """A packet from A's signalling IP replaces A's SDP address: media reaches a phone behind NAT."""
+        toB, toA = self.call(aSource=NAT_A[0])
         self.socket(toA).deliver(b"rtp A", NAT_A)
         self.socket(toB).deliver(b"rtp B", PHONE_B)
         self.assertEqual(self.socket(toA).written, [(b"rtp B", NAT_A)])
 
     def test_latchingOnce(self) -> None:
-        """Only the first source latches; later packets from elsewhere are forwarded but move nothing."""
-        toB, toA = self.call()
+        """Once latched, packets from elsewhere are dropped and counted, and move nothing."""
+        toB, toA = self.call(aSource=NAT_A[0])
         self.socket(toA).deliver(b"one", NAT_A)
         self.socket(toA).deliver(b"two", ("198.51.100.66", 1234))
         self.socket(toB).deliver(b"rtp B", PHONE_B)
-        self.assertEqual(self.socket(toB).written, [(b"one", PHONE_B), (b"two", PHONE_B)])
+        self.assertEqual(self.socket(toB).written, [(b"one", PHONE_B)])
         self.assertEqual(self.socket(toA).written, [(b"rtp B", NAT_A)])
+        stats = self.relay.stats("call-1")
+        assert stats is not None
+        self.assertEqual((stats.packetsFromA, stats.refused), (1, 1))
 
     def test_latchingRTCP(self) -> None:
         """RTCP latches on its own source, independently of RTP."""
-        toB, toA = self.call()
+        toB, toA = self.call(aSource="203.0.113.5")
         self.socket(toA + 1).deliver(b"rtcp A", ("203.0.113.5", 40001))
         self.socket(toB + 1).deliver(b"rtcp B", ("192.0.2.20", 6001))
         self.assertEqual(self.socket(toA + 1).written, [(b"rtcp B", ("203.0.113.5", 40001))])
@@ -316,7 +329,7 @@ class ForwardingTests(RelayTestCase):
     def test_dropBeforeKnown(self) -> None:
         """Before B's answer, A's packets have nowhere to go: dropped and counted, nothing sent."""
         toB = self.offer().media[0].port
-        toA = toB - 2  # the pair facing A was taken just before the one facing B
+        (toA,) = {port for port in self.reactor.open if port % 2 == 0} - {toB}  # the pair facing A
         self.socket(toA).deliver(b"early", PHONE_A)
         self.assertEqual(self.socket(toB).written, [])
         stats = self.relay.stats("call-1")
@@ -324,18 +337,23 @@ class ForwardingTests(RelayTestCase):
         self.assertEqual((stats.packetsFromA, stats.dropped), (1, 1))
 
     def test_earlyPacketFromB(self) -> None:
-        """B's RTP that overtakes its answer is forwarded, and its latched source survives the answer."""
+        """B's RTP before its answer is refused: nothing yet says where B is; after it, B latches."""
         toB = self.offer().media[0].port
         self.socket(toB).deliver(b"early B", ("198.51.100.20", 7000))
-        toA = self.answer().media[0].port
-        self.assertEqual(self.socket(toA).written, [(b"early B", PHONE_A)])
+        toA = self.answer(sipSource="198.51.100.20").media[0].port
+        self.assertEqual(self.socket(toA).written, [])
+        self.socket(toB).deliver(b"rtp B", ("198.51.100.20", 7000))
+        self.assertEqual(self.socket(toA).written, [(b"rtp B", PHONE_A)])
         self.socket(toA).deliver(b"rtp A", PHONE_A)
         self.assertEqual(self.socket(toB).written, [(b"rtp A", ("198.51.100.20", 7000))])
+        stats = self.relay.stats("call-1")
+        assert stats is not None
+        self.assertEqual((stats.packetsFromB, stats.refused), (1, 1))
 
     def test_hostnameWaitsForLatch(self) -> None:
         """A c= hostname is not sent to (sockets take IPs only); the side's first packet shows where it is."""
         toB = self.offer().media[0].port
-        toA = self.answer(phone("bob.example", 6000)).media[0].port
+        toA = self.answer(phone("bob.example", 6000), sipSource=PHONE_B[0]).media[0].port
         self.socket(toA).deliver(b"rtp A", PHONE_A)
         self.assertEqual(self.socket(toB).written, [])
         self.socket(toB).deliver(b"rtp B", PHONE_B)
@@ -376,6 +394,196 @@ class ForwardingTests(RelayTestCase):
         relay.close()
 
 
+STRANGER: Address = ("198.51.100.66", 1234)  # nobody of the call
+
+
+class CountingClock(Clock):
+    """A `Clock` that counts how often it is read, to show what the per-packet path costs."""
+
+    reads = 0
+
+    def seconds(self) -> float:
+        self.reads += 1
+        return super().seconds()
+
+
+class StrictLatchingTests(RelayTestCase):
+    def stats(self) -> MediaStats:
+        stats = self.relay.stats("call-1")
+        assert stats is not None
+        return stats
+
+    def test_strangerCannotLatch(self) -> None:
+        """Before A latches, a stranger's packets are refused: they reach nobody and move nothing."""
+        toB, toA = self.call()
+        self.socket(toA).deliver(b"stranger", STRANGER)
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual(self.socket(toB).written, [])
+        self.assertEqual(self.socket(toA).written, [(b"rtp B", PHONE_A)])
+        self.socket(toA).deliver(b"rtp A", PHONE_A)
+        self.assertEqual(self.socket(toB).written, [(b"rtp A", PHONE_B)])
+        self.assertEqual((self.stats().packetsFromA, self.stats().refused), (1, 1))
+
+    def test_hijackReproduction(self) -> None:
+        """Issue 15: a stranger's packet to B's port neither reaches A's SDP target nor takes A's audio."""
+        toB = self.offer(phone("10.0.0.53", 161)).media[0].port
+        toA = self.answer().media[0].port
+        self.socket(toB).deliver(b"payload", STRANGER)
+        self.assertEqual(self.socket(toA).written, [])
+        self.socket(toA).deliver(b"audio of A", ("10.0.0.53", 161))
+        self.assertEqual(self.socket(toB).written, [(b"audio of A", PHONE_B)])
+        self.assertEqual(self.stats().refused, 1)
+
+    def test_onlySdpPortWithoutSipSource(self) -> None:
+        """Without a signalling IP, only the exact address of the SDP latches, not another port of its IP."""
+        toB, toA = self.call()
+        self.socket(toA).deliver(b"other port", (PHONE_A[0], PHONE_A[1] + 10))
+        self.assertEqual(self.socket(toB).written, [])
+        self.assertEqual(self.stats().refused, 1)
+
+    def test_sipSourceAnyPort(self) -> None:
+        """With A's signalling IP, a packet from any port of it latches (a NAT picks the port)."""
+        toB, toA = self.call(aSource="203.0.113.5")
+        self.socket(toA).deliver(b"rtp A", ("203.0.113.5", 61000))
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual(self.socket(toA).written, [(b"rtp B", ("203.0.113.5", 61000))])
+
+    def test_relatchAfterSilence(self) -> None:
+        """Another allowed source takes over only once the latched one has been silent for relatchAfter."""
+        toB, toA = self.call(aSource=NAT_A[0])
+        moved: Address = (NAT_A[0], NAT_A[1] + 1000)  # the NAT gave A a new port
+        self.socket(toA).deliver(b"old", NAT_A)
+        self.socket(toA).deliver(b"new 1", moved)
+        self.clock.advance(1.5)
+        self.socket(toA).deliver(b"old again", NAT_A)
+        self.clock.advance(1.5)
+        self.socket(toA).deliver(b"new 2", moved)  # the old one spoke 1.5 s ago: not yet
+        self.clock.advance(1.9)
+        self.socket(toA).deliver(b"new 3", moved)
+        self.clock.advance(0.1)
+        self.socket(toA).deliver(b"new 4", moved)  # 2 s of silence since new 2 saw it: relatch
+        self.socket(toA).deliver(b"old late", NAT_A)
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual([data for data, _ in self.socket(toB).written], [b"old", b"old again", b"new 4"])
+        self.assertEqual(self.socket(toA).written, [(b"rtp B", moved)])
+        self.assertEqual(self.stats().refused, 4)
+
+    def test_relatchConfigurable(self) -> None:
+        """relatchAfter sets the silence needed; zero relatches at the second packet of an allowed source."""
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool, relatchAfter=0)
+        toB, toA = self.call(aSource=NAT_A[0])
+        moved: Address = (NAT_A[0], 5)
+        self.socket(toA).deliver(b"old", NAT_A)
+        self.socket(toA).deliver(b"new 1", moved)
+        self.socket(toA).deliver(b"new 2", moved)
+        self.assertEqual([data for data, _ in self.socket(toB).written], [b"old", b"new 2"])
+
+    def test_neverRelatchToStranger(self) -> None:
+        """However long the latched source is silent, a stranger never takes its place."""
+        toB, toA = self.call(aSource=NAT_A[0])
+        self.socket(toA).deliver(b"rtp A", NAT_A)
+        for _ in range(100):
+            self.clock.advance(1)
+            self.socket(toA).deliver(b"stranger", STRANGER)
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual(self.socket(toA).written, [(b"rtp B", NAT_A)])
+        self.assertEqual(self.socket(toB).written, [(b"rtp A", PHONE_B)])
+
+    def test_refusedKeepsNoCallAlive(self) -> None:
+        """A stranger's stream does not count as media: the silent call still times out."""
+        toB, toA = self.call()
+        for _ in range(31):
+            self.socket(toA).deliver(b"stranger", STRANGER)
+            self.socket(toB).deliver(b"stranger", STRANGER)
+            self.clock.advance(1)
+        self.assertEqual(self.timedOut, ["call-1"])
+
+    def test_newSipSourceDropsLatch(self) -> None:
+        """A latch to a source that the new signalling IP no longer allows goes; the new one latches."""
+        toB, toA = self.call(aSource=NAT_A[0])
+        self.socket(toA).deliver(b"old", NAT_A)
+        self.offer(sipSource="203.0.113.99")
+        self.socket(toA).deliver(b"old again", NAT_A)
+        self.socket(toA).deliver(b"new", ("203.0.113.99", 40000))
+        self.assertEqual([data for data, _ in self.socket(toB).written], [b"old", b"new"])
+
+    def test_ipv6Canonical(self) -> None:
+        """An IPv6 SDP address written in another form still matches the packets' source."""
+        relay = MediaRelay(self.reactor, self.clock, "::1", self.pool)
+        toB = parseSDP(
+            self.successResultOf(relay.offer("v6", "A", phone("2001:DB8:0::A", 4000, ip="IP6"), lambda: None))
+        )
+        toA = parseSDP(self.successResultOf(relay.answer("v6", "B", phone("2001:db8::b", 6000, ip="IP6"))))
+        self.socket(toA.media[0].port).deliver(b"rtp A", ("2001:db8::a", 4000))
+        self.assertEqual(self.socket(toB.media[0].port).written, [(b"rtp A", ("2001:db8::b", 6000))])
+        relay.close()
+
+    def test_latchedPathReadsNoClock(self) -> None:
+        """Packets from the latched source, and from strangers, never read the clock."""
+        self.clock = CountingClock()
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool)
+        toB, toA = self.call()
+        reads = self.clock.reads
+        for _ in range(1000):
+            self.socket(toA).deliver(b"rtp A", PHONE_A)
+            self.socket(toB).deliver(b"rtp B", PHONE_B)
+            self.socket(toA).deliver(b"stranger", STRANGER)
+        self.assertEqual(self.clock.reads, reads)
+        self.assertEqual(len(self.socket(toB).written), 1000)
+
+
+class RefusedSDPTests(RelayTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        forbidden = IPSet(["127.0.0.1/32", "224.0.0.0/4", "0.0.0.0/8", "::/128", "ff00::/8"])
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool, forbidden=forbidden, maxStreams=3)
+
+    def assertRefused(self, body: bytes) -> None:
+        failure = self.failureResultOf(self.relay.offer("call-1", "A", body, self.onTimeout))
+        failure.trap(NotAcceptableError)
+        self.assertEqual((self.relay.activeSessions(), len(self.reactor.open)), (0, 0))
+
+    def test_forbiddenTargets(self) -> None:
+        """An SDP naming our own address, a multicast group or 0.x.x.x is refused, and binds nothing."""
+        for host in ("127.0.0.1", "239.1.2.3", "0.1.2.3"):
+            self.assertRefused(phone(host, 4000))
+
+    def test_forbiddenRtcp(self) -> None:
+        """An a=rtcp naming a forbidden address is refused too."""
+        self.assertRefused(phone(*PHONE_A, "a=rtcp:53020 IN IP4 127.0.0.1"))
+
+    def test_forbiddenInReoffer(self) -> None:
+        """A re-offer naming a forbidden address fails and leaves the call's media as it was."""
+        toB, toA = self.call()
+        failure = self.failureResultOf(
+            self.relay.offer("call-1", "A", phone("224.0.0.1", 4000), self.onTimeout)
+        )
+        failure.trap(NotAcceptableError)
+        self.socket(toB).deliver(b"rtp B", PHONE_B)
+        self.assertEqual(self.socket(toA).written, [(b"rtp B", PHONE_A)])
+
+    def test_forbiddenIPv4Mapped(self) -> None:
+        """An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is judged as the IPv4 address it reaches."""
+        self.assertRefused(phone("::ffff:127.0.0.1", 4000, ip="IP6"))
+        self.assertRefused(phone(*PHONE_A, "a=rtcp:53020 IN IP6 ::ffff:224.0.0.1"))
+
+    def test_otherLoopbackAllowed(self) -> None:
+        """Only the listed networks are refused: another loopback address (the demo phones) is fine."""
+        toB = self.offer(phone("127.0.0.4", 4000)).media[0].port
+        self.assertIn(toB, self.reactor.open)
+
+    def test_holdAddressAllowed(self) -> None:
+        """c=0.0.0.0 is hold (RFC 2543), not a target, even with 0.0.0.0/8 forbidden."""
+        self.offer(phone("0.0.0.0", 4000))
+        self.assertEqual(self.relay.activeSessions(), 1)
+
+    def test_maxStreams(self) -> None:
+        """More m= lines than maxStreams are refused before anything is bound; as many are fine."""
+        extra = sdp(*[f"m=audio {5000 + 2 * i} RTP/AVP 0" for i in range(2)])
+        self.assertRefused(phone(*PHONE_A, video=6000) + extra)
+        self.assertEqual(len(self.offer(phone(*PHONE_A) + extra).media), 3)
+
+
 class ReofferTests(RelayTestCase):
     def test_keepsPorts(self) -> None:
         """A re-INVITE from A gets the same relay ports and moves A's address."""
@@ -395,18 +603,18 @@ class ReofferTests(RelayTestCase):
 
     def test_sameAddressKeepsLatch(self) -> None:
         """A session refresh repeating A's private address keeps the NAT latch."""
-        toB, toA = self.call()
+        toB, toA = self.call(aSource=NAT_A[0])
         self.socket(toA).deliver(b"rtp A", NAT_A)
-        self.offer()
+        self.offer(sipSource=NAT_A[0])
         self.answer()
         self.socket(toB).deliver(b"rtp B", PHONE_B)
         self.assertEqual(self.socket(toA).written, [(b"rtp B", NAT_A)])
 
     def test_movedAddressRelatches(self) -> None:
         """When A's SDP address changes (a transfer), the old latch goes and the next source latches."""
-        toB, toA = self.call()
+        toB, toA = self.call(aSource=NAT_A[0])
         self.socket(toA).deliver(b"old", NAT_A)
-        self.offer(phone("10.0.0.7", 30000))
+        self.offer(phone("10.0.0.7", 30000), sipSource="198.51.100.7")
         self.answer()
         self.socket(toB).deliver(b"one", PHONE_B)
         self.socket(toA).deliver(b"new", ("198.51.100.7", 30000))
@@ -592,11 +800,12 @@ class PortReuseTests(RelayTestCase):
 
     def test_bindFailureSkips(self) -> None:
         """A pair whose RTP or RTCP port is taken by another program is stepped over, and kept in the pool."""
+        self.pool = PortPool(20000, 20007)  # four pairs, two of which will not bind
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool)
         self.reactor.busy = {20000, 20003}
         toB, toA = self.call()
         self.assertEqual({toA, toB}, {20004, 20006})
         self.assertEqual(self.reactor.open.keys(), {20004, 20005, 20006, 20007})
-        self.assertNotIn(20002, self.reactor.open)
         self.assertEqual(self.pool.inUse, 2)
         self.relay.delete("call-1")
         self.assertEqual(self.pool.available, self.pool.capacity)

@@ -5,20 +5,25 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import loadConfig
+from sbc.registrar import PRUNE_INTERVAL
 from sbc.server import SIPServer
 from sbc.sip import Request, Response, parseMessage
 from sbc.sip.digest import formatCredentials, makeCredentials, parseChallenge
+from sbc.transport import SIPStreamFactory, StreamConnections
 from sbc.users import formatAccount
-from tests.fakes import DEMO_TOML, RecordingTransport, writeConfig
+from tests.fakes import DEMO_TOML, RecordingTransport, connectStream, writeConfig
+from tests.rfc4475 import load
 
 DOMAIN = "demo.acme.sbc.test"
 DEVICE = ("127.0.0.4", 5070)
-RFC4475 = Path(__file__).resolve().parents[2] / "shared" / "rfc4475"
 
 REGISTRAR_TOML = (
     DEMO_TOML
@@ -70,12 +75,16 @@ def register(
 
 class RegistrarTestCase(SynchronousTestCase):
     toml = REGISTRAR_TOML
+    # Extra files of the config directory, by relative path.
+    files: dict[str, str] = {}
 
     def setUp(self) -> None:
         self.directory = Path(tempfile.mkdtemp())
         self.addCleanup(shutil.rmtree, self.directory)
         path = writeConfig(self.directory, self.toml)
         (self.directory / "whitelist" / "devices.txt").write_text("127.0.0.4/30\n")
+        for name, text in self.files.items():
+            (self.directory / name).write_text(text)
         (self.directory / "users.txt").write_text(
             formatAccount("alice", DOMAIN, "alice-pw")
             + "\n"
@@ -84,6 +93,10 @@ class RegistrarTestCase(SynchronousTestCase):
             + formatAccount("watson", "example.com", "pw")
             + "\n"
             + formatAccount("user", "example.com", "pw")
+            + "\n"
+            + formatAccount("carol", DOMAIN, "carol-pw", algorithms=("SHA-256",))
+            + "\n"
+            + formatAccount("dave", DOMAIN, "dave-pw", algorithms=("MD5",))
             + "\n"
         )
         self.clock = Clock()
@@ -113,12 +126,30 @@ class RegistrarTestCase(SynchronousTestCase):
         algorithm: str = "MD5",
         source: tuple[str, int] = DEVICE,
         transport: RecordingTransport | None = None,
+        offered: str | None = None,
     ) -> Response | None:
-        """Send, answer the 401 as a client would, and return the final response."""
+        """Send, answer the 401 as a client would, and return the final response.
+
+        ``offered`` names the challenge to take the nonce from when it is not ``algorithm``.
+        """
         challenge = self.send(data, source, transport)
         assert challenge is not None and challenge.status == 401, challenge
+        return self.answer(challenge, data, user, password, algorithm, source, transport, offered)
+
+    def answer(
+        self,
+        challenge: Response,
+        data: bytes,
+        user: str,
+        password: str,
+        algorithm: str,
+        source: tuple[str, int] = DEVICE,
+        transport: RecordingTransport | None = None,
+        offered: str | None = None,
+    ) -> Response | None:
+        """Answer ``challenge`` to the request ``data`` with credentials, and return the final response."""
         offers = [parseChallenge(v) for v in challenge.headers.getAll("www-authenticate")]
-        (offer,) = [c for c in offers if c.algorithm == algorithm]
+        (offer,) = [c for c in offers if c.algorithm == (offered or algorithm)]
         request = parseMessage(data)
         assert isinstance(request, Request)
         credentials = makeCredentials(
@@ -152,15 +183,23 @@ class ChallengeTests(RegistrarTestCase):
         assert response is not None
         self.assertEqual(response.status, 403)
 
-    def test_challengeOrder(self) -> None:
-        """The first REGISTER gets one challenge per algorithm, MD5 first, qop=auth."""
+    def test_oneChallengeByDefault(self) -> None:
+        """Without [registrar] algorithms the 401 carries one challenge, MD5, qop=auth (libre phones)."""
         response = self.send(register())
         assert response is not None
         self.assertEqual(response.status, 401)
         offers = [parseChallenge(v) for v in response.headers.getAll("www-authenticate")]
-        self.assertEqual([o.algorithm for o in offers], ["MD5", "SHA-256"])
+        self.assertEqual([o.algorithm for o in offers], ["MD5"])
         self.assertEqual({o.realm for o in offers}, {DOMAIN})
-        self.assertEqual([o.qop for o in offers], [("auth",), ("auth",)])
+        self.assertEqual([o.qop for o in offers], [("auth",)])
+
+    def test_sha256RefusedByDefault(self) -> None:
+        """SHA-256 credentials, not offered by default, get a fresh MD5 challenge instead of a 200."""
+        response = self.authorized(register(), algorithm="SHA-256", offered="MD5")
+        assert response is not None
+        self.assertEqual(response.status, 401)
+        offers = [parseChallenge(v).algorithm for v in response.headers.getAll("www-authenticate")]
+        self.assertEqual(offers, ["MD5"])
 
     def test_md5(self) -> None:
         """MD5 credentials register, and the 200 lists the binding with its expiry."""
@@ -169,12 +208,6 @@ class ChallengeTests(RegistrarTestCase):
         self.assertEqual(response.status, 200)
         self.assertEqual(self.contacts(response), ["<sip:alice@10.0.0.5:5070>;expires=600"])
         self.assertIn("Date", response.headers)
-
-    def test_sha256(self) -> None:
-        """SHA-256 credentials register too (RFC 8760)."""
-        response = self.authorized(register(), algorithm="SHA-256")
-        assert response is not None
-        self.assertEqual(response.status, 200)
 
     def test_wrongPassword(self) -> None:
         """A wrong password gets a fresh challenge, not a 200."""
@@ -272,6 +305,76 @@ class ChallengeTests(RegistrarTestCase):
         self.assertEqual(response.status, 401)
 
 
+def offered(response: Response | None) -> list[str]:
+    """The algorithms of the WWW-Authenticate challenges of a 401, in order."""
+    assert response is not None and response.status == 401, response
+    return [parseChallenge(v).algorithm for v in response.headers.getAll("www-authenticate")]
+
+
+class NetworkChallengeTests(RegistrarTestCase):
+    toml = (
+        REGISTRAR_TOML
+        + """
+[registrar.networks.modern]
+addresses = ["127.0.0.4/30"]
+algorithms = ["SHA-256", "MD5"]
+
+[registrar.networks.legacy]
+whitelist = "whitelist/legacy.txt"
+algorithms = ["MD5"]
+"""
+    )
+    files = {"whitelist/legacy.txt": "# one old phone\n127.0.0.5\n"}
+
+    def test_networkChallenge(self) -> None:
+        """A source in a network gets that network's challenges, in its order."""
+        self.assertEqual(offered(self.send(register())), ["SHA-256", "MD5"])
+
+    def test_longestPrefixWins(self) -> None:
+        """A /32 (from a whitelist file) inside a wider network picks its own algorithms."""
+        self.assertEqual(offered(self.send(register(), ("127.0.0.5", 5070))), ["MD5"])
+
+    def test_sha256Registers(self) -> None:
+        """SHA-256 credentials register where the network offers SHA-256 (RFC 8760)."""
+        response = self.authorized(register(), algorithm="SHA-256")
+        assert response is not None
+        self.assertEqual(response.status, 200)
+
+    def test_accountBeatsNetwork(self) -> None:
+        """An MD5-only account that proves its password with SHA-256 is asked again with MD5 alone."""
+        data = register(user="dave", contact="<sip:dave@10.0.0.5:5070>")
+        again = self.authorized(data, user="dave", password="dave-pw", algorithm="SHA-256")
+        self.assertEqual(offered(again), ["MD5"])
+        assert again is not None
+        final = self.answer(again, data, "dave", "dave-pw", "MD5")
+        assert final is not None
+        self.assertEqual(final.status, 200)
+
+
+class AccountChallengeTests(RegistrarTestCase):
+    def test_firstChallengeFollowsNetwork(self) -> None:
+        """Before credentials the account is unknown: a SHA-256 account is first challenged with MD5."""
+        self.assertEqual(offered(self.send(register(user="carol"))), ["MD5"])
+
+    def test_accountChallengeAfterProof(self) -> None:
+        """The right password under MD5 gets the account's SHA-256 challenge, which then registers."""
+        data = register(user="carol", contact="<sip:carol@10.0.0.5:5070>")
+        again = self.authorized(data, user="carol", password="carol-pw")
+        self.assertEqual(offered(again), ["SHA-256"])
+        assert again is not None
+        self.assertEqual(
+            offered(self.answer(again, data, "carol", "carol-pw", "MD5", offered="SHA-256")), ["SHA-256"]
+        )
+        final = self.answer(again, data, "carol", "carol-pw", "SHA-256")
+        assert final is not None
+        self.assertEqual(final.status, 200)
+
+    def test_wrongPasswordKeepsNetworkChallenge(self) -> None:
+        """A wrong password never learns the account's algorithms: the network's challenge again."""
+        response = self.authorized(register(user="carol"), user="carol", password="nope")
+        self.assertEqual(offered(response), ["MD5"])
+
+
 class BanTests(RegistrarTestCase):
     def test_banAfterFailures(self) -> None:
         """N failed attempts ban the source; it then gets no answer until the ban ends."""
@@ -293,6 +396,168 @@ class BanTests(RegistrarTestCase):
         for i in range(2):
             self.authorized(register(branch=f"z9hG4bKt{i}", callId="reg-9"), password="wrong")
         self.assertTrue(self.server.admit(DEVICE[0]))
+
+    def test_successClearsOnlyItsUser(self) -> None:
+        """Good REGISTERs for the attacker's own account do not reset its guesses at another."""
+        for i in range(3):
+            self.authorized(
+                register(user="bob", branch=f"z9hG4bKg{i}", callId=f"own-{i}"), user="bob", password="bob-pw"
+            )
+            self.authorized(register(branch=f"z9hG4bKw{i}", callId=f"guess-{i}"), password="wrong")
+        self.assertFalse(self.server.admit(DEVICE[0]))
+
+
+class StreamBanTests(RegistrarTestCase):
+    """A ban reaches the source's open TCP/TLS connections, not only its next datagram."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.connections = StreamConnections()
+        self.server = SIPServer(self.server.config, self.clock, closeConnections=self.connections.closeWhere)
+        self.factory = SIPStreamFactory(
+            self.server, "TCP", self.clock, 300.0, 65536, connections=self.connections
+        )
+
+    def connect(self, source: tuple[str, int] = DEVICE) -> StringTransportWithDisconnection:
+        return connectStream(self.factory, IPv4Address("TCP", *source))
+
+    def exchange(self, stream: StringTransportWithDisconnection, data: bytes) -> Response | None:
+        """Send ``data`` on ``stream``; the response it got, if any."""
+        stream.clear()
+        assert stream.protocol is not None
+        stream.protocol.dataReceived(data)
+        answer = stream.value()
+        if not answer:
+            return None
+        response = parseMessage(answer)
+        assert isinstance(response, Response)
+        return response
+
+    def guess(self, stream: StringTransportWithDisconnection, password: str, i: int) -> Response | None:
+        """REGISTER on ``stream``, then answer its 401 with ``password``; the final response."""
+        data = register(transport="TCP", branch=f"z9hG4bKc{i}", callId=f"tcp-{i}")
+        challenge = self.exchange(stream, data)
+        if challenge is None:
+            return None
+        offer = parseChallenge(challenge.headers.get("www-authenticate") or "")
+        request = parseMessage(data)
+        assert isinstance(request, Request)
+        credentials = makeCredentials(
+            username="alice",
+            password=password,
+            realm=offer.realm,
+            nonce=offer.nonce,
+            method="REGISTER",
+            uri=str(request.uri),
+            algorithm="MD5",
+            qop="auth",
+            nc="00000001",
+            cnonce="c0ffee",
+        )
+        request.headers.add("Authorization", formatCredentials(credentials))
+        request.headers.set("CSeq", "2 REGISTER")
+        request.headers.set("Via", f"SIP/2.0/TCP 10.0.0.5:5070;branch=z9hG4bKd{i};rport")
+        return self.exchange(stream, request.toBytes())
+
+    def test_sameConnection(self) -> None:
+        """Wrong passwords on one connection ban the source and close it: the right one gets no 200."""
+        stream = self.connect()
+        for i in range(2):
+            response = self.guess(stream, "wrong", i)
+            assert response is not None
+            self.assertEqual(response.status, 401)
+        self.assertIsNone(self.guess(stream, "wrong", 2))  # the third failure bans, and closes
+        self.assertFalse(stream.connected)
+        self.assertIsNone(self.guess(stream, "alice-pw", 3))
+        self.assertEqual(len(self.connections), 0)
+
+    def test_otherTransport(self) -> None:
+        """A ban earned over UDP closes the source's open TCP connection; another source's stays."""
+        stream = self.connect()
+        other = self.connect(("127.0.0.5", 5070))
+        for i in range(3):
+            self.authorized(register(branch=f"z9hG4bKu{i}"), password="wrong")
+        self.assertFalse(stream.connected)
+        self.assertTrue(other.connected)
+        self.assertEqual(self.connections.count(DEVICE[0]), 0)
+        self.assertIsNone(self.factory.buildProtocol(IPv4Address("TCP", *DEVICE)))
+
+
+class FlowTests(RegistrarTestCase):
+    """Which flow a binding uses, and what closing a flow takes with it."""
+
+    def aor(self) -> list[str]:
+        return [
+            b.contact for b in self.successResultOf(self.server.registrar.store.lookup(f"alice@{DOMAIN}"))
+        ]
+
+    def test_reRegisterOverNewConnection(self) -> None:
+        """After a device re-registers over a new connection, closing the old one keeps the binding."""
+        old = RecordingTransport("TCP", reliable=True)
+        new = RecordingTransport("TCP", reliable=True)
+        self.authorized(register(transport="TCP"), transport=old)
+        self.authorized(register(transport="TCP", callId="reg-2", branch="z9hG4bKr2"), transport=new)
+        self.server.connectionClosed(old)
+        self.assertEqual(self.aor(), ["sip:alice@10.0.0.5:5070"])
+        (binding,) = self.successResultOf(self.server.registrar.store.lookup(f"alice@{DOMAIN}"))
+        self.assertEqual(self.server.registrar.route(binding), (new, DEVICE))
+        self.server.connectionClosed(new)
+        self.assertEqual(self.aor(), [])
+
+    def test_movedToUDP(self) -> None:
+        """A binding moved from a connection to UDP is not the connection's to remove any more."""
+        tcp = RecordingTransport("TCP", reliable=True)
+        self.authorized(register(transport="TCP"), transport=tcp)
+        self.authorized(register(callId="reg-2", branch="z9hG4bKr2"))
+        self.server.connectionClosed(tcp)
+        self.assertEqual(self.aor(), ["sip:alice@10.0.0.5:5070"])
+
+    def test_closedFlowForgotten(self) -> None:
+        """A closed connection leaves no trace in the registrar, whether or not it still had bindings."""
+        registrar = self.server.registrar
+        emptied = RecordingTransport("TCP", reliable=True)
+        self.authorized(register(transport="TCP"), transport=emptied)
+        self.authorized(register(transport="TCP", expires="0", branch="z9hG4bKz"), transport=emptied)
+        self.server.connectionClosed(emptied)
+        live = RecordingTransport("TCP", reliable=True)
+        self.authorized(register(transport="TCP", callId="reg-3", branch="z9hG4bKl"), transport=live)
+        self.server.connectionClosed(live)
+        self.assertEqual((registrar.routes, registrar.flowBindings), ({}, {}))
+
+    def test_datagramRoutesPruned(self) -> None:
+        """Routes of UDP bindings that expired are forgotten, so many sources over time cost nothing."""
+        for i in range(5):
+            self.authorized(
+                register(contact=f"<sip:alice@10.0.0.5:{6000 + i}>", expires="60", branch=f"z9hG4bKp{i}"),
+                source=("127.0.0.4", 6000 + i),
+            )
+        self.assertEqual(len(self.server.registrar.routes), 5)
+        self.clock.advance(61 + PRUNE_INTERVAL)
+        self.authorized(register(callId="later", branch="z9hG4bKq"))
+        self.assertEqual(list(self.server.registrar.routes), [(f"alice@{DOMAIN}", "sip:alice@10.0.0.5:5070")])
+
+    def test_massDisconnectLinear(self) -> None:
+        """Closing a connection touches only its own bindings: no scan of every flow (O(n), not O(n^2))."""
+        registrar = self.server.registrar
+        flows = [RecordingTransport("TCP", reliable=True) for _ in range(3)]
+        for i, flow in enumerate(flows):
+            contact = f"<sip:alice@10.0.0.5:{7000 + i}>"
+            self.authorized(register(transport="TCP", contact=contact, branch=f"z9hG4bKm{i}"), transport=flow)
+        registrar.routes = NoScan(registrar.routes)
+        registrar.flowBindings = NoScan(registrar.flowBindings)
+        for flow in flows:
+            self.server.connectionClosed(flow)
+        self.assertEqual(self.aor(), [])
+        self.assertEqual(len(registrar.flowBindings), 0)
+
+
+class NoScan(dict):
+    """A dict that fails the test when anything walks all of it."""
+
+    def _scan(self, *args: object) -> Any:
+        raise AssertionError("scanned every entry")
+
+    __iter__ = items = values = keys = _scan
 
 
 class BindingTests(RegistrarTestCase):
@@ -389,8 +654,7 @@ class TortureRegisterTests(RegistrarTestCase):
     """RFC 4475's REGISTER messages, authenticated and sent from a device network."""
 
     def torture(self, name: str, user: str) -> Response | None:
-        data = (RFC4475 / name).read_bytes()
-        return self.authorized(data, user=user, password="pw")
+        return self.authorized(load(name), user=user, password="pw")
 
     def bindings(self, aor: str) -> list[str]:
         return [b.contact for b in self.successResultOf(self.server.registrar.store.lookup(aor))]
@@ -418,7 +682,7 @@ class TortureRegisterTests(RegistrarTestCase):
 
     def test_unksm2(self) -> None:
         """A REGISTER whose To is not a SIP URI gets 400."""
-        response = self.send((RFC4475 / "unksm2.dat").read_bytes())
+        response = self.send(load("unksm2.dat"))
         assert response is not None
         self.assertEqual(response.status, 400)
 

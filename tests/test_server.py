@@ -6,16 +6,28 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from sbc.config import Config, loadConfig
 from sbc.interfaces import ITransactionUser
 from sbc.server import SIPServer
 from sbc.sip import Response, SIPParseError
-from tests.fakes import RecordingTransport, SortedClock, demoConfig, options
+from sbc.transport import SIPStreamFactory, StreamConnections
+from tests.fakes import (
+    DEMO_TOML,
+    RecordingTransport,
+    SortedClock,
+    connectStream,
+    demoConfig,
+    options,
+    writeConfig,
+)
+from tests.rfc4475 import CORPUS, load, messages
 
-RFC4475 = Path(__file__).resolve().parents[2] / "shared" / "rfc4475"
 PEER = ("127.0.0.2", 5062)
 
 
@@ -266,11 +278,11 @@ EXPECTED = {
 class TortureTests(ServerTestCase):
     def test_all(self) -> None:
         """Each RFC 4475 message gets the answer the RFC expects, and exactly one (or none)."""
-        self.assertTrue(RFC4475.is_dir(), f"RFC 4475 corpus missing at {RFC4475}")
-        files = sorted(p.name for p in RFC4475.glob("*.dat"))
+        self.assertTrue(CORPUS.is_dir(), f"RFC 4475 corpus missing at {CORPUS}")
+        files = [p.name for p in messages()]
         self.assertEqual(sorted(EXPECTED), files)
         for name in files:
-            responses = self.send((RFC4475 / name).read_bytes())
+            responses = self.send(load(name))
             finals = [r.status for r in responses if r.status >= 200]
             expected = EXPECTED[name]
             self.assertEqual(finals, [] if expected is None else [expected], name)
@@ -279,5 +291,101 @@ class TortureTests(ServerTestCase):
         """Every 400 says what was wrong in its reason phrase."""
         for name, status in EXPECTED.items():
             if status == 400:
-                (response,) = [r for r in self.send((RFC4475 / name).read_bytes()) if r.status >= 200]
+                (response,) = [r for r in self.send(load(name)) if r.status >= 200]
                 self.assertTrue(response.reason.startswith("Bad Request ("), name)
+
+
+LIMITS_TOML = (
+    DEMO_TOML
+    + """
+[devices]
+whitelist = "whitelist/devices.txt"
+"""
+).replace("t1 = 0.5", "t1 = 0.5\nmax_connections_per_source = 3\nmax_connections_per_trunk_source = 7")
+
+
+class ConnectionGateTests(SynchronousTestCase):
+    """The server's side of open streams: limits by source, and closing what a reload refuses."""
+
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+        (self.directory / "whitelist").mkdir()
+        (self.directory / "whitelist" / "devices.txt").write_text("127.0.0.4/30\n")
+        self.clock = Clock()
+        self.connections = StreamConnections()
+        self.server = SIPServer(
+            self.config("127.0.0.2/32\n127.0.0.3/32\n"),
+            self.clock,
+            closeConnections=self.connections.closeWhere,
+        )
+        self.factory = SIPStreamFactory(
+            self.server, "TCP", self.clock, 30.0, 65536, connections=self.connections
+        )
+
+    def config(self, whitelist: str) -> Config:
+        return loadConfig(writeConfig(self.directory, LIMITS_TOML, whitelist))
+
+    def connect(self, host: str) -> StringTransportWithDisconnection:
+        return connectStream(self.factory, IPv4Address("TCP", host, 40000))
+
+    def test_connectionLimit(self) -> None:
+        """Trunk sources get [sip] max_connections_per_trunk_source, devices max_connections_per_source."""
+        self.assertEqual(self.server.connectionLimit("127.0.0.2"), 7)
+        self.assertEqual(self.server.connectionLimit("127.0.0.4"), 3)
+        for _ in range(3):
+            self.connect("127.0.0.4")
+        self.assertIsNone(self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.4", 1)))
+
+    def test_reloadClosesRemoved(self) -> None:
+        """A reload that takes a source out of every whitelist closes its open connections at once."""
+        removed = self.connect("127.0.0.3")
+        kept = self.connect("127.0.0.2")
+        self.server.setConfig(self.config("127.0.0.2/32\n"))
+        self.assertFalse(removed.connected)
+        self.assertTrue(kept.connected)
+        self.assertEqual(len(self.connections), 1)
+
+    def test_refusedCountsNothing(self) -> None:
+        """refused answers as the gate does, without moving the gate's counters."""
+        self.assertTrue(self.server.refused("127.0.0.9"))
+        self.assertFalse(self.server.refused("127.0.0.2"))
+        self.assertEqual(self.server.metrics["gate_dropped"], 0)
+
+
+class BanReloadTests(SynchronousTestCase):
+    """Bans made before a reload that changes [bans] ipv6_prefix."""
+
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+        self.clock = Clock()
+        self.server = SIPServer(self.config(64), self.clock)
+
+    def config(self, prefix: int) -> Config:
+        toml = DEMO_TOML.replace("[sip]", f"[bans]\nfailures = 2\nipv6_prefix = {prefix}\n\n[sip]")
+        return loadConfig(writeConfig(self.directory, toml, "2001:db8::/32\n"))
+
+    def test_prefixReloadKeepsBan(self) -> None:
+        """A source banned under /64 stays refused after a reload to ipv6_prefix = 56."""
+        self.server.bans.failure("2001:db8:1:2::5", "alice")
+        self.assertTrue(self.server.bans.failure("2001:db8:1:2::5", "alice"))
+        self.server.setConfig(self.config(56))
+        self.assertTrue(self.server.refused("2001:db8:1:2::5"))
+        self.assertFalse(self.server.admit("2001:db8:1:2::5"))
+        self.assertFalse(self.server.refused("2001:db8:1:3::5"))
+
+
+class LateParseErrorTests(ServerTestCase):
+    def test_handlerParseErrorAnswers400(self) -> None:
+        """A header a handler parses only late (credentials) and finds broken gets 400, not 500."""
+
+        def strict(*args: object) -> None:
+            raise SIPParseError("auth-param 'nonce' given twice")
+
+        self.server.methods["OPTIONS"] = strict
+        response = self.final(options())
+        self.assertEqual(response.status, 400)
+        self.assertIn("given twice", response.reason)
+        self.assertEqual(self.server.metrics["internal_errors"], 0)
+        self.assertEqual(self.flushLoggedErrors(), [])

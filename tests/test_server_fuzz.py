@@ -13,10 +13,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.server import SIPServer
 from tests.fakes import RecordingTransport, demoConfig, options
+from tests.rfc4475 import messages
 from tests.test_b2bua import SDP, invite
 
-RFC4475 = Path(__file__).resolve().parents[2] / "shared" / "rfc4475"
-SEEDS = [invite(), invite(body=SDP), options(), *(p.read_bytes() for p in sorted(RFC4475.glob("*.dat")))]
+SEEDS = [invite(), invite(body=SDP), options(), *(p.read_bytes() for p in messages())]
 
 
 PIECES = [b"\r\n", b";", b",", b"<", b">", b'"', b":", b" ", b"\x00", b"%"]

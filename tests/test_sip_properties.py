@@ -19,8 +19,9 @@ from sbc.sip.headers import _parseVia, parseCSeq, parseNameAddr, parseVia, split
 from sbc.sip.message import Limits, Message, Request, parseMessage, validateRequest, validateResponse
 from sbc.sip.uri import parseParams, parseURI, unescape
 
+from .rfc4475 import load
 from .test_sip_message import INVITE, RESPONSE
-from .test_sip_rfc4475 import EXPECTED, load
+from .test_sip_rfc4475 import EXPECTED
 
 # No example database: the checkout may be read-only, and these tests must not write to it.
 settings.register_profile(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -23,8 +21,7 @@ from sbc.sip.sdp import (
     parseSDP,
     rewrite,
 )
-
-CORPUS = Path(__file__).parents[2] / "shared" / "rfc4475"
+from tests.rfc4475 import messages
 
 
 def sdp(*lines: str) -> bytes:
@@ -98,7 +95,7 @@ IPV6 = sdp(
 def corpusBodies() -> dict[str, bytes]:
     """The SDP bodies of the RFC 4475 messages (the octets after the header section)."""
     bodies = {}
-    for path in sorted(CORPUS.glob("*.dat")):
+    for path in messages():
         head, sep, body = path.read_bytes().partition(b"\r\n\r\n")
         if sep and b"application/sdp" in head.lower() and body.startswith(b"v=0"):
             bodies[path.name] = body

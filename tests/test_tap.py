@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import cast
 
 from twisted.application import internet
 from twisted.application.service import IServiceMaker
@@ -15,9 +16,11 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from sbc import tap
 from sbc.listeners import DatagramListener, SignalReload
 from sbc.tap import Options, SBCService, makeService
 from tests.fakes import DEMO_TOML, writeConfig
+from tests.test_droplog import Events
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +67,42 @@ class MakeServiceTests(TapTestCase):
         self.assertEqual(kinds.count(internet.TimerService), 2)  # whitelist poll, binding expiry
         self.assertEqual(kinds.count(SignalReload), 1)
         self.assertTrue((self.directory / "state" / "sbc.sqlite").exists())
+
+    def test_connectionsCountedAsBansCount(self) -> None:
+        """The stream listeners count an IPv6 source's connections by the bans' prefix."""
+        toml = DEMO_TOML + '\n[[listen]]\ntransport = "tcp"\nhost = "::1"\nport = 5060\n'
+        options = Options()
+        options.parseOptions(["--config", str(writeConfig(self.directory, toml))])
+        top = makeService(options)
+        (tcp,) = [child for child in top if isinstance(child, internet.TCPServer)]
+        connections = tcp.args[1].connections
+        self.assertEqual(connections.sourceKey("2001:db8:1:2::5"), "2001:db8:1:2::/64")
+
+    def test_hangupReopensCDRs(self) -> None:
+        """SIGHUP's handler reloads the config and starts a new CDR file after logrotate moved it."""
+        options = Options()
+        options.parseOptions(["--config", str(writeConfig(self.directory))])
+        top = makeService(options)
+        self.addCleanup(cast(SBCService, top).cdrs.close)  # type: ignore[union-attr]
+        (hangup,) = [child for child in top if isinstance(child, SignalReload)]
+        cdrs = self.directory / "state" / "cdr.jsonl"
+        cdrs.rename(self.directory / "state" / "cdr.jsonl.1")
+        hangup.reload()
+        self.assertTrue(cdrs.exists())
+
+    def test_exposedSecretsWarned(self) -> None:
+        """makeService warns, one line each, about secrets other accounts can read."""
+        events = Events()
+        self.patch(tap, "log", events.log)
+        options = Options()
+        options.parseOptions(["--config", str(writeConfig(self.directory))])
+        (self.directory / "state").mkdir(mode=0o755)
+        (self.directory / "state").chmod(0o755)
+        top = makeService(options)
+        self.addCleanup(cast(SBCService, top).cdrs.close)  # type: ignore[union-attr]
+        warnings = [str(e["warning"]) for e in events.events if "warning" in e]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("state directory", warnings[0])
 
     def test_plugin(self) -> None:
         """twistd finds the sbc plugin, and it points at sbc.tap."""

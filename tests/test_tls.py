@@ -12,7 +12,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import Certificate, CertificateOptions, TLSVersion, optionsForClientTLS
 from twisted.internet.task import Clock
 from twisted.protocols.tls import TLSMemoryBIOFactory
-from twisted.test.iosim import connectedServerAndClient
+from twisted.test.iosim import FakeTransport, connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import TLSSettings
@@ -51,7 +51,11 @@ class TLSTests(SynchronousTestCase):
             client, True, Factory.forProtocol(lambda: collect), clock=self.clock
         )
         clientProtocol, _, pump = connectedServerAndClient(
-            lambda: server.buildProtocol(PEER), lambda: clientFactory.buildProtocol(PEER), clock=self.clock
+            lambda: server.buildProtocol(PEER),
+            lambda: clientFactory.buildProtocol(PEER),
+            # The server side's peer is PEER: every message passes the gate by its source.
+            serverTransportFactory=lambda p: FakeTransport(p, isServer=True, peerAddress=PEER),
+            clock=self.clock,
         )
         return controller, collect, (clientProtocol, pump)
 

@@ -10,14 +10,22 @@ from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from sbc.access import sourceKey
 from sbc.interfaces import Address, ISIPTransport
-from sbc.transport import GateFactory, SIPDatagramProtocol, SIPStreamFactory, SIPStreamProtocol
+from sbc.transport import (
+    GateFactory,
+    SIPDatagramProtocol,
+    SIPStreamFactory,
+    SIPStreamProtocol,
+    StreamConnections,
+)
 from tests.fakes import options
 
 
 class FakeController:
-    def __init__(self, allowed: tuple[str, ...] = ("127.0.0.2", "::1")) -> None:
+    def __init__(self, allowed: tuple[str, ...] = ("127.0.0.2", "::1"), limit: int = 4) -> None:
         self.allowed = allowed
+        self.limit = limit
         self.messages: list[tuple[bytes, ISIPTransport, Address]] = []
         self.errors: list[str] = []
         self.closed: list[ISIPTransport] = []
@@ -25,6 +33,9 @@ class FakeController:
 
     def admit(self, host: str) -> bool:
         return host in self.allowed
+
+    def connectionLimit(self, host: str) -> int:
+        return self.limit
 
     def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None:
         self.messages.append((data, transport, source))
@@ -201,3 +212,205 @@ class GateFactoryTests(SynchronousTestCase):
         self.assertIsNone(gate.buildProtocol(IPv4Address("TCP", "127.0.0.9", 1)))
         self.assertEqual(built, [])
         self.assertIsNotNone(gate.buildProtocol(IPv4Address("TCP", "127.0.0.2", 1)))
+
+
+class StreamGateTests(StreamTestCase):
+    def test_gatePerMessage(self) -> None:
+        """A source refused after its connection opened: its next message dropped, the connection closed."""
+        self.protocol.dataReceived(options(branch="z9hG4bKa"))
+        self.controller.allowed = ()
+        self.protocol.dataReceived(options(branch="z9hG4bKb"))
+        self.assertEqual([m[0] for m in self.controller.messages], [options(branch="z9hG4bKa")])
+        self.assertFalse(self.transport.connected)
+
+    def test_gateBetweenMessagesOfOneChunk(self) -> None:
+        """A refusal that comes while one message is handled stops the messages after it in the same read."""
+
+        def refuseAfterFirst(data: bytes, transport: ISIPTransport, source: Address) -> None:
+            messages.append(data)
+            self.controller.allowed = ()
+
+        messages: list[bytes] = []
+        self.controller.messageReceived = refuseAfterFirst  # type: ignore[method-assign]
+        self.protocol.dataReceived(options(branch="z9hG4bKa") + options(branch="z9hG4bKb"))
+        self.assertEqual(messages, [options(branch="z9hG4bKa")])
+        self.assertFalse(self.transport.connected)
+
+
+class StreamConnectionsCase(SynchronousTestCase):
+    """A stream factory whose connections are counted by source, and a way to connect to it."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.controller = FakeController(allowed=("127.0.0.2", "127.0.0.3"), limit=2)
+        self.connections = StreamConnections()
+        self.factory = SIPStreamFactory(
+            self.controller, "TCP", self.clock, 30.0, 65536, connections=self.connections
+        )
+        self.transports: list[StringTransportWithDisconnection] = []
+
+    def connect(self, host: str, port: int = 40000) -> SIPStreamProtocol | None:
+        peer = IPv6Address("TCP", host, port) if ":" in host else IPv4Address("TCP", host, port)
+        protocol = self.factory.buildProtocol(peer)
+        if protocol is None:
+            return None
+        assert isinstance(protocol, SIPStreamProtocol)
+        transport = StringTransportWithDisconnection(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 5060), peerAddress=peer
+        )
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        self.transports.append(transport)
+        return protocol
+
+
+class StreamConnectionsTests(StreamConnectionsCase):
+    def test_registeredBySource(self) -> None:
+        """Open connections are counted by source and forgotten when they close."""
+        self.connect("127.0.0.2", 1)
+        self.connect("127.0.0.2", 2)
+        self.connect("127.0.0.3", 1)
+        self.assertEqual((self.connections.count("127.0.0.2"), len(self.connections)), (2, 3))
+        self.transports[0].loseConnection()
+        self.assertEqual((self.connections.count("127.0.0.2"), len(self.connections)), (1, 2))
+
+    def test_closeWhere(self) -> None:
+        """closeWhere closes at once every connection of a refused source, and no other."""
+        self.connect("127.0.0.2", 1)
+        self.connect("127.0.0.2", 2)
+        self.connect("127.0.0.3", 1)
+        self.assertEqual(self.connections.closeWhere(lambda host: host == "127.0.0.2"), 2)
+        self.assertEqual([t.connected for t in self.transports], [False, False, True])
+        self.assertEqual(len(self.controller.closed), 2)
+        self.assertEqual(len(self.connections), 1)
+
+    def test_limitPerSource(self) -> None:
+        """Past its limit a source's new connection is refused; another source, or a freed slot, is not."""
+        self.assertIsNotNone(self.connect("127.0.0.2", 1))
+        self.assertIsNotNone(self.connect("127.0.0.2", 2))
+        self.assertIsNone(self.connect("127.0.0.2", 3))
+        self.assertIsNotNone(self.connect("127.0.0.3", 1))
+        self.transports[0].loseConnection()
+        self.assertIsNotNone(self.connect("127.0.0.2", 4))
+        self.assertEqual(self.connections.count("127.0.0.2"), 2)
+
+    def test_limitAtConnectionMade(self) -> None:
+        """A protocol built past the limit (built before others connected) closes as it connects."""
+        first = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.2", 1))
+        self.connect("127.0.0.2", 2)
+        self.connect("127.0.0.2", 3)
+        assert isinstance(first, SIPStreamProtocol)
+        transport = StringTransportWithDisconnection(peerAddress=IPv4Address("TCP", "127.0.0.2", 1))
+        transport.protocol = first
+        first.makeConnection(transport)
+        self.assertFalse(transport.connected)
+        self.assertEqual(self.connections.count("127.0.0.2"), 2)
+        self.assertEqual(self.connections.refused, 1)
+
+    def test_gateFactoryLimit(self) -> None:
+        """The gate in front of TLS refuses a source at its limit before the handshake costs anything."""
+        built: list[Any] = []
+
+        class Wrapped(SIPStreamFactory):
+            def buildProtocol(self, addr: Any) -> Any:
+                built.append(addr)
+                return super().buildProtocol(addr)
+
+        gate = GateFactory(
+            self.controller, Wrapped(self.controller, "TLS", self.clock, 30.0, 65536), self.connections
+        )
+        self.connect("127.0.0.2", 1)
+        self.assertIsNotNone(gate.buildProtocol(IPv4Address("TCP", "127.0.0.2", 2)))
+        self.connect("127.0.0.2", 3)
+        self.assertIsNone(gate.buildProtocol(IPv4Address("TCP", "127.0.0.2", 4)))
+        self.assertEqual(len(built), 1)
+
+
+class StreamConnectionsByPrefixTests(StreamConnectionsCase):
+    """The limit counts an IPv6 source by its prefix, as bans do."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.prefix = 64
+        self.connections.sourceKey = lambda host: sourceKey(host, self.prefix)
+        self.controller.allowed = ("2001:db8:1:2::5", "2001:db8:1:2::6", "2001:db8:1:2::7", "2001:db8:1:3::5")
+
+    def test_oneLimitPerPrefix(self) -> None:
+        """Addresses of one IPv6 /64 share one limit; another /64 has its own."""
+        self.assertIsNotNone(self.connect("2001:db8:1:2::5", 1))
+        self.assertIsNotNone(self.connect("2001:db8:1:2::6", 1))
+        self.assertIsNone(self.connect("2001:db8:1:2::7", 1))
+        self.assertIsNotNone(self.connect("2001:db8:1:3::5", 1))
+        self.assertEqual(self.connections.count("2001:db8:1:2::99"), 2)
+
+    def test_prefixReloaded(self) -> None:
+        """After the prefix changes, closeWhere regroups open connections, and closing them leaks nothing."""
+        self.connect("2001:db8:1:2::5", 1)
+        self.connect("2001:db8:1:3::5", 1)
+        self.prefix = 56
+        self.assertEqual(self.connections.closeWhere(lambda host: False), 0)
+        self.assertEqual(self.connections.count("2001:db8:1:2::5"), 2)
+        self.assertIsNone(self.connect("2001:db8:1:2::6", 2))
+        self.prefix = 64
+        self.transports[0].loseConnection()
+        self.transports[1].loseConnection()
+        self.assertEqual((len(self.connections), self.connections._bySource), (0, {}))
+
+    def test_closeWhereAsksByHost(self) -> None:
+        """closeWhere asks about each connection's own host, never a prefix."""
+        self.connect("2001:db8:1:2::5", 1)
+        self.connect("2001:db8:1:2::6", 1)
+        asked: list[str] = []
+
+        def refused(host: str) -> bool:
+            asked.append(host)
+            return False
+
+        self.connections.closeWhere(refused)
+        self.assertEqual(sorted(asked), ["2001:db8:1:2::5", "2001:db8:1:2::6"])
+
+
+class MessageDeadlineTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.controller = FakeController()
+        self.factory = SIPStreamFactory(self.controller, "TCP", self.clock, 30.0, 65536, messageDeadline=10.0)
+        peer = IPv4Address("TCP", "127.0.0.2", 40000)
+        protocol = self.factory.buildProtocol(peer)
+        assert isinstance(protocol, SIPStreamProtocol)
+        self.protocol = protocol
+        self.transport = StringTransportWithDisconnection(peerAddress=peer)
+        self.transport.protocol = protocol
+        protocol.makeConnection(self.transport)
+
+    def test_slowMessageClosed(self) -> None:
+        """A message dripped byte by byte closes the connection at its deadline, whatever the idle timer."""
+        data = options()
+        for i in range(3):
+            self.protocol.dataReceived(data[i : i + 1])
+            self.clock.advance(4)
+        self.assertFalse(self.transport.connected)
+        self.assertEqual(self.controller.messages, [])
+        self.assertEqual(self.controller.errors, ["message not complete within its deadline"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_completeInTime(self) -> None:
+        """A message completed within the deadline cancels it; the next message gets a deadline of its own."""
+        data = options()
+        self.protocol.dataReceived(data[:10])
+        self.clock.advance(9)
+        self.protocol.dataReceived(data[10:] + data[:10])
+        self.clock.advance(9)
+        self.assertTrue(self.transport.connected)
+        self.protocol.dataReceived(data[10:])
+        self.clock.advance(9)
+        self.assertTrue(self.transport.connected)
+        self.assertEqual(len(self.controller.messages), 2)
+
+    def test_keepaliveNoDeadline(self) -> None:
+        """CRLF keepalives, even a lone one, start no message deadline."""
+        self.protocol.dataReceived(b"\r\n")
+        self.clock.advance(11)
+        self.protocol.dataReceived(b"\r\n\r\n")
+        self.clock.advance(11)
+        self.assertTrue(self.transport.connected)

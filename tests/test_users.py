@@ -232,3 +232,37 @@ class UserDirectoryTests(SynchronousTestCase):
         account = Account("alice", "example.com", {"MD5": MD5, "SHA-256": SHA})
         with self.assertRaises(ValueError):
             UserDirectory([account, Account("alice", "Example.com", {})])
+
+
+class AccountAlgorithmsTests(SynchronousTestCase):
+    def test_parse(self) -> None:
+        """algorithms= picks the account's digest algorithms in its order, any case; absent means none."""
+        users = parseUsers(
+            line("alice@example.com", f"md5={MD5} sha256={SHA} algorithms=sha-256,MD5")
+            + "\n"
+            + line("bob@example.com"),
+            PATH,
+        )
+        alice, bob = users.lookup("alice", "example.com"), users.lookup("bob", "example.com")
+        assert alice is not None and bob is not None
+        self.assertEqual((alice.algorithms, bob.algorithms), (("SHA-256", "MD5"), ()))
+
+    def test_bad(self) -> None:
+        """An unknown or repeated algorithm, or algorithms= twice, is reported with its line."""
+        for rest in [
+            "algorithms=SHA-512",
+            "algorithms=MD5,MD5",
+            "algorithms=",
+            "algorithms=MD5 algorithms=MD5",
+        ]:
+            with self.assertRaises(ConfigError) as caught:
+                parseUsers(line(rest=f"md5={MD5} sha256={SHA} {rest}"), PATH)
+            self.assertEqual(caught.exception.line, 1, rest)
+
+    def test_formatRoundTrip(self) -> None:
+        """formatAccount writes algorithms= so that the line parses back to the same choice."""
+        text = formatAccount("carol", "example.com", "pw", algorithms=("SHA-256",))
+        self.assertTrue(text.endswith(" algorithms=SHA-256"))
+        carol = parseUsers(text, PATH).lookup("carol", "example.com")
+        assert carol is not None
+        self.assertEqual(carol.algorithms, ("SHA-256",))

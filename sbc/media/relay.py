@@ -8,14 +8,30 @@ socket of the same kind facing Y, towards Y's current address: so each side sees
 very ports it sends to (symmetric RTP), and from nothing else of the other side's.
 
 Y's address is first the one its SDP names (``c=`` and ``m=``, and ``a=rtcp`` or port + 1 for RTCP).
-The first datagram that arrives from Y replaces it (latching), because a device behind NAT writes a
-private address into its SDP and is reachable only at the public source of its packets. Until a
-side's address is known, datagrams towards it are dropped and counted.
+A device behind NAT writes a private address into its SDP and is reachable only at the public
+source of its packets, so the first datagram from Y may replace it (latching), but only one from
+an allowed source (issue 15: nobody else may hijack or redirect the call's media):
 
-The per-packet path (`_RelaySocket.datagramReceived`) logs nothing, parses nothing, reads no clock
-and allocates nothing beyond the datagram: it bumps plain int counters and writes. The media
-timeout instead runs one periodic check for the whole relay, which compares each call's RTP packet
-count with the count it saw last time.
+- the very address Y's SDP names, or
+- any port of Y's signalling source IP, which the call passes in (``sipSource``): the NAT that
+  carries Y's SIP carries its RTP too.
+
+Once latched, datagrams from every other source are dropped and counted (``refused``; they keep
+no call alive). The socket relatches only to another allowed source, and only after the latched
+one has been silent for ``relatchAfter`` seconds (rtpengine's ``strict-source``): a phone whose
+NAT binding moved comes back, a stranger never gets in. Until a side's address is known, datagrams
+towards it are dropped and counted.
+
+An SDP may not name an address in the forbidden networks (``forbidden``: by default the SBC's own
+addresses, multicast and the unspecified ranges), nor more than ``maxStreams`` m= lines: the relay
+refuses it with `NotAcceptableError` (488) before it binds anything.
+
+The per-packet path (`_RelaySocket.datagramReceived`) logs nothing, parses nothing and allocates
+nothing beyond the datagram: for a packet from the latched source it is one tuple comparison,
+plain int counters and a write. Only a packet from another source takes the slow path, and only
+one from an allowed source there reads the clock (to measure the latched source's silence). The
+media timeout instead runs one periodic check for the whole relay, which compares each call's
+RTP packet count with the count it saw last time.
 """
 
 from __future__ import annotations
@@ -24,6 +40,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from netaddr import IPSet
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError, MessageLengthError
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
@@ -32,9 +49,11 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from sbc.interfaces import Address, IMediaRelay
+from sbc.interfaces import Address, IMediaRelay, NotAcceptableError
 from sbc.media.ports import PortPool, PortPoolExhaustedError
+from sbc.media.targets import unmapped
 from sbc.sip.sdp import Media, SessionDescription, parseSDP, rewrite
+from sbc.sip.uri import isDigits
 
 _OTHER = {"A": "B", "B": "A"}
 
@@ -53,6 +72,8 @@ class MediaStats:
 
     ``packetsFromA`` counts datagrams received from side A (the A to B direction), whether or not
     they could be forwarded; ``dropped`` counts those of either direction that were not forwarded.
+    ``refused`` counts datagrams from sources that may not latch, or while another source is
+    latched (strangers): dropped too, and counted nowhere else.
     """
 
     packetsFromA: int
@@ -60,6 +81,7 @@ class MediaStats:
     packetsFromB: int
     bytesFromB: int
     dropped: int
+    refused: int = 0
 
 
 def _discard(data: bytes, address: Address) -> None:
@@ -70,20 +92,29 @@ class _RelaySocket(DatagramProtocol):
     """One relay socket, facing one side: what arrives here leaves through ``twin``.
 
     ``remote`` is where this socket sends towards the side it faces: the SDP address (``learned``)
-    until the first datagram from that side latches its source address instead.
+    until a datagram from an allowed source of that side latches it (``latchedTo``). Allowed are
+    ``learned`` itself and any port of ``sipSource``, the side's signalling IP.
     """
 
     noisy = False  # Twisted would log every socket opening and closing.
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: Callable[[], float], relatchAfter: float) -> None:
         self.twin: _RelaySocket = self
         self.remote: Address | None = None
         self.learned: Address | None = None
-        self.latched = False
+        self.sipSource: str | None = None
+        self.latchedTo: Address | None = None
         self.packets = 0
         self.bytes = 0
         self.dropped = 0
+        self.refused = 0
         self.send: Callable[[bytes, Address], object] = _discard
+        self.seconds = seconds
+        self.relatchAfter = relatchAfter
+        # The latched source's packet count when another allowed source was first heard, and
+        # when: if the count has not moved for relatchAfter seconds, the latched one is silent.
+        self._quietCount = -1
+        self._quietSince = 0.0
 
     def startProtocol(self) -> None:
         assert self.transport is not None
@@ -92,29 +123,42 @@ class _RelaySocket(DatagramProtocol):
     def stopProtocol(self) -> None:
         self.send = _discard
 
-    def learn(self, address: Address | None) -> None:
-        """Take the address an SDP names for the side this socket faces.
+    @property
+    def latched(self) -> bool:
+        return self.latchedTo is not None
+
+    def learn(self, address: Address | None, sipSource: str | None = None) -> None:
+        """Take the address an SDP names for the side this socket faces, and its signalling IP.
 
         An address that moved (a re-INVITE to another device, or to none for hold) undoes latching,
-        so the next datagram from that side latches afresh. An unchanged one keeps the latched
-        source: a NATed phone repeats its private address in every re-INVITE. Nor does the first
-        address undo a latch: the callee's RTP often overtakes the 200 OK that carries its SDP.
+        so the next datagram from an allowed source latches afresh. An unchanged one keeps the
+        latched source: a NATed phone repeats its private address in every re-INVITE. Nor does the
+        first address undo a latch: the callee's RTP may overtake the 200 OK that carries its SDP.
+        A latch to a source that is no longer allowed goes in any case.
         """
-        if address == self.learned:
-            return
-        moved = self.learned is not None
-        self.learned = address
-        if moved or not self.latched:
-            self.remote = address
-            self.latched = False
+        self.sipSource = sipSource
+        if address != self.learned:
+            moved = self.learned is not None
+            self.learned = address
+            if moved or self.latchedTo is None:
+                self.remote = address
+                self.latchedTo = None
+        latched = self.latchedTo
+        if latched is not None and not self.allowed(latched):
+            self.remote = self.learned
+            self.latchedTo = None
+
+    def allowed(self, source: Address) -> bool:
+        """Whether ``source`` may latch: the SDP's own address, or the side's signalling IP."""
+        return source == self.learned or source[0] == self.sipSource
 
     def datagramReceived(self, datagram: bytes, addr: Address) -> None:
-        # The hot path: keep it to counters, one latch test and one write.
+        # The hot path: one comparison with the latched source, counters and one write.
+        if addr != self.latchedTo and not self._admit(addr):
+            self.refused += 1
+            return
         self.packets += 1
         self.bytes += len(datagram)
-        if not self.latched:
-            self.remote = addr
-            self.latched = True
         twin = self.twin
         destination = twin.remote
         if destination is None:
@@ -124,6 +168,23 @@ class _RelaySocket(DatagramProtocol):
             twin.send(datagram, destination)
         except (OSError, MessageLengthError):
             self.dropped += 1
+
+    def _admit(self, source: Address) -> bool:
+        """A datagram from other than the latched source: latch (or relatch) to it, or refuse it."""
+        if not self.allowed(source):
+            return False
+        if self.latchedTo is not None:
+            now = self.seconds()
+            if self.packets != self._quietCount:
+                # The latched source sent since we last looked: its silence starts counting now.
+                self._quietCount = self.packets
+                self._quietSince = now
+                return False
+            if now - self._quietSince < self.relatchAfter:
+                return False
+        self.latchedTo = self.remote = source
+        self._quietCount = -1
+        return True
 
 
 @dataclass(slots=True)
@@ -145,10 +206,10 @@ class _Stream:
         facingA.rtp.twin, facingB.rtp.twin = facingB.rtp, facingA.rtp
         facingA.rtcp.twin, facingB.rtcp.twin = facingB.rtcp, facingA.rtcp
 
-    def learn(self, side: str, rtp: Address | None, rtcp: Address | None) -> None:
+    def learn(self, side: str, rtp: Address | None, rtcp: Address | None, sipSource: str | None) -> None:
         pair = self.pairs[side]
-        pair.rtp.learn(rtp)
-        pair.rtcp.learn(rtcp)
+        pair.rtp.learn(rtp, sipSource)
+        pair.rtcp.learn(rtcp, sipSource)
 
     def rtpPackets(self) -> int:
         return self.pairs["A"].rtp.packets + self.pairs["B"].rtp.packets
@@ -186,6 +247,16 @@ def _relayable(media: Media) -> bool:
     return media.isRTP or proto == "UDPTL" or proto.startswith("UDP")
 
 
+def _canonical(ip: str | None) -> str | None:
+    """An IP address as sockets report a datagram's source (IPv6 compressed, lower case)."""
+    if ip is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(ip.strip("[]")))
+    except ValueError:
+        return None
+
+
 @implementer(IMediaRelay)
 class MediaRelay:
     """The built-in relay: anchors each call's streams on port pairs bound at ``address``.
@@ -195,6 +266,11 @@ class MediaRelay:
     either side for ``timeout`` seconds gets its ``onTimeout`` run, once. While the last SDP of
     either side puts its streams on hold, ``holdTimeout`` applies instead; None (the default)
     means a call on hold never times out.
+
+    ``relatchAfter`` is the silence (seconds) of a latched source after which another allowed
+    source may take its place; ``forbidden`` the networks no SDP may send media to; ``maxStreams``
+    the most m= lines one SDP may have. The SBC passes them from ``[media]``; the defaults here
+    suit tests.
     """
 
     log = Logger()
@@ -213,6 +289,9 @@ class MediaRelay:
         holdTimeout: float | None = None,
         *,
         checkInterval: float = 1.0,
+        relatchAfter: float = 2.0,
+        forbidden: IPSet | None = None,
+        maxStreams: int = 8,
     ) -> None:
         if address.startswith("[") and address.endswith("]"):
             address = address[1:-1]
@@ -223,6 +302,8 @@ class MediaRelay:
         self._family = ip.version
         if timeout <= 0 or (holdTimeout is not None and holdTimeout <= 0) or checkInterval <= 0:
             raise ValueError("media timeouts and the check interval must be positive")
+        if relatchAfter < 0 or maxStreams < 1:
+            raise ValueError("relatchAfter must not be negative, and maxStreams must be at least 1")
         self.reactor = reactor
         self.clock = clock
         self.address = address
@@ -230,6 +311,9 @@ class MediaRelay:
         self.timeout = timeout
         self.holdTimeout = holdTimeout
         self.checkInterval = checkInterval
+        self.relatchAfter = relatchAfter
+        self.forbidden = forbidden if forbidden is not None else IPSet()
+        self.maxStreams = maxStreams
         self.timeouts = 0
         self._sessions: dict[str, _Session] = {}
         self._timer = LoopingCall(self._check)
@@ -238,19 +322,26 @@ class MediaRelay:
     # -- IMediaRelay
 
     def offer(
-        self, callId: str, side: str, sdp: bytes, onTimeout: Callable[[], object]
+        self,
+        callId: str,
+        side: str,
+        sdp: bytes,
+        onTimeout: Callable[[], object],
+        sipSource: str | None = None,
     ) -> defer.Deferred[bytes]:
         """Anchor an offer from ``side``; a re-offer keeps the call's ports and updates addresses."""
         try:
-            body = self._anchor(callId, side, sdp, onTimeout)
+            body = self._anchor(callId, side, sdp, onTimeout, sipSource)
         except Exception:
             return defer.fail()
         return defer.succeed(body)
 
-    def answer(self, callId: str, side: str, sdp: bytes) -> defer.Deferred[bytes]:
+    def answer(
+        self, callId: str, side: str, sdp: bytes, sipSource: str | None = None
+    ) -> defer.Deferred[bytes]:
         """Anchor the answer from ``side``; fails with `UnknownCallError` if no offer made the call."""
         try:
-            body = self._anchor(callId, side, sdp, None)
+            body = self._anchor(callId, side, sdp, None, sipSource)
         except Exception:
             return defer.fail()
         return defer.succeed(body)
@@ -274,14 +365,15 @@ class MediaRelay:
             return None
         packets = {"A": 0, "B": 0}
         octets = {"A": 0, "B": 0}
-        dropped = 0
+        dropped = refused = 0
         for stream in session.streams.values():
             for side, pair in stream.pairs.items():
                 for relaySocket in (pair.rtp, pair.rtcp):
                     packets[side] += relaySocket.packets
                     octets[side] += relaySocket.bytes
                     dropped += relaySocket.dropped
-        return MediaStats(packets["A"], octets["A"], packets["B"], octets["B"], dropped)
+                    refused += relaySocket.refused
+        return MediaStats(packets["A"], octets["A"], packets["B"], octets["B"], dropped, refused)
 
     def close(self) -> None:
         """Release every call's ports and stop the timeout check (service shutdown)."""
@@ -292,11 +384,26 @@ class MediaRelay:
 
     # -- anchoring
 
-    def _anchor(self, callId: str, side: str, body: bytes, onTimeout: Callable[[], object] | None) -> bytes:
+    def _anchor(
+        self,
+        callId: str,
+        side: str,
+        body: bytes,
+        onTimeout: Callable[[], object] | None,
+        sipSource: str | None,
+    ) -> bytes:
         other = _OTHER.get(side)
         if other is None:
             raise ValueError(f"side must be 'A' or 'B', not {side!r}")
         sdp = parseSDP(body)
+        if len(sdp.media) > self.maxStreams:
+            raise NotAcceptableError(f"{len(sdp.media)} media streams, at most {self.maxStreams} allowed")
+        # Every address the SDP names is checked before anything is bound or learned.
+        addresses = [
+            self._addresses(sdp, media) if media.port != 0 and _relayable(media) else (None, None)
+            for media in sdp.media
+        ]
+        source = _canonical(sipSource)
         session = self._sessions.get(callId)
         created = session is None
         if session is None:
@@ -316,7 +423,7 @@ class MediaRelay:
                 if media.port == 0:
                     # Rejected (or, in a re-offer, disabled): nothing more goes towards this side.
                     if stream is not None:
-                        stream.learn(side, None, None)
+                        stream.learn(side, None, None, source)
                     ports.append(None)
                     continue
                 if not _relayable(media):
@@ -324,8 +431,8 @@ class MediaRelay:
                     continue
                 if stream is None:
                     stream = session.streams[index] = self._openStream()
-                rtp, rtcp = self._addresses(sdp, media)
-                stream.learn(side, rtp, rtcp)
+                rtp, rtcp = addresses[index]
+                stream.learn(side, rtp, rtcp, source)
                 ports.append(stream.pairs[other].port)
                 holds.append(sdp.isHold(media))
         except BaseException:
@@ -347,7 +454,7 @@ class MediaRelay:
         value = media.attribute("rtcp")
         if value:
             fields = value.split()
-            if len(fields) in (1, 4) and fields[0].isdigit() and len(fields[0]) <= 5:
+            if len(fields) in (1, 4) and isDigits(fields[0]) and len(fields[0]) <= 5:
                 rtcp = self._usable(fields[3] if len(fields) == 4 else host, int(fields[0]))
         return rtp, rtcp
 
@@ -355,17 +462,23 @@ class MediaRelay:
         """``(host, port)`` if our sockets can send there: an IP of our family, not the null address.
 
         A hostname (legal in ``c=``), the RFC 2543 hold address or the other IP family yields None:
-        nothing is sent until that side's first datagram shows where it is.
+        nothing is sent until a datagram from that side's signalling IP shows where it is. An
+        address in a forbidden network raises `NotAcceptableError`, of either family, and an
+        IPv4-mapped IPv6 address (``::ffff:10.0.0.53``) is judged as the IPv4 address it is.
+        The host comes back in the form a socket reports sources in, so that latching can compare
+        addresses as they are.
         """
         if host is None or not 0 < port <= 65535:
             return None
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
+        ip = unmapped(host)
+        if ip is None or ip.is_unspecified:
             return None
-        if ip.version != self._family or ip.is_unspecified:
+        canonical = str(ip)
+        if canonical in self.forbidden:
+            raise NotAcceptableError(f"media to {canonical} is forbidden")
+        if ip.version != self._family:
             return None
-        return (host, port)
+        return (canonical, port)
 
     # -- sockets
 
@@ -384,7 +497,8 @@ class MediaRelay:
         try:
             for _ in range(self.bindAttempts):
                 port = self.pool.allocate()
-                rtp, rtcp = _RelaySocket(), _RelaySocket()
+                seconds, after = self.clock.seconds, self.relatchAfter
+                rtp, rtcp = _RelaySocket(seconds, after), _RelaySocket(seconds, after)
                 try:
                     rtpPort = self.reactor.listenUDP(port, rtp, self.address, MAX_PACKET_SIZE)
                 except CannotListenError:
@@ -402,7 +516,9 @@ class MediaRelay:
                 f"does another program use ports in {self.pool.low}-{self.pool.high}?"
             )
         finally:
-            # Back of the queue: they are retried only after every other pair.
+            # Released, so that another program holding them is not our leak; the pool hands out
+            # pairs at random and keeps a released pair in quarantine, so the next attempts are
+            # unlikely to meet the same squatters.
             for port in failed:
                 self.pool.release(port)
 
@@ -461,4 +577,11 @@ class MediaRelay:
         return f"<MediaRelay {self.address} {len(self._sessions)} calls, {self.pool!r}>"
 
 
-__all__ = ["MAX_PACKET_SIZE", "MediaRelay", "MediaStats", "PortPoolExhaustedError", "UnknownCallError"]
+__all__ = [
+    "MAX_PACKET_SIZE",
+    "MediaRelay",
+    "MediaStats",
+    "NotAcceptableError",
+    "PortPoolExhaustedError",
+    "UnknownCallError",
+]

@@ -439,8 +439,19 @@ class RtpengineRelay:
 
     # -- IMediaRelay --------------------------------------------------------------------------
 
-    def offer(self, callId: str, side: str, sdp: bytes, onTimeout: Callable[[], object]) -> Deferred[bytes]:
-        """Send the offer from ``side``; the call counts as active from now until `delete`."""
+    def offer(
+        self,
+        callId: str,
+        side: str,
+        sdp: bytes,
+        onTimeout: Callable[[], object],
+        sipSource: str | None = None,
+    ) -> Deferred[bytes]:
+        """Send the offer from ``side``; the call counts as active from now until `delete`.
+
+        ``sipSource`` is not sent: rtpengine learns (and, with ``strict-source``, enforces) each
+        side's media source by itself.
+        """
         other = "B" if side == "A" else "A"
         fromTag = self.tag(callId, side)
         session = self._sessions.get(callId)
@@ -461,8 +472,8 @@ class RtpengineRelay:
 
         return d.addCallback(anchored)
 
-    def answer(self, callId: str, side: str, sdp: bytes) -> Deferred[bytes]:
-        """Send the answer from ``side`` to the offer the other side made."""
+    def answer(self, callId: str, side: str, sdp: bytes, sipSource: str | None = None) -> Deferred[bytes]:
+        """Send the answer from ``side`` to the offer the other side made (``sipSource``: see `offer`)."""
         other = "B" if side == "A" else "A"
         toTag = self.tag(callId, side)
         d = self.client.answer(callId, self.tag(callId, other), toTag, sdp, self._mediaOptions())

@@ -18,8 +18,6 @@ relative to the working directory would stay inside it too.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import re
@@ -35,11 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from twisted.trial.unittest import SynchronousTestCase
+
+from sbc import starter
+from sbc.tap import READY
 
 from .ports import TCP, UDP, freePort, tcpPortListening, udpPortBound
 
@@ -67,6 +64,17 @@ class Listener:
     transport: str
     host: str
     port: int
+
+
+# How often L{ServiceProcess.start} tries fresh ports when one was taken before the service bound it.
+BIND_ATTEMPTS = 5
+# What twistd prints when a listener's port is taken.
+_PORT_TAKEN = ("CannotListenError", "Address already in use")
+
+
+def _lostAPort(log: str) -> bool:
+    """Whether a child's log shows that it failed to bind a port someone else had taken."""
+    return any(sign in log for sign in _PORT_TAKEN)
 
 
 # What the service's log shows when something went wrong inside it.
@@ -190,38 +198,27 @@ def listenersOf(config: Mapping[str, Any]) -> list[Listener]:
 
 def writeSelfSignedCertificate(directory: Path, commonName: str = "sbc.loopback") -> None:
     """
-    Write a fresh self-signed certificate for 127.0.0.1 and localhost into C{directory}: C{sbc.crt},
-    C{sbc.key} and C{sbc.pem} (certificate and key in one file), as C{make} would.
+    Write a fresh self-signed certificate for 127.0.0.1 and localhost into C{directory}, as C{sbc-ctl
+    init} does (C{sbc.crt}, C{sbc.key}), and both in C{sbc.pem} for clients that want one file.
     """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, commonName)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    certPem = certificate.public_bytes(serialization.Encoding.PEM)
-    keyPem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "sbc.crt").write_bytes(certPem)
-    for path, data in ((directory / "sbc.key", keyPem), (directory / "sbc.pem", certPem + keyPem)):
-        path.write_bytes(data)
-        path.chmod(0o600)
+    starter.writeSelfSignedCertificate(directory, commonName, days=2)
+    pem = directory / "sbc.pem"
+    pem.write_bytes((directory / "sbc.crt").read_bytes() + (directory / "sbc.key").read_bytes())
+    pem.chmod(0o600)
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    """
+    Stop a child that may still run: SIGTERM, so that it can clean up, and SIGKILL when it has not
+    exited within C{timeout} seconds; either way it is reaped.
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
 
 
 class ServiceProcess:
@@ -260,6 +257,8 @@ class ServiceProcess:
         self.listeners: list[Listener] = []
         self.ports: dict[int, int] = {}
         self._logFile: IO[bytes] | None = None
+        # How often L{start} had to choose fresh ports (see there).
+        self.portRetries = 0
 
     def prepare(self) -> None:
         """
@@ -279,6 +278,12 @@ class ServiceProcess:
             ending = "" if not old or old.endswith("\n") else "\n"
             path.write_text(old + ending + "".join(f"{line}\n" for line in lines), encoding="utf-8")
 
+        self.assignPorts()
+
+    def assignPorts(self) -> None:
+        """
+        Choose free ports for every listener not yet in L{ports}, and write the config with them.
+        """
         text = self.shippedConfig.read_text(encoding="utf-8")
         for table, values in self.settings.items():
             for key, value in values.items():
@@ -332,9 +337,26 @@ class ServiceProcess:
         """
         Prepare the directory, start the child and wait until every listener is bound; on failure stop
         the child and raise with its log.
+
+        A port is chosen free but bound only later, by the child, so another process can take it in
+        between.  When the child fails for that reason (its log says so), fresh ports are chosen and
+        it is started again, up to L{BIND_ATTEMPTS} times.
         """
         self.prepare()
-        self.launch(timeout)
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            logStart = self.logPath.stat().st_size if self.logPath.exists() else 0
+            try:
+                self.launch(timeout)
+                return
+            except AssertionError:
+                self.stop()
+                if attempt == BIND_ATTEMPTS or not _lostAPort(self.log()[logStart:]):
+                    raise
+            self.portRetries += 1
+            with self.logPath.open("ab") as log:
+                log.write(b"--- (interop harness) a port was taken before the bind: retrying ---\n")
+            self.ports = {}
+            self.assignPorts()
 
     def restart(self, timeout: float = START_TIMEOUT) -> None:
         """
@@ -354,6 +376,7 @@ class ServiceProcess:
         if self.process is not None:
             raise RuntimeError("the service is already running")
         self._logFile = self.logPath.open("ab")
+        logStart = self.logPath.stat().st_size
         self.process = subprocess.Popen(
             self.command(),
             cwd=self.directory,
@@ -364,14 +387,16 @@ class ServiceProcess:
         )
         deadline = time.monotonic() + timeout
         pending = list(self.listeners)
-        while pending:
+        # A port someone else holds looks bound too: the service's own word that it bound them all
+        # is what counts (it exits when one cannot be bound).
+        while pending or READY not in self.log()[logStart:]:
             if self.process.poll() is not None:
                 raise AssertionError(
                     f"the service exited with code {self.process.returncode} before it listened on "
                     f"{pending}\n{self.describe()}"
                 )
             pending = [listener for listener in pending if not self._isBound(listener)]
-            if not pending:
+            if not pending and READY in self.log()[logStart:]:
                 break
             if time.monotonic() > deadline:
                 self.stop()
@@ -391,13 +416,8 @@ class ServiceProcess:
         Stop the child: SIGTERM, and SIGKILL when it has not exited within L{STOP_TIMEOUT} seconds.
         """
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT)
+        if process is not None:
+            terminate(process)
         if self._logFile is not None:
             self._logFile.close()
             self._logFile = None

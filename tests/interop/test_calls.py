@@ -164,9 +164,10 @@ def accountArgs(account: tuple[str, str]) -> tuple[str, ...]:
     return ("-s", user, "-au", user, "-ap", password)
 
 
-class CallTests(SynchronousTestCase):
+class CallTestCase(SynchronousTestCase):
     """
-    Calls between a trunk and registered phones, between phones, and from phones out through the trunk.
+    What call tests share: starting the service, SIPp phones, gateways and callers, and assertions on
+    what they saw.
     """
 
     service: ServiceProcess
@@ -238,9 +239,12 @@ class CallTests(SynchronousTestCase):
             extraArgs=("-s", account[0], *extraArgs),
         )
 
-    def gateway(self, scenario: str, host: str, port: int, *, timeout: float = CALL_TIMEOUT) -> SippProcess:
+    def gateway(
+        self, scenario: str, host: str, port: int, *, timeout: float = CALL_TIMEOUT, user: str = "gateway"
+    ) -> SippProcess:
         """
-        Start C{scenario} in the background on C{host}:C{port}, as a gateway of the demo trunk.
+        Start C{scenario} in the background on C{host}:C{port}, as a gateway of the demo trunk, whose
+        scenario user (C{-s}) is C{user}.
         """
         return startSipp(
             self,
@@ -250,7 +254,7 @@ class CallTests(SynchronousTestCase):
             timeout=timeout,
             mediaPort=freeMediaPort(host),
             listening=True,
-            extraArgs=("-s", "gateway"),
+            extraArgs=("-s", user),
         )
 
     def caller(
@@ -264,15 +268,17 @@ class CallTests(SynchronousTestCase):
         statistics: bool = False,
         holdMs: int = HOLD_MS,
         extraArgs: Sequence[str] = (),
+        remote: tuple[str, int] | None = None,
     ) -> SippRun:
         """
-        Run the client scenario C{scenario} from C{host}, calling C{target} (C{-s}) at the SBC, to the end;
-        an answered call stays up for C{holdMs} milliseconds (C{-d}).
+        Run the client scenario C{scenario} from C{host}, calling C{target} (C{-s}) at the SBC (or at
+        C{remote}, a proxy in front of it), to the end; an answered call stays up for C{holdMs}
+        milliseconds (C{-d}).
         """
         return runSipp(
             self,
             scenario,
-            self.service.address("udp"),
+            self.service.address("udp") if remote is None else remote,
             localHost=host,
             timeout=timeout,
             calls=calls,
@@ -330,6 +336,12 @@ class CallTests(SynchronousTestCase):
         The C{method} requests C{run} received, in order.
         """
         return [m for m in run.traced if not m.sent and m.firstLine.startswith(f"{method} ")]
+
+
+class CallTests(CallTestCase):
+    """
+    Calls between a trunk and registered phones, between phones, and from phones out through the trunk.
+    """
 
     def test_trunkToAliceCallerHangsUp(self) -> None:
         """

@@ -23,6 +23,7 @@ from unittest import SkipTest, mock
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from . import service
 from .ports import TCP, UDP, freePort, tcpPortListening
 from .service import Listener, listenersOf, rewriteListenPorts, writeSelfSignedCertificate
 from .sipp import SippProcess, runSipp
@@ -310,3 +311,43 @@ def _waitUntil(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def _closeAll(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
+
+
+class PortRaceTests(SynchronousTestCase):
+    """
+    The service is started on ports chosen free a moment earlier: one taken in between must not fail
+    the test that wanted the service.
+    """
+
+    def test_portTakenBeforeBind(self) -> None:
+        """A listen port another process takes between choice and bind gets the service restarted on
+        fresh ports, which it then binds."""
+        squatters: list[socket.socket] = []
+        self.addCleanup(_closeAll, squatters)
+        calls = 0
+
+        def choose(host: str, kinds: object = (UDP, TCP), avoid: object = ()) -> int:
+            """The first choice is a port that is free when chosen and taken before the bind."""
+            nonlocal calls
+            calls += 1
+            port = freePort(host, avoid=avoid)  # type: ignore[arg-type]
+            if calls == 1:
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    sock = socket.socket(socket.AF_INET, kind)
+                    sock.bind((host, port))
+                    squatters.append(sock)
+                squatters[-1].listen(1)
+            return port
+
+        self.patch(service, "freePort", choose)
+        running = service.startService(self)
+        taken = squatters[0].getsockname()[1]
+        self.assertEqual(running.portRetries, 1, running.describe())
+        self.assertNotIn(taken, [listener.port for listener in running.listeners])
+        self.assertTrue(running.running, running.describe())
+        self.assertIn("Address already in use", running.log())

@@ -42,6 +42,8 @@ from .tools import MissingToolError, inCI, requireTool
 ALICE = ("alice", "alice-demo")
 TRUNK = "127.0.0.2"
 PHONE = "127.0.0.4"
+# An address of nobody in the call, for media from a stranger.
+STRANGER = "127.0.0.9"
 
 # The media address of the shipped config ([media] address): what every SDP crossing the SBC must name.
 RELAY_ADDRESS = "127.0.0.1"
@@ -432,6 +434,61 @@ class MediaTests(SynchronousTestCase):
             ),
         )
 
+    def callFromTrunk(self, trunk: MediaEndpoint) -> tuple[SippProcess, tuple[str, int], float]:
+        """
+        Call alice from L{TRUNK} (media_uac.xml) with SDP naming C{trunk}, up for L{ECHO_HOLD_MS}, and
+        wait, receiving on C{trunk}, until the caller has written the answer's media address
+        (answer.txt).  Returns the caller, that address, and the deadline of the call.
+        """
+        caller = startSipp(
+            self,
+            "media_uac.xml",
+            self.service.address("udp"),
+            localHost=TRUNK,
+            timeout=CALL_TIMEOUT,
+            mediaPort=freeMediaPort(TRUNK),
+            extraArgs=(
+                "-s",
+                ALICE[0],
+                "-d",
+                str(ECHO_HOLD_MS),
+                "-set",
+                "mediaHost",
+                TRUNK,
+                "-set",
+                "mediaPort",
+                str(trunk.port),
+            ),
+        )
+        assert caller.process is not None
+        answerFile = caller.directory / "answer.txt"
+        deadline = time.monotonic() + CALL_TIMEOUT
+        while not answerFile.exists() and caller.process.poll() is None and time.monotonic() < deadline:
+            trunk.receive(0.05)
+        answer = answerFile.read_text(encoding="ascii").split() if answerFile.exists() else []
+        if len(answer) != 2:
+            callerRun = caller.wait()
+            self.fail(f"the caller wrote no answer.txt: {answer}\n{self.detail(callerRun)}")
+        return caller, (answer[0], int(answer[1])), deadline
+
+    def endCall(
+        self, caller: SippProcess, phone: SippProcess, deadline: float, endpoints: Sequence[MediaEndpoint]
+    ) -> tuple[SippRun, SippRun, str]:
+        """
+        Drain C{endpoints}, then keep the first receiving until the caller hangs up (by C{deadline});
+        both runs completed (L{assertCompleted}).  Returns the caller's run, the phone's, and the detail
+        for failure messages.
+        """
+        assert caller.process is not None
+        for endpoint in endpoints:
+            endpoint.receive(DRAIN)
+        while caller.process.poll() is None and time.monotonic() < deadline:
+            endpoints[0].receive(0.1)
+        callerRun = caller.wait()
+        phoneRun = phone.wait()
+        self.assertCompleted(callerRun, phoneRun, endpoints=endpoints)
+        return callerRun, phoneRun, self.detail(callerRun, phoneRun, endpoints=endpoints)
+
     def assertCompleted(self, *runs: SippRun, endpoints: Sequence[MediaEndpoint] = ()) -> None:
         """
         Every run completed its scenario (exit code 0), and the service still runs and logged no error.
@@ -545,49 +602,14 @@ class MediaTests(SynchronousTestCase):
         phoneMediaPort = freeMediaPort(PHONE)
         phone = self.phone(PHONE, phoneMediaPort, phoneMediaPort, echo=True)
         trunk = self.mediaEndpoint(TRUNK)
-        caller = startSipp(
-            self,
-            "media_uac.xml",
-            self.service.address("udp"),
-            localHost=TRUNK,
-            timeout=CALL_TIMEOUT,
-            mediaPort=freeMediaPort(TRUNK),
-            extraArgs=(
-                "-s",
-                ALICE[0],
-                "-d",
-                str(ECHO_HOLD_MS),
-                "-set",
-                "mediaHost",
-                TRUNK,
-                "-set",
-                "mediaPort",
-                str(trunk.port),
-            ),
-        )
-        assert caller.process is not None
-        answerFile = caller.directory / "answer.txt"
-        deadline = time.monotonic() + CALL_TIMEOUT
-        while not answerFile.exists() and caller.process.poll() is None and time.monotonic() < deadline:
-            trunk.receive(0.05)
-        answer = answerFile.read_text(encoding="ascii").split() if answerFile.exists() else []
-        if len(answer) != 2:
-            callerRun = caller.wait()
-            self.fail(f"the caller wrote no answer.txt: {answer}\n{self.detail(callerRun)}")
-        relay = (answer[0], int(answer[1]))
+        caller, relay, deadline = self.callFromTrunk(trunk)
 
         ssrc = random.getrandbits(32)
         start = time.monotonic()
         for sequence in range(PACKETS):
             trunk.send(rtpPacket(sequence, ssrc), relay)
             trunk.receive(max(0.0, start + (sequence + 1) * PACE - time.monotonic()))
-        trunk.receive(DRAIN)
-        while caller.process.poll() is None and time.monotonic() < deadline:
-            trunk.receive(0.1)
-        callerRun = caller.wait()
-        phoneRun = phone.wait()
-        self.assertCompleted(callerRun, phoneRun, endpoints=[trunk])
-        detail = self.detail(callerRun, phoneRun, endpoints=[trunk])
+        callerRun, phoneRun, detail = self.endCall(caller, phone, deadline, [trunk])
 
         answerPort = self.anchoredSdp(callerRun, detail)
         self.assertEqual(relay, (RELAY_ADDRESS, answerPort), detail)
@@ -601,5 +623,43 @@ class MediaTests(SynchronousTestCase):
         # (2) What it sent came back, through both legs of the relay and alice's echo, within 1 %.
         self.assertEqual(trunk.sent, PACKETS, detail)
         back = trunk.count(lambda d: ssrcOf(d.data) == ssrc)
+        self.assertEqual(back, len(trunk.received), detail)
+        self.assertTrue(within(back, PACKETS), f"{back} of {PACKETS} echoed back\n{detail}")
+
+    def test_strangerGetsNothing(self) -> None:
+        """
+        A stranger (another loopback address) spraying RTP at every port of the relay's window during a
+        call reaches nobody and receives nothing, and the call's own audio still goes to the right party.
+        """
+        self.startWith()
+        phoneMediaPort = freeMediaPort(PHONE)
+        phone = self.phone(PHONE, phoneMediaPort, phoneMediaPort, echo=True)
+        trunk = self.mediaEndpoint(TRUNK)
+        stranger = self.mediaEndpoint(STRANGER)
+        caller, relay, deadline = self.callFromTrunk(trunk)
+
+        # The stranger tries every port of the window (RTP and RTCP, both sides of the call), before
+        # the trunk's first packet and all along, under an SSRC of its own: bounded, 2 per trunk packet.
+        window = list(range(self.relayPorts[0], self.relayPorts[1] + 1))
+        strangerSsrc = random.getrandbits(32)
+        ssrc = random.getrandbits(32)
+        start = time.monotonic()
+        for sequence in range(PACKETS):
+            for port in window[2 * sequence : 2 * sequence + 2]:
+                stranger.send(rtpPacket(sequence, strangerSsrc), (RELAY_ADDRESS, port))
+            trunk.send(rtpPacket(sequence, ssrc), relay)
+            trunk.receive(max(0.0, start + (sequence + 1) * PACE - time.monotonic()))
+        for port in window[2 * PACKETS :]:
+            stranger.send(rtpPacket(PACKETS, strangerSsrc), (RELAY_ADDRESS, port))
+        _, _, detail = self.endCall(caller, phone, deadline, [trunk, stranger])
+
+        self.assertEqual(stranger.sent, len(window), detail)
+        # (1) The stranger received nothing at all.
+        self.assertEqual(stranger.received, [], detail)
+        # (2) The call's audio reached alice and came back from her echo, within 1 %, from the relay
+        # port only, and nothing of the stranger's (by its SSRC) reached either party.
+        self.assertEqual(trunk.sources(), {relay}, detail)
+        back = trunk.count(lambda d: ssrcOf(d.data) == ssrc)
+        self.assertEqual(trunk.count(lambda d: ssrcOf(d.data) == strangerSsrc), 0, detail)
         self.assertEqual(back, len(trunk.received), detail)
         self.assertTrue(within(back, PACKETS), f"{back} of {PACKETS} echoed back\n{detail}")

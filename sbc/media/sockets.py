@@ -1,0 +1,217 @@
+"""Quiet UDP sockets for the media relay: bound, read and closed without a log line.
+
+Twisted's ``udp.Port`` logs ``... starting on PORT`` when it binds and ``(UDP Port PORT Closed)``
+when it closes, unconditionally. The relay binds four sockets per call, so a busy SBC would write
+eight lines per call that say nothing. Its reads and writes also do more than the relay needs: each
+``write`` checks the address with several parsers, and a close waits a reactor turn.
+
+`QuietDatagramPort` does its own socket I/O: a non-blocking socket registered with the reactor as
+a reader, which drains every waiting datagram on each readiness event (up to `READS_PER_EVENT`, so
+one flooded socket cannot starve the rest of the reactor), sends with a bare ``sendto``, and closes
+at once. `QuietUDP` binds such ports through the reactor's own ``listenUDP`` signature, so the
+relay, and the tests that hand it a fake reactor, keep calling ``listenUDP``.
+
+A port writes only to IP addresses (the relay never has anything else): a hostname would be
+resolved by a blocking lookup.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.error import CannotListenError, MessageLengthError
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IReactorFDSet,
+    IReactorUDP,
+    IReadDescriptor,
+    IUDPTransport,
+)
+from twisted.internet.protocol import AbstractDatagramProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sbc.interfaces import Address
+
+# Enough to drain a socket that a 20 ms codec fills for a second, small enough that one socket
+# under a flood yields to the others (and to timers) after a bounded amount of work.
+READS_PER_EVENT = 64
+
+# Errors a receive may report for an earlier send (ICMP unreachable and the like): they say
+# nothing about the datagrams still waiting, so reading goes on.
+_SEND_ERRORS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.EHOSTUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.EMSGSIZE,
+        errno.EPROTO,
+    }
+)
+
+
+@implementer(IListeningPort, IUDPTransport, IReadDescriptor)
+class QuietDatagramPort:
+    """One bound UDP socket that hands each datagram to ``protocol`` and logs nothing.
+
+    `startListening` binds and registers the socket; `stopListening` unregisters and closes it at
+    once and returns None, so the port number is free again before it returns.
+    """
+
+    # Only a protocol that raises (a bug) is logged: that is no per-socket or per-packet noise.
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: IReactorFDSet,
+        port: int,
+        protocol: AbstractDatagramProtocol,
+        interface: str = "",
+        maxPacketSize: int = 8192,
+        readsPerEvent: int = READS_PER_EVENT,
+    ) -> None:
+        self.reactor = reactor
+        self.port = port
+        self.protocol = protocol
+        self.interface = interface
+        self.maxPacketSize = maxPacketSize
+        self.readsPerEvent = readsPerEvent
+        self.family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+        self.socket: socket.socket | None = None
+        self.listening = False
+        self.failed = False
+
+    # -- IListeningPort
+
+    def startListening(self) -> None:
+        """Bind ``(interface, port)``; a socket the OS refuses raises `CannotListenError`."""
+        try:
+            skt = socket.socket(self.family, socket.SOCK_DGRAM)
+        except OSError as e:  # out of descriptors, or no such family
+            raise CannotListenError(self.interface, self.port, e) from e
+        try:
+            skt.setblocking(False)
+            skt.bind((self.interface, self.port))
+        except OSError as e:
+            skt.close()
+            raise CannotListenError(self.interface, self.port, e) from e
+        self.socket = skt
+        self.listening = True
+        self.protocol.makeConnection(self)
+        self.reactor.addReader(self)
+
+    def stopListening(self) -> None:
+        """Stop reading, stop the protocol and close the socket, all before returning."""
+        if not self.listening:
+            return
+        self.listening = False
+        self.reactor.removeReader(self)  # while fileno() is still the registered descriptor
+        try:
+            self.protocol.doStop()
+        finally:
+            assert self.socket is not None
+            self.socket.close()
+
+    def getHost(self) -> IPv4Address | IPv6Address:
+        assert self.socket is not None, "not bound"
+        host, port = self.socket.getsockname()[:2]
+        if self.family == socket.AF_INET6:
+            return IPv6Address("UDP", host, port)
+        return IPv4Address("UDP", host, port)
+
+    # -- IUDPTransport
+
+    def write(self, packet: bytes, addr: Address | None = None) -> None:
+        """Send ``packet`` to ``addr``; a full buffer (EAGAIN, ENOBUFS) raises OSError: the packet is lost."""
+        if addr is None:
+            raise ValueError("a relay socket is not connected: write needs an address")
+        assert self.socket is not None, "not bound"
+        try:
+            self.socket.sendto(packet, addr)
+        except OSError as e:
+            if e.errno == errno.EMSGSIZE:
+                raise MessageLengthError("message too long") from e
+            raise
+
+    def connect(self, host: str, port: int) -> None:
+        raise NotImplementedError("relay sockets stay unconnected: they latch by source address")
+
+    def getBroadcastAllowed(self) -> bool:
+        return False
+
+    def setBroadcastAllowed(self, enabled: bool) -> None:
+        raise NotImplementedError("relay sockets do not broadcast")
+
+    # -- IReadDescriptor
+
+    def fileno(self) -> int:
+        return -1 if self.socket is None else self.socket.fileno()
+
+    def doRead(self) -> None:
+        """Hand on every waiting datagram, up to ``readsPerEvent`` of them."""
+        skt = self.socket
+        assert skt is not None
+        recvfrom = skt.recvfrom
+        received = self.protocol.datagramReceived
+        size = self.maxPacketSize
+        trim = self.family == socket.AF_INET6
+        for _ in range(self.readsPerEvent):
+            try:
+                datagram, source = recvfrom(size)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno in _SEND_ERRORS:
+                    continue
+                return  # closed under us (by the protocol), or an error no read can mend
+            if trim:
+                source = source[:2]  # drop IPv6 flow info and scope id: (host, port) as elsewhere
+            try:
+                received(datagram, source)
+            except Exception:
+                # A bug, not traffic: said once per socket, so a flood cannot turn it into a log flood.
+                if not self.failed:
+                    self.failed = True
+                    self.log.failure("{protocol} failed on a datagram", protocol=self.protocol)
+
+    def connectionLost(self, reason: Failure) -> None:
+        """The reactor dropped us (at shutdown): close as `stopListening` would."""
+        self.stopListening()
+
+    def logPrefix(self) -> str:
+        return self.protocol.__class__.__name__
+
+    def __repr__(self) -> str:
+        state = "open" if self.listening else "closed"
+        return f"<QuietDatagramPort {self.interface}:{self.port} {state}>"
+
+
+@implementer(IReactorUDP)
+class QuietUDP:
+    """The reactor's ``listenUDP``, but binding `QuietDatagramPort`s: for sockets opened per call."""
+
+    def __init__(self, reactor: IReactorFDSet, readsPerEvent: int = READS_PER_EVENT) -> None:
+        self.reactor = reactor
+        self.readsPerEvent = readsPerEvent
+
+    def listenUDP(
+        self,
+        port: int,
+        protocol: AbstractDatagramProtocol,
+        interface: str = "",
+        maxPacketSize: int = 8192,
+    ) -> QuietDatagramPort:
+        listening = QuietDatagramPort(
+            self.reactor, port, protocol, interface, maxPacketSize, self.readsPerEvent
+        )
+        listening.startListening()
+        return listening
+
+
+__all__ = ["READS_PER_EVENT", "QuietDatagramPort", "QuietUDP"]

@@ -1,0 +1,370 @@
+"""Tests for sbc.media.sockets: quiet UDP ports on real loopback sockets, read by a fake reactor.
+
+The fake reactor only records which descriptors are registered; a test calls ``doRead`` itself, as
+the reactor would when the socket turns readable.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any, cast
+
+from twisted.internet import udp
+from twisted.internet.error import CannotListenError, ConnectionDone, MessageLengthError
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IReactorFDSet,
+    IReactorUDP,
+    IReadDescriptor,
+    IUDPTransport,
+    IWriteDescriptor,
+)
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from sbc.interfaces import Address
+from sbc.media.ports import PortPool
+from sbc.media.relay import MediaRelay
+from sbc.media.sockets import READS_PER_EVENT, QuietDatagramPort, QuietUDP
+from sbc.tap import mediaRelay
+from tests.fakes import demoConfig
+
+US = "127.0.0.1"
+WAIT = 5.0  # seconds a test waits at most for a loopback datagram to be readable
+
+
+@implementer(IReactorFDSet)
+class FakeFDReactor(Clock):
+    """A `Clock` that keeps the readers registered with it and never reads them itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.readers: list[IReadDescriptor] = []
+        self.added = 0
+        self.removed = 0
+
+    def addReader(self, reader: IReadDescriptor) -> None:
+        assert reader not in self.readers, "added twice"
+        self.added += 1
+        self.readers.append(reader)
+
+    def removeReader(self, reader: IReadDescriptor) -> None:
+        if reader in self.readers:
+            self.removed += 1
+            self.readers.remove(reader)
+
+    def addWriter(self, writer: IWriteDescriptor) -> None:
+        raise NotImplementedError
+
+    def removeWriter(self, writer: IWriteDescriptor) -> None:
+        """Nothing writes here; Twisted's udp.Port removes itself as a writer when it closes."""
+
+    def removeAll(self) -> list[IReadDescriptor | IWriteDescriptor]:
+        readers: list[IReadDescriptor | IWriteDescriptor] = list(self.readers)
+        self.readers.clear()
+        return readers
+
+    def getReaders(self) -> list[IReadDescriptor]:
+        return list(self.readers)
+
+    def getWriters(self) -> list[IWriteDescriptor]:
+        return []
+
+
+class Recorder(DatagramProtocol):
+    """Keeps what arrives, and whether it was started and stopped."""
+
+    noisy = False
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, Address]] = []
+        self.started = 0
+        self.stopped = 0
+
+    def startProtocol(self) -> None:
+        self.started += 1
+
+    def stopProtocol(self) -> None:
+        self.stopped += 1
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self.received.append((datagram, addr))
+
+
+def waitReadable(skt: socket.socket | QuietDatagramPort | IReadDescriptor) -> None:
+    """Block (bounded) until a loopback datagram has arrived."""
+    readable, _, _ = select.select([skt], [], [], WAIT)
+    assert readable, "no datagram arrived"
+
+
+class SocketTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = FakeFDReactor()
+        self.protocol = Recorder()
+        self.port = QuietUDP(self.reactor).listenUDP(0, self.protocol, US)
+        self.addCleanup(self.port.stopListening)
+        self.address: Address = (US, self.port.getHost().port)
+        self.peer = self.socket()
+
+    def socket(self, family: socket.AddressFamily = socket.AF_INET, host: str = US) -> socket.socket:
+        skt = socket.socket(family, socket.SOCK_DGRAM)
+        self.addCleanup(skt.close)
+        skt.bind((host, 0))
+        return skt
+
+    def capture(self) -> list[dict[str, Any]]:
+        """Every log event from now until the test ends."""
+        events: list[dict[str, Any]] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        return events
+
+
+class BindTests(SocketTestCase):
+    def test_interfaces(self) -> None:
+        """A port is an IListeningPort, IUDPTransport and IReadDescriptor; QuietUDP is an IReactorUDP."""
+        self.assertTrue(verifyObject(IListeningPort, self.port))
+        self.assertTrue(verifyObject(IUDPTransport, self.port))
+        self.assertTrue(verifyObject(IReadDescriptor, self.port))
+        self.assertTrue(verifyObject(IReactorUDP, QuietUDP(self.reactor)))
+
+    def test_registersAndStarts(self) -> None:
+        """listenUDP binds a non-blocking socket, starts the protocol and registers one reader."""
+        self.assertEqual(self.reactor.readers, [self.port])
+        self.assertEqual(self.protocol.started, 1)
+        self.assertIs(self.protocol.transport, self.port)
+        assert self.port.socket is not None
+        self.assertFalse(self.port.socket.getblocking())
+        self.assertEqual(self.port.getHost().host, US)
+        self.assertNotEqual(self.port.getHost().port, 0)
+
+    def test_bindFailure(self) -> None:
+        """A port that is taken raises CannotListenError, and nothing is registered."""
+        reactor = FakeFDReactor()
+        with self.assertRaises(CannotListenError) as caught:
+            QuietUDP(reactor).listenUDP(self.address[1], Recorder(), US)
+        self.assertEqual(caught.exception.port, self.address[1])
+        self.assertEqual(caught.exception.socketError.errno, errno.EADDRINUSE)
+        self.assertEqual(reactor.readers, [])
+
+    def test_ipv6(self) -> None:
+        """On IPv6 a datagram's source is (host, port), without flow info and scope id."""
+        try:
+            peer = self.socket(socket.AF_INET6, "::1")
+        except OSError:
+            raise self.skipTest("no IPv6 loopback here") from None
+        protocol = Recorder()
+        port = QuietUDP(self.reactor).listenUDP(0, protocol, "::1")
+        self.addCleanup(port.stopListening)
+        self.assertEqual(port.getHost().host, "::1")
+        peer.sendto(b"six", ("::1", port.getHost().port))
+        waitReadable(port)
+        port.doRead()
+        self.assertEqual(protocol.received, [(b"six", peer.getsockname()[:2])])
+
+
+class ReadTests(SocketTestCase):
+    def test_datagramReachesProtocol(self) -> None:
+        """A datagram sent to the port reaches datagramReceived, with its source, on doRead."""
+        self.peer.sendto(b"hello", self.address)
+        waitReadable(self.port)
+        self.port.doRead()
+        self.assertEqual(self.protocol.received, [(b"hello", self.peer.getsockname())])
+
+    def test_drainsEveryWaitingDatagram(self) -> None:
+        """One doRead hands on every datagram waiting, in order, and stops when none is left."""
+        for n in range(5):
+            self.peer.sendto(b"%d" % n, self.address)
+        waitReadable(self.port)
+        self.port.doRead()
+        self.assertEqual([data for data, _ in self.protocol.received], [b"0", b"1", b"2", b"3", b"4"])
+        self.port.doRead()  # nothing waiting: returns at once
+        self.assertEqual(len(self.protocol.received), 5)
+
+    def test_readsBoundedPerEvent(self) -> None:
+        """One doRead reads at most READS_PER_EVENT datagrams; the rest wait for the next one."""
+        for n in range(READS_PER_EVENT + 6):
+            self.peer.sendto(b"%d" % n, self.address)
+        waitReadable(self.port)
+        self.port.doRead()
+        self.assertEqual(len(self.protocol.received), READS_PER_EVENT)
+        self.port.doRead()
+        self.assertEqual(len(self.protocol.received), READS_PER_EVENT + 6)
+        self.assertEqual(self.protocol.received[-1][0], b"%d" % (READS_PER_EVENT + 5))
+
+    def test_icmpErrorIgnored(self) -> None:
+        """An ICMP error reported by a read (port unreachable) does not stop the datagrams behind it."""
+        assert self.port.socket is not None
+        self.port.socket.setsockopt(socket.IPPROTO_IP, 11, 1)  # IP_RECVERR: Linux reports ICMP errors
+        gone = self.socket()
+        unreachable = gone.getsockname()
+        gone.close()
+        self.port.write(b"to nobody", unreachable)
+        self.peer.sendto(b"after", self.address)
+        waitReadable(self.port)
+        self.port.doRead()
+        self.assertEqual(self.protocol.received, [(b"after", self.peer.getsockname())])
+
+    def test_protocolErrorLoggedAndReadingGoesOn(self) -> None:
+        """A protocol that raises is logged (a bug), and the next datagram is still handed on."""
+        received = self.protocol.received
+
+        def fussy(datagram: bytes, addr: Any) -> None:
+            received.append((datagram, addr))
+            if datagram == b"bad":
+                raise ZeroDivisionError()
+
+        self.protocol.datagramReceived = fussy  # type: ignore[method-assign]
+        self.peer.sendto(b"bad", self.address)
+        self.peer.sendto(b"good", self.address)
+        waitReadable(self.port)
+        self.port.doRead()
+        self.assertEqual([data for data, _ in received], [b"bad", b"good"])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_protocolErrorLoggedOnce(self) -> None:
+        """A protocol failing on every datagram (a flood meeting a bug) is logged once, not per packet."""
+
+        def broken(datagram: bytes, addr: Any) -> None:
+            raise ZeroDivisionError()
+
+        self.protocol.datagramReceived = broken  # type: ignore[method-assign]
+        for _ in range(5):
+            self.peer.sendto(b"bad", self.address)
+        waitReadable(self.port)
+        self.port.doRead()
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class WriteTests(SocketTestCase):
+    def test_write(self) -> None:
+        """write sends the datagram from the port's address."""
+        self.port.write(b"out", self.peer.getsockname())
+        self.assertEqual(self.peer.recvfrom(100), (b"out", self.address))
+
+    def test_tooLong(self) -> None:
+        """A datagram too long for UDP raises MessageLengthError, which the relay counts as dropped."""
+        with self.assertRaises(MessageLengthError):
+            self.port.write(b"x" * 70000, self.peer.getsockname())
+
+    def test_noAddress(self) -> None:
+        """A relay socket is never connected, so a write without an address is refused."""
+        with self.assertRaises(ValueError):
+            self.port.write(b"out")
+
+
+class CloseTests(SocketTestCase):
+    def test_stopListening(self) -> None:
+        """stopListening unregisters, stops the protocol and closes the socket before it returns."""
+        result = self.port.stopListening()  # type: ignore[func-returns-value]
+        self.assertIsNone(result)
+        self.assertEqual(self.reactor.readers, [])
+        self.assertEqual(self.reactor.removed, 1)
+        self.assertEqual(self.protocol.stopped, 1)
+        self.assertEqual(self.port.fileno(), -1)
+        again = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(again.close)
+        again.bind(self.address)  # the port is free at once
+
+    def test_stopTwice(self) -> None:
+        """A second stopListening does nothing: the protocol is stopped once."""
+        self.port.stopListening()
+        self.port.stopListening()
+        self.assertEqual(self.protocol.stopped, 1)
+        self.assertEqual(self.reactor.removed, 1)
+
+    def test_connectionLost(self) -> None:
+        """When the reactor drops the port (shutdown), the socket closes and the protocol stops."""
+        self.reactor.removeAll()
+        self.port.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.port.fileno(), -1)
+        self.assertEqual(self.protocol.stopped, 1)
+
+    def test_writeAfterClose(self) -> None:
+        """A write on a closed port raises OSError (the relay counts it as dropped)."""
+        self.port.stopListening()
+        with self.assertRaises(OSError):
+            self.port.write(b"late", self.peer.getsockname())
+
+
+class QuietTests(SocketTestCase):
+    def test_twistedPortLogs(self) -> None:
+        """The capture sees the two lines Twisted's udp.Port logs on bind and close: silence is real."""
+        events = self.capture()
+        port = udp.Port(0, Recorder(), US, reactor=self.reactor)
+        port.startListening()
+        port.stopListening()
+        self.reactor.advance(0)
+        self.assertEqual(len(events), 2)
+
+    def test_nothingLogged(self) -> None:
+        """Bind, traffic both ways and close log nothing at all."""
+        events = self.capture()
+        protocol = Recorder()
+        port = QuietUDP(self.reactor).listenUDP(0, protocol, US)
+        port.write(b"out", self.peer.getsockname())
+        self.peer.sendto(b"in", (US, port.getHost().port))
+        waitReadable(port)
+        port.doRead()
+        port.stopListening()
+        self.assertEqual(len(protocol.received), 1)
+        self.assertEqual(self.peer.recv(100), b"out")
+        self.assertEqual(events, [])
+
+
+def phone(port: int) -> bytes:
+    lines = ["v=0", f"o=- 1 1 IN IP4 {US}", "s=-", f"c=IN IP4 {US}", "t=0 0", f"m=audio {port} RTP/AVP 0"]
+    return "".join(line + "\r\n" for line in lines).encode()
+
+
+def mediaPort(sdp: bytes) -> int:
+    return next(int(line.split()[1]) for line in sdp.decode().splitlines() if line.startswith("m="))
+
+
+class RelayTests(SocketTestCase):
+    def test_tapWiresQuietUDP(self) -> None:
+        """The service's built-in relay binds its sockets through QuietUDP."""
+        directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, directory)
+        relay = mediaRelay(self.reactor, demoConfig(directory))
+        assert isinstance(relay, MediaRelay)
+        self.assertIsInstance(relay.reactor, QuietUDP)
+
+    def test_callLogsNothing(self) -> None:
+        """A call's media, built the production way, opens, relays and closes without a log line."""
+        events = self.capture()
+        pool = PortPool(41000, 41199)
+        relay = MediaRelay(QuietUDP(self.reactor), self.reactor, US, pool)
+        phoneA, phoneB = self.socket(), self.socket()
+        offer = relay.offer("call", "A", phone(phoneA.getsockname()[1]), lambda: None)
+        toA = mediaPort(self.successResultOf(offer))  # where B sends
+        answer = relay.answer("call", "B", phone(phoneB.getsockname()[1]))
+        toB = mediaPort(self.successResultOf(answer))  # where A sends
+        self.assertEqual(len(self.reactor.readers), 5)  # four relay sockets and the test's own port
+
+        phoneA.sendto(b"rtp", (US, toB))
+        facingA = next(r for r in self.reactor.readers if r is not self.port and _port(r) == toB)
+        waitReadable(facingA)
+        facingA.doRead()
+        self.assertEqual(phoneB.recvfrom(100), (b"rtp", (US, toA)))
+
+        self.successResultOf(relay.delete("call"))
+        self.assertEqual(self.reactor.readers, [self.port])
+        self.assertEqual(pool.inUse, 0)  # released at once: no close waits a reactor turn
+        self.assertEqual(events, [])
+
+
+def _port(reader: IReadDescriptor) -> int:
+    assert isinstance(reader, QuietDatagramPort)
+    return reader.getHost().port
