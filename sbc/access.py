@@ -38,6 +38,11 @@ class Peer:
 DEVICE_NETWORK = Peer(DEVICES, "devices")
 
 
+def isLoopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (127.0.0.0/8 or ::1): where demo accounts may work."""
+    return host == "::1" or host.startswith("127.")
+
+
 class AccessPolicy:
     """Maps a source address to the first whitelist that holds it, or to None."""
 
@@ -46,10 +51,6 @@ class AccessPolicy:
     def __init__(self, whitelists: Mapping[Peer, IPSet]) -> None:
         self._sets: tuple[tuple[Peer, IPSet], ...] = tuple(whitelists.items())
         self._cache: dict[str, Peer | None] = {}
-
-    @property
-    def peers(self) -> tuple[Peer, ...]:
-        return tuple(peer for peer, _ in self._sets)
 
     def classify(self, host: str) -> Peer | None:
         """The peer whose whitelist holds ``host`` (trunks before devices), or None."""

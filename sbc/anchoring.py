@@ -18,9 +18,8 @@ from netaddr import IPSet
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
-from sbc.interfaces import IMediaRelay
+from sbc.interfaces import IMediaRelay, MediaCapacityError, MediaUnavailableError
 from sbc.interfaces import NotAcceptableError as NotAcceptableError
-from sbc.media.ports import PortPoolExhaustedError
 from sbc.media.quota import PORTS_PER_STREAM, PortOwner, PortQuota
 from sbc.media.targets import checkTargets, relayedStreams
 from sbc.sip.errors import SIPParseError
@@ -173,9 +172,11 @@ RETRY_AFTER = 10
 
 
 def refusal(failure: object) -> int:
-    """The status for a media failure: 503 when we are out of ports, 488 (or the SDP error's)."""
+    """The status for a media failure, by the `IMediaRelay` error it is, whatever the engine: 503
+    for no capacity or an unreachable engine, 488 for an SDP that cannot be used (or the SDP
+    parse error's own status), 488 for anything else."""
     error = getattr(failure, "value", failure)
-    if isinstance(error, PortPoolExhaustedError):
+    if isinstance(error, MediaCapacityError | MediaUnavailableError):
         return 503
     if isinstance(error, SIPParseError):
         return error.status if error.status >= 400 else 488
@@ -183,8 +184,8 @@ def refusal(failure: object) -> int:
 
 
 def refusalHeaders(failure: object) -> tuple[tuple[str, str], ...]:
-    """Extra headers for a media failure's answer: Retry-After when the 503 is for want of ports."""
-    if isinstance(getattr(failure, "value", failure), PortPoolExhaustedError):
+    """Extra headers for a media failure's answer: Retry-After with every 503 (ports, engine)."""
+    if isinstance(getattr(failure, "value", failure), MediaCapacityError | MediaUnavailableError):
         return (("Retry-After", str(RETRY_AFTER)),)
     return ()
 
@@ -243,12 +244,10 @@ class MediaAnchor:
         self.sent: dict[str, SessionDescription] = {}
         self.sipSources: dict[str, str] = {}
         self.owners: dict[str, PortOwner] = {}
-        self._streams: set[int] = set()  # m= line indexes the relay holds ports for
-        self._charged: list[tuple[PortOwner | None, int]] = []
-
-    @property
-    def bypass(self) -> bool:
-        return self.relay is None
+        # m= line indexes the relay holds ports for, and the ports charged: shared empties until a
+        # relayed offer needs them (a held call keeps its anchor: every byte counts per call).
+        self._streams: frozenset[int] = _NO_STREAMS
+        self._charged: list[tuple[PortOwner | None, int]] | None = None
 
     @property
     def passthrough(self) -> bool:
@@ -308,10 +307,11 @@ class MediaAnchor:
             ports = PORTS_PER_STREAM * len(opening)
             try:
                 self.quota.charge(owner, ports)
-            except PortPoolExhaustedError as e:
+            except MediaCapacityError as e:
                 return _fail(e)
-            self._charged.append(charge := (owner, ports))
-            self._streams |= opening
+            charge = (owner, ports)
+            self._charged = [*(self._charged or ()), charge]
+            self._streams = self._streams | opening
         if offer or not self.offered:
             self.offered = True
             d = self.relay.offer(self.callId, side, body, self.onTimeout, sipSource)
@@ -323,10 +323,10 @@ class MediaAnchor:
 
     def _refunded(self, failure: Failure, charge: tuple[PortOwner | None, int], opening: set[int]) -> Failure:
         """The relay refused (488 before it binds anything): the ports charged for it go back."""
-        if self.quota is not None and charge in self._charged:
+        if self.quota is not None and self._charged is not None and charge in self._charged:
             self._charged.remove(charge)
             self.quota.release(*charge)
-        self._streams -= opening
+        self._streams = self._streams - opening
         return failure
 
     def _ours(self, body: bytes, towards: str) -> bytes:
@@ -363,9 +363,12 @@ class MediaAnchor:
         if self.relay is not None and self.offered:
             self._last = self._chain(lambda _: self.relay.delete(self.callId) if self.relay else None)
         if self.quota is not None:
-            charged, self._charged = self._charged, []
+            charged, self._charged = self._charged or (), None
             for owner, ports in charged:
                 self.quota.release(owner, ports)
+
+
+_NO_STREAMS: frozenset[int] = frozenset()
 
 
 def _fail(error: Exception) -> Deferred[bytes]:

@@ -16,7 +16,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
-from sbc.access import Bans
+from sbc.access import Bans, isLoopback
 from sbc.config import Config
 from sbc.nonce import NonceManager, NonceState
 from sbc.sip.digest import Credentials, formatChallenge, parseCredentials, verify
@@ -38,10 +38,6 @@ class Verdict:
     aor: str = ""
     # For CHALLENGE and STALE: the algorithms to offer, one challenge header each, in order.
     algorithms: tuple[str, ...] = ()
-
-
-def isLoopback(host: str) -> bool:
-    return host == "::1" or host.startswith("127.")
 
 
 class Authenticator:

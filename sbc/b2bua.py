@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from netaddr import IPSet
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -36,12 +36,11 @@ from sbc.authenticator import Authenticator, Outcome
 from sbc.calllog import logCall
 from sbc.cdr import CDR, CDRWriter, dispositionFor
 from sbc.cdr import Leg as Party
-from sbc.config import Config, Trunk
+from sbc.config import Config, Fork, MediaMode, Redirect, Refer, Trunk
 from sbc.dialog import Leg, newCallId, newTag
 from sbc.droplog import DropLog
-from sbc.interfaces import Address, IClientTransactionUser, IMediaRelay, ISIPTransport
+from sbc.interfaces import Address, IClientTransactionUser, IMediaRelay, ISIPTransport, MediaError
 from sbc.location import Binding
-from sbc.media.ports import PortPoolExhaustedError
 from sbc.media.quota import PortOwner, PortQuota
 from sbc.policy import copyHeaders, standardReason
 from sbc.registrar import Registrar
@@ -52,6 +51,7 @@ from sbc.sip.message import Request, Response, responseTo
 from sbc.sip.uri import URI, isDigits, parseURI, unescape
 from sbc.tokens import randomHex
 from sbc.transaction import ClientTransaction, ServerTransaction, TransactionLayer, responseAddress
+from sbc.waiting import whenReady
 
 Respond = Callable[..., None]
 # A decision at once when routing had one (the usual case: no Deferred per call), else later.
@@ -61,7 +61,6 @@ Legs = list[tuple[Leg, Request]] | Deferred[list[tuple[Leg, Request]]]
 
 # Call states, in order.
 ROUTING, CALLING, EARLY, CONFIRMED, ENDED = "routing", "calling", "early", "confirmed", "ended"
-DEFAULT_MAX_LENGTH = 4 * 3600.0
 _SDP_TYPES = frozenset({"application/sdp", "application/*", "*/*"})
 RELAYED_IN_DIALOG = ("INVITE", "UPDATE", "INFO", "OPTIONS", "MESSAGE", "NOTIFY")
 
@@ -225,7 +224,7 @@ class Call:
         self.media.offer("A", self.offerFromA).addCallbacks(anchored, self.mediaRefused)
 
     def mediaRefused(self, failure: Failure) -> None:
-        if not failure.check(NotAcceptableError, SIPParseError, PortPoolExhaustedError):
+        if not failure.check(MediaError, SIPParseError):
             self.logFailure("anchoring media failed", failure)
         if self.state in (ROUTING, CALLING, EARLY):
             self.reason = f"media refused ({failure.getErrorMessage() or failure.type})"
@@ -293,20 +292,13 @@ class Call:
             if not legs:
                 self.failed(480, None)
                 return
-            if self.manager.config.calls.fork == "sequential":
+            if self.manager.config.calls.fork is Fork.SEQUENTIAL:
                 self.queued.extend((label, leg, invite) for leg, invite in legs[1:])
                 legs = legs[:1]
             for leg, invite in legs:
                 self.place(label, leg, invite)
 
-        if isinstance(attempt, Deferred):
-            attempt.addCallback(place)
-            attempt.addErrback(self.routeError)
-            return
-        try:
-            place(attempt)
-        except Exception:
-            self.routeError(Failure())
+        whenReady(attempt, place, self.routeError)
 
     def takeTarget(self) -> tuple[Party, Legs]:
         if self.lookahead is not None:
@@ -451,16 +443,14 @@ class Call:
                 contacts = [c.uri for c in response.contacts() if c.uri.isSIP and c.uri.user]
             except SIPParseError:
                 contacts = []
-        if self.manager.config.calls.redirect != "follow" or not contacts or self.redirects >= 3:
+        if self.manager.config.calls.redirect is not Redirect.FOLLOW or not contacts or self.redirects >= 3:
             self.failed(480, None, branch)
             return
         self.redirects += 1
         uri = contacts[0]
         request = replace(self.request, user=unescape(uri.user or ""), domain=uri.host.lower())
         decision = self.manager.routeCall(request)
-        d = decision if isinstance(decision, Deferred) else succeed(decision)
-        d.addCallback(self.reroute, branch)
-        d.addErrback(self.routeError)
+        whenReady(decision, lambda decided: self.reroute(decided, branch), self.routeError)
 
     def reroute(self, decision: Decision, branch: Branch | None) -> None:
         if self.state not in (CALLING, EARLY):
@@ -580,7 +570,7 @@ class Call:
 
     def answerFailed(self, failure: Failure) -> None:
         """B answered with SDP we cannot use: A gets 488, and B is hung up."""
-        if not failure.check(NotAcceptableError, SIPParseError, PortPoolExhaustedError):
+        if not failure.check(MediaError, SIPParseError):
             self.logFailure("anchoring media failed", failure)
         if self.state != CONFIRMED or self.b is None:
             return
@@ -597,7 +587,7 @@ class Call:
                 trunk = self.manager.trunk(label.name)
                 if trunk is not None:
                     return trunk.maxCallLength
-        return DEFAULT_MAX_LENGTH
+        return self.manager.config.calls.maxCallLength
 
     def ackB(self, leg: Leg, response: Response) -> bytes:
         """ACK B's 2xx; the bytes are what a held call keeps, to resend if that 2xx comes again."""
@@ -799,7 +789,6 @@ class Call:
         self.cancelled = True
         self.cancelBranches()
         self.finishA(487)
-        self.releasedBy = "caller"
 
     def cancelBranches(self) -> None:
         for branch in self.branches:
@@ -837,7 +826,6 @@ class Call:
             self.reason = "no answer (Timer C)"
             self.cancelBranches()
             self.finishA(408, "No Answer")
-            self.releasedBy = "sbc"
 
     def tooLong(self) -> None:
         self.timers.pop("length", None)
@@ -924,6 +912,8 @@ class Call:
 
     def mediaOfB(self, branch: Branch) -> None:
         """B's SDP comes from ``branch``: its IP may latch B's media (NAT), its party holds the ports."""
+        if self.media.relay is None:
+            return
         self.media.sipSources["B"] = branch.leg.address[0]
         owner = self.manager.portOwner(branch.label)
         if owner is not None:
@@ -935,7 +925,7 @@ class Call:
         if label is None or label.kind != "trunk":
             return False
         trunk = self.manager.trunk(label.name)
-        return trunk is not None and trunk.refer == "relay"
+        return trunk is not None and trunk.refer is Refer.RELAY
 
     def hangup(self, by: Leg | None, *, reason: str = "") -> None:
         """End a confirmed call: BYE to every leg but the one that said BYE."""
@@ -1103,7 +1093,7 @@ class CallManager:
         """The call's media policy: relay unless a trunk on it says bypass; trunks' codec lists."""
         trunks = [self.trunk(call.peer.name)] if call.peer.kind == TRUNK else []
         trunks += [self.trunk(t.trunk) for t in decision.targets if isinstance(t, TrunkTarget)]
-        bypass = any(t is not None and t.media == "bypass" for t in trunks)
+        bypass = any(t is not None and t.media is MediaMode.BYPASS for t in trunks)
         codecs: frozenset[str] | None = None
         for trunk in trunks:
             if trunk is not None and trunk.codecs is not None:
@@ -1118,6 +1108,8 @@ class CallManager:
             forbidden=self.forbiddenTargets(),
             maxStreams=self.config.media.maxStreams,
         )
+        if bypass:
+            return anchor  # no relay: nobody latches media or holds ports for this call
         anchor.sipSources["A"] = call.invite.source[0]
         owner = self.portOwner(_peerLabel(call.peer, call.request.authenticatedUser))
         if owner is not None:
@@ -1147,10 +1139,7 @@ class CallManager:
         return self.transactions.timers.T2
 
     def trunk(self, name: str) -> Trunk | None:
-        for trunk in self.config.trunks:
-            if trunk.name == name:
-                return trunk
-        return None
+        return self.config.trunk(name)
 
     def trusted(self, label: Party | None) -> bool:
         """Whether a party is inside our trust domain (RFC 3325): a trunk with ``trusted = true``."""
@@ -1233,15 +1222,7 @@ class CallManager:
         self.calls[transaction] = call
         self.legs[a.key] = (call, a)
         self.followRoutes(a, _peerLabel(peer))
-        decision = self.routeCall(callRequest)
-        if isinstance(decision, Deferred):
-            decision.addCallback(call.route)
-            decision.addErrback(self._routeFailed, call)
-            return
-        try:
-            call.route(decision)
-        except Exception:
-            self._routeFailed(Failure(), call)
+        whenReady(self.routeCall(callRequest), call.route, lambda failure: self._routeFailed(failure, call))
 
     def followRoutes(self, leg: Leg, label: Party) -> None:
         """Requests in a trunk's dialog go to its first route (RFC 3261 section 12.2.1.1) when that

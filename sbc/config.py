@@ -9,13 +9,16 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 from netaddr import AddrFormatError, IPNetwork, IPSet
 
-from sbc.access import DEVICE_NETWORK, TRUNK, AccessPolicy, BanSettings, Peer
+from sbc.access import DEVICE_NETWORK, TRUNK, AccessPolicy, BanSettings, Peer, isLoopback
 from sbc.errors import ConfigError
 from sbc.hook import Hook, loadHook
 from sbc.networks import DeviceNetwork, NetworkMap
@@ -26,6 +29,8 @@ from sbc.users import ALGORITHMS, Account, UserDirectory, isValidDomain, loadUse
 from sbc.whitelist import loadWhitelist
 
 TRANSPORTS = ("udp", "tcp", "tls")
+
+E = TypeVar("E", bound=StrEnum)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,58 @@ class SIPSettings:
 DEFAULT_FAILOVER = (408, 500, 502, 503, 504)
 
 
+class Refer(StrEnum):
+    """What a trunk's REFER gets: refused, or relayed to the other leg."""
+
+    REJECT = "reject"
+    RELAY = "relay"
+
+
+class MediaMode(StrEnum):
+    """A trunk's media: anchored in the SBC, or its SDP left untouched."""
+
+    RELAY = "relay"
+    BYPASS = "bypass"
+
+
+class MediaEngine(StrEnum):
+    """Where media is anchored: the built-in relay or an rtpengine daemon."""
+
+    RELAY = "relay"
+    RTPENGINE = "rtpengine"
+
+
+class Fork(StrEnum):
+    """How a user's phones ring: all at once, or one by one by q."""
+
+    PARALLEL = "parallel"
+    SEQUENTIAL = "sequential"
+
+
+class Redirect(StrEnum):
+    """What a callee's 3xx does: nothing reaches the caller but 480, or its Contact is routed."""
+
+    REJECT = "reject"
+    FOLLOW = "follow"
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """Call handling that is not per trunk."""
+
+    cdrPath: Path | None = None
+    # On shutdown, seconds to let calls finish before they are released with BYE.
+    drainGrace: float = 0.0
+    # Ring every binding of a user at once, or one by one, best q first.
+    fork: Fork = Fork.PARALLEL
+    # Timer C for calls to users: seconds of ringing before the caller gets 408.
+    noAnswerTimeout: float = 180.0
+    # A 3xx from a callee: the caller gets 480, or its Contact is routed.
+    redirect: Redirect = Redirect.REJECT
+    # The longest call allowed, unless its trunk says otherwise (no key of its own).
+    maxCallLength: float = 4 * 3600.0
+
+
 @dataclass(frozen=True)
 class Trunk:
     name: str
@@ -77,16 +134,16 @@ class Trunk:
     # Final codes that send the call to the next gateway (4xx and 6xx otherwise go back).
     failoverCodes: tuple[int, ...] = DEFAULT_FAILOVER
     # Timer C: seconds of ringing before we give up on the callee.
-    noAnswerTimeout: float = 180.0
-    maxCallLength: float = 4 * 3600.0
+    noAnswerTimeout: float = CallSettings.noAnswerTimeout
+    maxCallLength: float = CallSettings.maxCallLength
     # Trust this trunk's P-Asserted-Identity (and pass ours to it).
     trusted: bool = False
     # Extra headers that may cross the SBC on calls through this trunk, beyond the built-in list.
     passHeaders: tuple[str, ...] = ()
-    # REFER from this trunk: "reject" (default) or "relay".
-    refer: str = "reject"
-    # "relay" anchors media in the SBC; "bypass" leaves SDP untouched (only when asked for).
-    media: str = "relay"
+    # REFER from this trunk: refused (default) or relayed.
+    refer: Refer = Refer.REJECT
+    # Media anchored in the SBC (default), or SDP left untouched (only when asked for).
+    media: MediaMode = MediaMode.RELAY
     # Codecs (encoding names) allowed on this trunk's calls; None allows all.
     codecs: tuple[str, ...] | None = None
     # Pass ISUP body parts (SIP-I/SIP-T) with the anchored SDP; only between two trunks that both
@@ -128,7 +185,7 @@ class RegistrarSettings:
 class MediaSettings:
     """Where media is anchored: the built-in relay (default) or an rtpengine daemon."""
 
-    engine: str = "relay"
+    engine: MediaEngine = MediaEngine.RELAY
     address: str = "127.0.0.1"
     portMin: int = 20000
     portMax: int = 29999
@@ -167,20 +224,6 @@ def _isAddress(text: str) -> bool:
 
 
 @dataclass(frozen=True)
-class CallSettings:
-    """Call handling that is not per trunk."""
-
-    cdrPath: Path | None = None
-    # On shutdown, seconds to let calls finish before they are released with BYE.
-    drainGrace: float = 0.0
-    # "parallel": ring every binding of a user at once; "sequential": one by one, best q first.
-    fork: str = "parallel"
-    noAnswerTimeout: float = 180.0
-    # A 3xx from a callee: "reject" (the caller gets 480) or "follow" (route its Contact).
-    redirect: str = "reject"
-
-
-@dataclass(frozen=True)
 class LogSettings:
     """What the SBC logs beyond errors and state changes."""
 
@@ -206,6 +249,21 @@ class Config:
     media: MediaSettings = field(default_factory=MediaSettings)
     log: LogSettings = field(default_factory=LogSettings)
     access: AccessPolicy = field(compare=False, repr=False, default_factory=lambda: AccessPolicy({}))
+    # The trunks by name, built once: calls look a trunk up on every message of theirs.
+    _trunksByName: Mapping[str, Trunk] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        byName = MappingProxyType({trunk.name: trunk for trunk in self.trunks})
+        object.__setattr__(self, "_trunksByName", byName)
+
+    def trunk(self, name: str) -> Trunk | None:
+        """The trunk called ``name``, or None (say, one a reload removed while its call goes on)."""
+        return self._trunksByName.get(name)
+
+    @property
+    def trunkNames(self) -> tuple[str, ...]:
+        """Every trunk's name, in config order."""
+        return tuple(self._trunksByName)
 
     def watchedFiles(self) -> tuple[Path, ...]:
         """The files whose change triggers a reload."""
@@ -222,11 +280,7 @@ class Config:
     @property
     def loopbackOnly(self) -> bool:
         """True when every listener is on a loopback address: the demo accounts work only then."""
-        return all(_isLoopback(listener.host) for listener in self.listeners)
-
-
-def _isLoopback(host: str) -> bool:
-    return host == "::1" or host.startswith("127.")
+        return all(isLoopback(listener.host) for listener in self.listeners)
 
 
 class _Table:
@@ -267,6 +321,16 @@ class _Table:
         if not minimum <= value <= maximum:
             raise ConfigError(self.path, f"must be between {minimum} and {maximum}", key=self._key(key))
         return int(value)
+
+    def choice(self, key: str, default: E) -> E:
+        """One of a closed set of strings, as the member of ``default``'s enum; the error lists them."""
+        kind = type(default)
+        value = self.get(key, str, default.value)
+        try:
+            return kind(value)
+        except ValueError:
+            allowed = " or ".join(f'"{member.value}"' for member in kind)
+            raise ConfigError(self.path, f"must be {allowed}", key=self._key(key)) from None
 
     def table(self, key: str) -> _Table:
         return _Table(self.path, self._key(key), self.get(key, dict, {}))
@@ -388,31 +452,25 @@ def loadConfig(path: Path | str) -> Config:
     )
     hook = loadHook(routing.hookPath) if routing.hookPath is not None else None
     callsTable = top.table("calls")
-    fork = callsTable.get("fork", str, "parallel")
-    if fork not in ("parallel", "sequential"):
-        raise ConfigError(path, 'must be "parallel" or "sequential"', key="calls.fork")
-    redirect = callsTable.get("redirect", str, "reject")
-    if redirect not in ("reject", "follow"):
-        raise ConfigError(path, 'must be "reject" or "follow"', key="calls.redirect")
     calls = CallSettings(
-        redirect=redirect,
+        redirect=callsTable.choice("redirect", CallSettings.redirect),
         cdrPath=stateDirectory / callsTable.get("cdr_file", str, "cdr.jsonl"),
-        drainGrace=callsTable.number("drain_grace", 0.0, minimum=0, maximum=3600),
-        fork=fork,
-        noAnswerTimeout=callsTable.number("no_answer_timeout", 180.0, minimum=1, maximum=3600),
+        drainGrace=callsTable.number("drain_grace", CallSettings.drainGrace, minimum=0, maximum=3600),
+        fork=callsTable.choice("fork", CallSettings.fork),
+        noAnswerTimeout=callsTable.number(
+            "no_answer_timeout", CallSettings.noAnswerTimeout, minimum=1, maximum=3600
+        ),
     )
     callsTable.done()
     mediaTable = top.table("media")
-    engine = mediaTable.get("engine", str, "relay")
-    if engine not in ("relay", "rtpengine"):
-        raise ConfigError(path, 'must be "relay" or "rtpengine"', key="media.engine")
+    defaultEngine = "{}:{}".format(*MediaSettings.rtpengine)
     media = MediaSettings(
-        engine=engine,
-        address=mediaTable.get("address", str, "127.0.0.1"),
-        portMin=mediaTable.integer("port_min", 20000, minimum=1024, maximum=65534),
-        portMax=mediaTable.integer("port_max", 29999, minimum=1025, maximum=65535),
-        timeout=mediaTable.number("timeout", 60.0, minimum=1, maximum=3600),
-        rtpengine=_gateway(path, "media.rtpengine", mediaTable.get("rtpengine", str, "127.0.0.1:2223")),
+        engine=mediaTable.choice("engine", MediaSettings.engine),
+        address=mediaTable.get("address", str, MediaSettings.address),
+        portMin=mediaTable.integer("port_min", MediaSettings.portMin, minimum=1024, maximum=65534),
+        portMax=mediaTable.integer("port_max", MediaSettings.portMax, minimum=1025, maximum=65535),
+        timeout=mediaTable.number("timeout", MediaSettings.timeout, minimum=1, maximum=3600),
+        rtpengine=_gateway(path, "media.rtpengine", mediaTable.get("rtpengine", str, defaultEngine)),
         relatchAfter=mediaTable.number("relatch_after", MediaSettings.relatchAfter, minimum=0, maximum=3600),
         forbiddenTargets=_forbiddenTargets(path, mediaTable),
         maxStreams=mediaTable.integer("max_streams", MediaSettings.maxStreams, minimum=1, maximum=64),
@@ -603,12 +661,6 @@ def _trunk(path: Path, base: Path, table: _Table, name: str) -> Trunk:
     passHeaders = table.get("pass_headers", list, [])
     if not all(isinstance(h, str) and h for h in passHeaders):
         raise ConfigError(path, "must be a list of header names", key=f"{table.name}.pass_headers")
-    refer = table.get("refer", str, "reject")
-    if refer not in ("reject", "relay"):
-        raise ConfigError(path, 'must be "reject" or "relay"', key=f"{table.name}.refer")
-    media = table.get("media", str, "relay")
-    if media not in ("relay", "bypass"):
-        raise ConfigError(path, 'must be "relay" or "bypass"', key=f"{table.name}.media")
     codecList = table.get("codecs", list, None)
     if codecList is not None and not all(isinstance(c, str) and c for c in codecList):
         raise ConfigError(path, "must be a list of codec names", key=f"{table.name}.codecs")
@@ -618,14 +670,14 @@ def _trunk(path: Path, base: Path, table: _Table, name: str) -> Trunk:
         whitelist=loadWhitelist(whitelistPath),
         gateways=gateways,
         description=description,
-        failoverTimeout=table.number("failover_timeout", 2.0, minimum=0.1, maximum=300),
+        failoverTimeout=table.number("failover_timeout", Trunk.failoverTimeout, minimum=0.1, maximum=300),
         failoverCodes=tuple(codes),
-        noAnswerTimeout=table.number("no_answer_timeout", 180.0, minimum=1, maximum=3600),
-        maxCallLength=table.number("max_call_length", 4 * 3600.0, minimum=1, maximum=7 * 86400),
-        trusted=table.get("trusted", bool, False),
+        noAnswerTimeout=table.number("no_answer_timeout", Trunk.noAnswerTimeout, minimum=1, maximum=3600),
+        maxCallLength=table.number("max_call_length", Trunk.maxCallLength, minimum=1, maximum=7 * 86400),
+        trusted=table.get("trusted", bool, Trunk.trusted),
         passHeaders=tuple(h.lower() for h in passHeaders),
-        refer=refer,
-        media=media,
+        refer=table.choice("refer", Trunk.refer),
+        media=table.choice("media", Trunk.media),
         codecs=None if codecList is None else tuple(c.lower() for c in codecList),
         passIsup=table.get("pass_isup", bool, Trunk.passIsup),
     )

@@ -91,15 +91,28 @@ class IRouter(Interface):
 
     name = Attribute("A short name for logs and `sbc-ctl explain`.")
 
-    def route(call: CallRequest) -> Deferred[Decision | None]:
-        """Decide where ``call`` goes, or fire with None to let the next router decide."""
+    def route(call: CallRequest) -> Decision | Deferred[Decision | None] | None:
+        """Decide where ``call`` goes, or None to let the next router decide: at once when the
+        router can (every built-in one does), or as a Deferred when it must wait. Errors are raised
+        (or fail the Deferred); the chain then rejects the call with 500."""
 
 
-class NotAcceptableError(Exception):
-    """An SDP that cannot be used (no codec left, a forbidden address, too many streams): 488.
+class MediaError(Exception):
+    """Why an `IMediaRelay` could not anchor an SDP. Providers fail only with its subclasses (an
+    engine's own errors subclass them), so the call layer answers the same whatever engine runs."""
 
-    `IMediaRelay` providers fail with it, so the call layer needs no engine's own errors.
-    """
+
+class NotAcceptableError(MediaError):
+    """An SDP that cannot be used (no codec left, a forbidden address, too many streams): 488."""
+
+
+class MediaCapacityError(MediaError):
+    """No capacity: no relay port pair left, or the party holds all it may. 503 with Retry-After."""
+
+
+class MediaUnavailableError(MediaError):
+    """The media engine cannot be reached (no reply, stopped, a reply that makes no sense). 503
+    with Retry-After: another SBC node, or a later try, may do better."""
 
 
 class IMediaRelay(Interface):
@@ -113,7 +126,8 @@ class IMediaRelay(Interface):
     leg address), or None if unknown. A relay that latches may take media from any port of that
     IP, besides the address the SDP names: a party behind NAT sends from where its SIP comes from,
     not from the private address in its SDP. Media from elsewhere is never latched.
-    An SDP the relay refuses fails with `NotAcceptableError`.
+    Failures are `MediaError`s: `NotAcceptableError` for an SDP that cannot be used,
+    `MediaCapacityError` when ports run out, `MediaUnavailableError` when the engine is unreachable.
     """
 
     def offer(

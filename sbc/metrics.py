@@ -19,9 +19,6 @@ class Metrics:
         self.counts: Counter[str] = Counter()
         self.gauges: dict[str, Callable[[], int]] = {}
 
-    def inc(self, name: str, amount: int = 1) -> None:
-        self.counts[name] += amount
-
     def gauge(self, name: str, read: Callable[[], int]) -> None:
         """Name a value that ``read`` gives each time it is asked for."""
         self.gauges[name] = read

@@ -41,6 +41,7 @@ from sbc.errors import ConfigError
 from sbc.interfaces import IRouter
 from sbc.sip.uri import isDigits
 from sbc.users import UserDirectory, isValidDomain, isValidUser
+from sbc.waiting import whenReady
 
 __all__ = [
     "NO_ROUTE",
@@ -339,17 +340,17 @@ class StaticRouter:
     def __init__(self, rules: RoutingRules) -> None:
         self.rules = rules
 
-    def route(self, call: CallRequest) -> defer.Deferred[Decision | None]:
+    def route(self, call: CallRequest) -> Decision | None:
         number = self.rules.plan.normalise(call.user)
         if number is None:
-            return defer.succeed(None)
+            return None
         aor = self.rules.did(number)
         if aor is not None:
-            return defer.succeed(Decision((UserTarget(aor),), router=self.name))
+            return Decision((UserTarget(aor),), router=self.name)
         targets = self.rules.outbound(number, call.source, includeDefault=False)
         if targets:
-            return defer.succeed(Decision(targets, router=self.name))
-        return defer.succeed(None)
+            return Decision(targets, router=self.name)
+        return None
 
 
 @implementer(IRouter)
@@ -368,14 +369,14 @@ class RegistrarRouter:
         self.domains = frozenset(d.lower() for d in domains)
         self.defaultDomain = _defaultDomain(defaultDomain, domains)
 
-    def route(self, call: CallRequest) -> defer.Deferred[Decision | None]:
+    def route(self, call: CallRequest) -> Decision | None:
         domain = callerDomain(call, self.domains, self.defaultDomain)
         if domain is None:
-            return defer.succeed(None)
+            return None
         account = self.users.lookup(call.user, domain)
         if account is None:
-            return defer.succeed(None)
-        return defer.succeed(Decision((UserTarget(account.aor),), router=self.name))
+            return None
+        return Decision((UserTarget(account.aor),), router=self.name)
 
 
 @implementer(IRouter)
@@ -391,14 +392,14 @@ class TrunkRouter:
     def __init__(self, rules: RoutingRules) -> None:
         self.rules = rules
 
-    def route(self, call: CallRequest) -> defer.Deferred[Decision | None]:
+    def route(self, call: CallRequest) -> Decision | None:
         number = self.rules.plan.normalise(call.user)
         if number is None:
-            return defer.succeed(None)
+            return None
         targets = self.rules.outbound(number, call.source)
         if not targets:
-            return defer.succeed(None)
-        return defer.succeed(Decision(targets, router=self.name))
+            return None
+        return Decision(targets, router=self.name)
 
 
 class HookError(Exception):
@@ -411,7 +412,7 @@ class HookRouter:
 
     The hook runs synchronously, in the reactor thread. It returns a `UserTarget`, a
     `TrunkTarget`, a `Reject`, a list of targets (failover order; empty means pass), or None to
-    pass. Anything else, or an exception, fails this router's Deferred and so the call (500).
+    pass. Anything else, or an exception, is raised from `route` and so fails the call (500).
     A bare user name is completed with the caller's domain (`callerDomain`). A hook slower than
     ``slowThreshold`` seconds is logged: the first time, then at 10, 100, 1000, ... times.
     """
@@ -437,15 +438,14 @@ class HookRouter:
         self.timer = timer if timer is not None else time.perf_counter
         self.slowCalls = 0
 
-    def route(self, call: CallRequest) -> defer.Deferred[Decision | None]:
+    def route(self, call: CallRequest) -> Decision | None:
         started = self.timer()
         try:
-            decision = self._decision(call, self.hook(call))
-        except (Exception, SystemExit):  # a hook that calls exit() must not stop the server
-            return defer.fail()
+            return self._decision(call, self.hook(call))
+        except SystemExit as e:  # a hook that calls exit() must not stop the server
+            raise HookError(f"the hook called exit({e.code!r})") from e
         finally:
             self._timed(self.timer() - started)
-        return defer.succeed(decision)
 
     def _timed(self, elapsed: float) -> None:
         if elapsed < self.slowThreshold:
@@ -504,8 +504,10 @@ def _isMilestone(count: int) -> bool:
 class RoutingChain:
     """Asks each router in turn; the first decision wins, and nothing decided is 404.
 
-    A router that raises, fails its Deferred, or fires with something other than a `Decision`
-    or None makes the call fail closed: ``Reject(500, "Routing failed")``. ``failures`` counts
+    A router answers with a `Decision` or None, at once or (when it must wait) as a Deferred; the
+    chain joins the two with `whenReady`, so a chain of routers that answer at once makes no
+    Deferred per call. A router that raises, fails its Deferred, or gives something other than a
+    `Decision` or None makes the call fail closed: ``Reject(500, "Routing failed")``. ``failures`` counts
     them (for metrics). A chain is built per configuration, so its log counts start again after
     a reload.
     """
@@ -518,11 +520,9 @@ class RoutingChain:
         self.failures = 0
         self._failureKinds: dict[tuple[str, str], int] = {}
 
-    def route(self, call: CallRequest) -> defer.Deferred[Decision | None]:
-        answer = self.decide(call)
-        if isinstance(answer, defer.Deferred):
-            return cast("defer.Deferred[Decision | None]", answer)  # a Decision is one kind of answer
-        return defer.succeed(answer)
+    def route(self, call: CallRequest) -> Decision | defer.Deferred[Decision | None]:
+        """The chain as one router: its decision (never None), at once or later."""
+        return cast("Decision | defer.Deferred[Decision | None]", self.decide(call))
 
     def decide(self, call: CallRequest) -> Decision | defer.Deferred[Decision]:
         """The chain's decision (never None: nothing decided is 404) at once when every router
@@ -531,34 +531,24 @@ class RoutingChain:
         return self._ask(call, 0)
 
     def _ask(self, call: CallRequest, index: int) -> Decision | defer.Deferred[Decision]:
-        # Routers that answer at once are asked in a plain loop: no Deferred chain per router on
-        # the per-call path. An asynchronous one continues the chain when it fires.
-        # Measured: a Deferred callback per router was over half of the chain's cost.
-        routers = self.routers
-        while index < len(routers):
-            router = routers[index]
-            answer = _consult(router, call)
-            if isinstance(answer, defer.Deferred):
-                break  # asynchronous: the chain goes on when it fires
-            if isinstance(answer, Failure):
-                self._failed(router, answer)
-                return Decision(reject=ROUTING_FAILED, router=str(router.name))
-            if answer is not None:
-                return answer
-            index += 1
-        else:
+        """Ask router ``index`` and, if it passes, the ones after it (each when the last answered)."""
+        if index == len(self.routers):
             return Decision(reject=NO_ROUTE, router=self.name)
+        router = self.routers[index]
 
-        def decided(decision: Decision | None) -> Decision | defer.Deferred[Decision]:
-            if decision is None:
-                return self._ask(call, index + 1)
-            return decision
+        def decided(answer: object) -> Decision | defer.Deferred[Decision]:
+            decision = _checked(answer, router)
+            return self._ask(call, index + 1) if decision is None else decision
 
         def failed(failure: Failure) -> Decision:
             self._failed(router, failure)
             return Decision(reject=ROUTING_FAILED, router=str(router.name))
 
-        return answer.addCallbacks(decided, failed)
+        try:
+            answer = router.route(call)
+        except Exception:
+            return failed(Failure())
+        return whenReady(answer, decided, failed)
 
     def _failed(self, router: IRouter, failure: Failure) -> None:
         self.failures += 1
@@ -595,27 +585,6 @@ def _checked(result: object, router: IRouter) -> Decision | None:
     return result
 
 
-def _consult(
-    router: IRouter, call: CallRequest
-) -> Decision | Failure | defer.Deferred[Decision | None] | None:
-    """``router.route(call)``, checked: its answer at once when it has one (a raise or a wrong
-    result as a Failure), or a Deferred that fires with the checked answer."""
-    try:
-        d: object = router.route(call)
-        if isinstance(d, defer.Deferred):
-            if not d.called or d.paused:
-                return d.addCallback(_checked, router)
-            result = d.result
-            if isinstance(result, Failure):
-                d.addErrback(lambda _: None)  # handled here: no "unhandled error" at collection
-                return result
-        else:  # a plain value, as maybeDeferred would allow
-            result = d
-        return _checked(result, router)
-    except BaseException:
-        return Failure()
-
-
 def _where(failure: Failure) -> str:
     """``file:line`` where the exception was raised, for grouping and logs."""
     tb = failure.getTracebackObject()
@@ -626,6 +595,10 @@ def _where(failure: Failure) -> str:
         return ""
     last = frames[-1]
     return f"{last.filename}:{last.lineno}"
+
+
+# What a router said, as explain reports it.
+Answer: TypeAlias = "Decision | Failure | None"
 
 
 def explain(chain: RoutingChain, call: CallRequest) -> list[str]:
@@ -640,12 +613,21 @@ def explain(chain: RoutingChain, call: CallRequest) -> list[str]:
     chosen: str | None = None
     pending = False
     for router in chain.routers:
-        result = _consult(router, call)
-        if isinstance(result, defer.Deferred):
-            result.addErrback(lambda _: None)  # explain only reports; a late failure is not an error
+        # What the router says, once it has said it: a late answer or failure is only dropped.
+        answers: list[Answer] = []
+
+        def said(answer: object, router: IRouter = router, answers: list[Answer] = answers) -> None:
+            answers.append(_checked(answer, router))
+
+        try:
+            whenReady(router.route(call), said, answers.append)
+        except Exception:
+            answers.append(Failure())
+        if not answers:
             lines.append(f"{router.name}: no answer yet (asynchronous)")
             pending = pending or chosen is None
             continue
+        result = answers[0]
         if result is None:
             lines.append(f"{router.name}: pass")
             continue

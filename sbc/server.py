@@ -361,7 +361,7 @@ def routingChain(config: Config) -> RoutingChain:
         config.routing,
         users=config.registrar.users,
         domains=config.registrar.domains,
-        trunks=[t.name for t in config.trunks],
+        trunks=config.trunkNames,
         hook=config.hook,
     )
 

@@ -16,7 +16,7 @@ from twisted.python import usage
 import sbc
 from sbc.access import Bans
 from sbc.cdr import CDRWriter
-from sbc.config import Config, loadConfig
+from sbc.config import Config, MediaEngine, loadConfig
 from sbc.errors import ConfigError
 from sbc.interfaces import IMediaRelay
 from sbc.listeners import SignalReload, listenerServices
@@ -132,7 +132,7 @@ def _timer(interval: float, call: Any, clock: Any) -> internet.TimerService:
 def mediaRelay(reactor: Any, config: Config) -> IMediaRelay:
     """The configured media engine: the built-in relay, or an rtpengine daemon."""
     media = config.media
-    if media.engine == "rtpengine":
+    if media.engine is MediaEngine.RTPENGINE:
         return RtpengineRelay(RtpengineClient(reactor, reactor, media.rtpengine))
     return MediaRelay(
         QuietUDP(reactor),

@@ -6,12 +6,25 @@ from collections.abc import Callable
 
 from netaddr import IPSet
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from sbc.anchoring import MediaAnchor, refusal, refusalHeaders
-from sbc.interfaces import IMediaRelay, NotAcceptableError
+from sbc.anchoring import RETRY_AFTER, MediaAnchor, refusal, refusalHeaders
+from sbc.interfaces import (
+    IMediaRelay,
+    MediaCapacityError,
+    MediaUnavailableError,
+    NotAcceptableError,
+)
+from sbc.media.ports import PortPoolExhaustedError
 from sbc.media.quota import PortOwner, PortQuota, PortQuotaExceededError
+from sbc.media.rtpengine import (
+    RtpengineProtocolError,
+    RtpengineRefusedError,
+    RtpengineStoppedError,
+    RtpengineTimeoutError,
+)
 
 
 def sdp(*ports: int, host: str = "10.0.0.1") -> bytes:
@@ -28,6 +41,8 @@ class RecordingRelay:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str | None]] = []
         self.refuse = False
+        # When set, every offer and answer fails with it (an engine's own error, say).
+        self.error: Exception | None = None
 
     def offer(
         self,
@@ -44,6 +59,8 @@ class RecordingRelay:
 
     def _record(self, kind: str, side: str, body: bytes, sipSource: str | None) -> Deferred[bytes]:
         self.calls.append((kind, side, sipSource))
+        if self.error is not None:
+            return fail(self.error)
         if self.refuse:
             return fail(NotAcceptableError("refused"))
         return succeed(body)
@@ -157,3 +174,28 @@ class LimitsTests(SynchronousTestCase):
         self.successResultOf(self.anchor.offer("A", sdp(4000, 0, 4004)))
         self.successResultOf(self.anchor.offer("A", sdp(4000, host="0.0.0.0")))
         self.assertEqual(len(self.relay.calls), 2)
+
+
+class MediaErrorTests(SynchronousTestCase):
+    """Every engine fails in the interface's words, and the call answers by those words alone."""
+
+    def test_enginesSpeakTheInterface(self) -> None:
+        """Each engine's errors are the IMediaRelay errors they mean."""
+        self.assertIsInstance(PortPoolExhaustedError("full"), MediaCapacityError)
+        self.assertIsInstance(PortQuotaExceededError("full"), MediaCapacityError)
+        self.assertIsInstance(RtpengineTimeoutError("offer", 3, 1.5), MediaUnavailableError)
+        self.assertIsInstance(RtpengineStoppedError("stopped"), MediaUnavailableError)
+        self.assertIsInstance(RtpengineProtocolError("garbage"), MediaUnavailableError)
+        self.assertIsInstance(RtpengineRefusedError("offer", "no codec"), NotAcceptableError)
+
+    def test_statusByInterfaceError(self) -> None:
+        """488 for an SDP that cannot be used, 503 with Retry-After for no capacity or no engine."""
+        cases = [
+            (NotAcceptableError("codec"), 488, ()),
+            (MediaCapacityError("ports"), 503, (("Retry-After", str(RETRY_AFTER)),)),
+            (MediaUnavailableError("down"), 503, (("Retry-After", str(RETRY_AFTER)),)),
+            (RuntimeError("a bug"), 488, ()),
+        ]
+        for error, status, headers in cases:
+            failure = Failure(error)
+            self.assertEqual((refusal(failure), refusalHeaders(failure)), (status, headers), error)

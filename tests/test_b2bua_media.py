@@ -9,6 +9,7 @@ from sbc.cdr import Leg as Party
 from sbc.config import loadConfig
 from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay
+from sbc.media.rtpengine import RtpengineTimeoutError
 from sbc.sip import Request
 from sbc.sip.sdp import parseSDP
 from tests.test_anchoring import RecordingRelay
@@ -122,6 +123,19 @@ class MediaSecurityTests(CallTestCase):
         self.assertEqual((engine.calls, self.requestsTo(ALICE, "INVITE")), ([], []))
         self.receive(invite(body=body("10.9.9.9", 6000), callId="ok", branch="z9hG4bKok"), TRUNK)
         self.assertEqual(len(engine.calls), 1)
+
+    def test_engineUnreachable(self) -> None:
+        """An engine that does not answer (rtpengine timing out) gets the caller 503 with Retry-After,
+        as a relay out of ports does: the call layer knows only the interface's errors."""
+        engine = RecordingRelay()
+        engine.error = RtpengineTimeoutError("offer", 3, 1.5)
+        self.server.calls.relay = engine
+        self.bind()
+        self.receive(invite(body=body("10.9.9.9", 6000)), TRUNK)
+        refused = self.responsesTo(TRUNK)[-1]
+        self.assertEqual(refused.status, 503)
+        self.assertIsNotNone(refused.headers.get("retry-after"))
+        self.assertEqual(self.requestsTo(ALICE, "INVITE"), [])
 
     def test_portsPerTrunk(self) -> None:
         """A trunk at its port limit gets 503 with Retry-After; once a call ends, a new one fits again."""

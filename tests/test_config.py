@@ -12,7 +12,7 @@ from unittest import mock
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.access import TRUNK, BanSettings, Peer
-from sbc.config import Config, loadConfig
+from sbc.config import Config, Fork, MediaEngine, MediaMode, Redirect, Refer, loadConfig
 from sbc.errors import ConfigError
 from tests.fakes import DEMO_TOML, writeConfig
 
@@ -48,6 +48,27 @@ class LoadConfigTests(ConfigTestCase):
         self.assertEqual(config.access.classify("127.0.0.2"), DEMO)
         self.assertIsNone(config.access.classify("127.0.0.9"))
         self.assertIsNotNone(config.tls)
+
+    def test_trunkByName(self) -> None:
+        """Config.trunk finds a trunk by name (None for an unknown one), and survives replace()."""
+        config = loadConfig(ETC / "sbc.toml")
+        self.assertIs(config.trunk("demo"), config.trunks[0])
+        self.assertIsNone(config.trunk("nope"))
+        self.assertEqual(config.trunkNames, ("demo",))
+        changed = dataclasses.replace(config, trunks=())
+        self.assertIsNone(changed.trunk("demo"))
+
+    def test_closedChoicesAreEnums(self) -> None:
+        """Closed choices load as their enum's members (equal to the strings ops write)."""
+        config = loadConfig(ETC / "sbc.toml")
+        self.assertIs(config.calls.fork, Fork.PARALLEL)
+        self.assertIs(config.calls.redirect, Redirect.REJECT)
+        self.assertIs(config.media.engine, MediaEngine.RELAY)
+        self.assertIs(config.trunks[0].refer, Refer.REJECT)
+        self.assertIs(config.trunks[0].media, MediaMode.RELAY)
+        self.assertEqual(config.calls.fork, "parallel")
+        error = self.error(DEMO_TOML + '\n[calls]\nfork = "random"\n')
+        self.assertIn('calls.fork: must be "parallel" or "sequential"', str(error))
 
     def test_frozen(self) -> None:
         """Config cannot be changed in place; a reload builds a new one."""

@@ -19,6 +19,7 @@ from sbc.routing import (
     ROUTING_FAILED,
     CallRequest,
     Decision,
+    HookError,
     HookRouter,
     NumberPlan,
     Reject,
@@ -98,7 +99,7 @@ class HookFileTestCase(SynchronousTestCase):
 
     def decide(self, source: str, call: CallRequest) -> Decision | None:
         router = HookRouter(self.load(source), [DOMAIN], trunks=("demo", "backup"))
-        return self.successResultOf(router.route(call))
+        return router.route(call)
 
 
 class HookAnswerTests(HookFileTestCase):
@@ -173,15 +174,15 @@ class HookAnswerTests(HookFileTestCase):
         self.assertEqual(self.decide(source, call), Decision(reject=Reject(486), router="hook"))
 
     def test_raises(self) -> None:
-        """An exception in route() fails the router's Deferred, and the chain answers 500."""
+        """An exception in the hook is raised by the router, and the chain answers 500."""
         source = """
             def route(call):
                 return 1 / 0
         """
         router = HookRouter(self.load(source))
-        self.failureResultOf(router.route(device("bob")), ZeroDivisionError)
+        self.assertRaises(ZeroDivisionError, router.route, device("bob"))
         chain = buildChain(RoutingSettings(RULES), users=USERS, domains=[DOMAIN], hook=router.hook)
-        decision = self.successResultOf(chain.route(device("bob")))
+        decision = chain.route(device("bob"))
         self.assertEqual(decision, Decision(reject=ROUTING_FAILED, router="hook"))
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
@@ -192,7 +193,7 @@ class HookAnswerTests(HookFileTestCase):
             def route(call):
                 sys.exit(1)
         """
-        self.failureResultOf(HookRouter(self.load(source)).route(device("bob")), SystemExit)
+        self.assertRaises(HookError, HookRouter(self.load(source)).route, device("bob"))
 
     def test_wrongAnswers(self) -> None:
         """Answers that are not targets, rejections or None fail the call."""
@@ -210,7 +211,7 @@ class HookAnswerTests(HookFileTestCase):
                     return {answer}
             """
             router = HookRouter(self.load(source), [DOMAIN], trunks=("demo",))
-            self.failureResultOf(router.route(device("bob")))
+            self.assertRaises(HookError, router.route, device("bob"))
 
     def test_bareNameWithoutDomain(self) -> None:
         """A bare name for a caller without a domain fails: the hook must write user@domain."""
@@ -220,8 +221,9 @@ class HookAnswerTests(HookFileTestCase):
                 return call_user("bob")
         """
         router = HookRouter(self.load(source))
-        failure = self.failureResultOf(router.route(CallRequest(DEMO, "x", "y", "bob", "127.0.0.1")))
-        self.assertIn("user@domain", failure.getErrorMessage())
+        with self.assertRaises(HookError) as caught:
+            router.route(CallRequest(DEMO, "x", "y", "bob", "127.0.0.1"))
+        self.assertIn("user@domain", str(caught.exception))
 
 
 class LoadHookTests(HookFileTestCase):
@@ -296,7 +298,7 @@ class SampleHookTests(SynchronousTestCase):
         for call in CALLS:
             self.assertIsNone(hook(call))
             self.assertEqual(
-                self.successResultOf(withHook.route(call)), self.successResultOf(without.route(call))
+                withHook.route(call), without.route(call)
             )
             self.assertEqual(explain(withHook, call)[0], "hook: pass")
 
@@ -314,7 +316,7 @@ class SampleHookTests(SynchronousTestCase):
         trunk = CallRequest(DEMO, "x", "y", "+4930123456", "127.0.0.1")
 
         def decide(call: CallRequest) -> Decision | None:
-            return self.successResultOf(router.route(call))
+            return router.route(call)
 
         self.assertEqual(decide(trunk), Decision((UserTarget(f"alice@{DOMAIN}"),), router="hook"))
         premium = decide(device("+4919001234"))

@@ -13,7 +13,7 @@ class MetricsTests(SynchronousTestCase):
         metrics = Metrics()
         value = [3]
         metrics.gauge("media_ports_in_use", lambda: value[0])
-        metrics.inc("bad_requests")
+        metrics.counts["bad_requests"] += 1
         self.assertEqual(metrics["media_ports_in_use"], 3)
         value[0] = 7
         self.assertEqual(metrics["media_ports_in_use"], 7)

@@ -22,6 +22,7 @@ from sbc.routing import (
     ROUTING_FAILED,
     CallRequest,
     Decision,
+    HookError,
     HookRouter,
     NumberPlan,
     RegistrarRouter,
@@ -138,9 +139,10 @@ class FixedRouter:
         self.answer = answer
         self.asked = 0
 
-    def route(self, call: CallRequest) -> defer.Deferred[Decision | None]:
+    def route(self, call: CallRequest) -> Decision | defer.Deferred[Decision | None] | None:
+        """The answer as ``answer`` gives it: at once, or a Deferred when the test wants to wait."""
         self.asked += 1
-        result: defer.Deferred[Decision | None] = defer.maybeDeferred(self.answer, call)
+        result: Decision | defer.Deferred[Decision | None] | None = self.answer(call)
         return result
 
 
@@ -256,7 +258,7 @@ class StaticRouterTests(SynchronousTestCase):
         self.router = StaticRouter(RULES)
 
     def decide(self, call: CallRequest) -> Decision | None:
-        return self.successResultOf(self.router.route(call))
+        return self.router.route(call)
 
     def test_interface(self) -> None:
         """StaticRouter provides IRouter."""
@@ -310,7 +312,7 @@ class RegistrarRouterTests(SynchronousTestCase):
         self.router = RegistrarRouter(USERS, [DOMAIN, OTHER])
 
     def decide(self, call: CallRequest) -> Decision | None:
-        return self.successResultOf(self.router.route(call))
+        return self.router.route(call)
 
     def test_interface(self) -> None:
         """RegistrarRouter provides IRouter."""
@@ -345,7 +347,7 @@ class RegistrarRouterTests(SynchronousTestCase):
 
     def test_noDomains(self) -> None:
         """Without registrar domains, trunk calls to names pass."""
-        self.assertIsNone(self.successResultOf(RegistrarRouter(USERS, []).route(trunkCall("alice"))))
+        self.assertIsNone(RegistrarRouter(USERS, []).route(trunkCall("alice")))
 
 
 class TrunkRouterTests(SynchronousTestCase):
@@ -353,7 +355,7 @@ class TrunkRouterTests(SynchronousTestCase):
         self.router = TrunkRouter(RULES)
 
     def decide(self, call: CallRequest) -> Decision | None:
-        return self.successResultOf(self.router.route(call))
+        return self.router.route(call)
 
     def test_interface(self) -> None:
         """TrunkRouter provides IRouter."""
@@ -393,7 +395,7 @@ class TrunkRouterTests(SynchronousTestCase):
     def test_noDefault(self) -> None:
         """Without a default route, unmatched numbers pass."""
         router = TrunkRouter(RoutingRules(PLAN, {}, (Route("+49", ("demo",)),)))
-        self.assertIsNone(self.successResultOf(router.route(deviceCall("+331"))))
+        self.assertIsNone(router.route(deviceCall("+331")))
 
 
 class RoutingChainTests(SynchronousTestCase):
@@ -406,7 +408,8 @@ class RoutingChainTests(SynchronousTestCase):
         return chain
 
     def decide(self, chain: RoutingChain, call: CallRequest) -> Decision:
-        decision = self.successResultOf(chain.route(call))
+        answer = chain.route(call)
+        decision = self.successResultOf(answer) if isinstance(answer, defer.Deferred) else answer
         assert decision is not None
         return decision
 
@@ -440,8 +443,8 @@ class RoutingChainTests(SynchronousTestCase):
         chain = buildChain(
             RoutingSettings(RoutingRules(PLAN, {}, (Route("*", ("demo",)),))), users=USERS, domains=[DOMAIN]
         )
-        decision = self.successResultOf(chain.route(deviceCall("100")))
-        assert decision is not None
+        decision = chain.route(deviceCall("100"))
+        assert isinstance(decision, Decision)
         self.assertEqual(
             (decision.router, decision.targets), ("registrar", targets(UserTarget(f"100@{DOMAIN}")))
         )
@@ -482,6 +485,7 @@ class RoutingChainTests(SynchronousTestCase):
         later = FixedRouter("later", lambda call: Decision(reject=Reject(480)))
         chain = RoutingChain([FixedRouter("slow", lambda call: pending), later])
         result = chain.route(deviceCall("x"))
+        assert isinstance(result, defer.Deferred)
         self.assertNoResult(result)
         self.assertEqual(later.asked, 0)
         pending.callback(None)
@@ -491,7 +495,7 @@ class RoutingChainTests(SynchronousTestCase):
         """Routers that answer at once give the decision itself, with no Deferred to run."""
         chain = RoutingChain(
             [
-                FixedRouter("pass", lambda call: defer.succeed(None)),
+                FixedRouter("pass", lambda call: None),
                 FixedRouter("plain", lambda call: Decision(reject=Reject(486))),
             ]
         )
@@ -622,14 +626,15 @@ class HookRouterTests(SynchronousTestCase):
     def test_bareNames(self) -> None:
         """A bare user name is completed with the caller's domain; user@domain is kept."""
         router = HookRouter(lambda call: [UserTarget("bob"), UserTarget(f"carol@{OTHER}")], [DOMAIN, OTHER])
-        decision = self.successResultOf(router.route(deviceCall("x", caller=f"dave@{OTHER}")))
+        decision = router.route(deviceCall("x", caller=f"dave@{OTHER}"))
         assert decision is not None
         self.assertEqual(decision.targets, targets(UserTarget(f"bob@{OTHER}"), UserTarget(f"carol@{OTHER}")))
 
     def test_unknownTrunk(self) -> None:
         """A trunk the config does not name fails the hook's answer."""
-        failure = self.failureResultOf(self.router(TrunkTarget("nope", "+1")).route(deviceCall("x")))
-        self.assertIn("no such trunk", failure.getErrorMessage())
+        with self.assertRaises(HookError) as caught:
+            self.router(TrunkTarget("nope", "+1")).route(deviceCall("x"))
+        self.assertIn("no such trunk", str(caught.exception))
 
     def test_slowHookLogged(self) -> None:
         """A hook slower than the threshold is logged, then only at 10, 100, ... slow calls."""

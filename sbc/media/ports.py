@@ -17,11 +17,14 @@ import secrets
 from collections import deque
 from collections.abc import Callable
 
+from sbc.interfaces import MediaCapacityError
 
-class PortPoolExhaustedError(Exception):
+
+class PortPoolExhaustedError(MediaCapacityError):
     """No RTP/RTCP port pair can be had: every pair of the range is in use (or will not bind).
 
-    The call layer answers such an offer with 503, as rtpengine users do when it runs out of ports.
+    A `MediaCapacityError`: the call layer answers such an offer with 503, as rtpengine users do
+    when it runs out of ports.
     """
 
 

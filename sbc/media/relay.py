@@ -54,6 +54,7 @@ from sbc.media.ports import PortPool, PortPoolExhaustedError
 from sbc.media.targets import unmapped
 from sbc.sip.sdp import Media, SessionDescription, parseSDP, rewrite
 from sbc.sip.uri import isDigits
+from sbc.waiting import whenAllReady
 
 _OTHER = {"A": "B", "B": "A"}
 
@@ -524,16 +525,8 @@ class MediaRelay:
 
     def _closePair(self, pair: _Pair) -> None:
         """Close both sockets; the pair returns to the pool once the OS has let go of both."""
-        results = [pair.rtpPort.stopListening(), pair.rtcpPort.stopListening()]
-        pending = [result for result in results if isinstance(result, defer.Deferred)]
-
-        def release(_: object) -> None:
-            self.pool.release(pair.port)
-
-        if pending:
-            defer.gatherResults(pending, consumeErrors=True).addBoth(release)
-        else:
-            release(None)
+        closing = [pair.rtpPort.stopListening(), pair.rtcpPort.stopListening()]
+        whenAllReady(closing, lambda: self.pool.release(pair.port))
 
     def _closeSession(self, session: _Session) -> None:
         for stream in session.streams.values():

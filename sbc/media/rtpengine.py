@@ -31,8 +31,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sbc.interfaces import Address, IMediaRelay
+from sbc.interfaces import (
+    Address,
+    IMediaRelay,
+    MediaError,
+    MediaUnavailableError,
+    NotAcceptableError,
+)
 from sbc.media.bencode import BencodeError, Encodable, Value, decode, encode
+from sbc.waiting import whenAllReady
 
 # The largest datagram UDP carries. A query reply for a call with many streams runs to kilobytes;
 # Twisted's default of 8,192 bytes would silently cut a big one.
@@ -42,11 +49,15 @@ MAX_DATAGRAM = 65535
 _SUCCESS = frozenset({b"ok", b"pong"})
 
 
-class RtpengineError(Exception):
-    """Base of every way an ng request can fail, so that a caller can catch them all at once."""
+class RtpengineError(MediaError):
+    """Base of every way an ng request can fail, so that a caller can catch them all at once.
+
+    Each subclass is also the `IMediaRelay` error the call layer answers by: a refusal is
+    `NotAcceptableError` (488), no reply or a broken one `MediaUnavailableError` (503).
+    """
 
 
-class RtpengineRefusedError(RtpengineError):
+class RtpengineRefusedError(RtpengineError, NotAcceptableError):
     """rtpengine answered ``result: error`` (or another result that is not success)."""
 
     def __init__(self, command: str, reason: str) -> None:
@@ -55,7 +66,7 @@ class RtpengineRefusedError(RtpengineError):
         self.reason = reason
 
 
-class RtpengineTimeoutError(RtpengineError):
+class RtpengineTimeoutError(RtpengineError, MediaUnavailableError):
     """No reply after every try: rtpengine is down, unreachable, or overloaded."""
 
     def __init__(self, command: str, tries: int, seconds: float) -> None:
@@ -64,11 +75,11 @@ class RtpengineTimeoutError(RtpengineError):
         self.tries = tries
 
 
-class RtpengineProtocolError(RtpengineError):
+class RtpengineProtocolError(RtpengineError, MediaUnavailableError):
     """A reply with our cookie that is not the ng protocol: bad bencode, no result, no SDP."""
 
 
-class RtpengineStoppedError(RtpengineError):
+class RtpengineStoppedError(RtpengineError, MediaUnavailableError):
     """The client stopped while the request was waiting for its reply."""
 
 
@@ -167,10 +178,9 @@ class RtpengineClient:
         port, self._port = self._port, None
         if port is None:
             return succeed(None)
-        stopped = port.stopListening()
-        if isinstance(stopped, Deferred):
-            return stopped.addCallback(lambda _: None)
-        return succeed(None)
+        stopped: Deferred[None] = Deferred()
+        whenAllReady([port.stopListening()], lambda: stopped.callback(None))
+        return stopped
 
     @property
     def pendingCount(self) -> int:
