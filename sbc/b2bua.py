@@ -1231,28 +1231,24 @@ class CallManager:
         if label.kind != "trunk" or leg.transport.reliable:
             return
         hop = leg.nextHop()
-        if hop is None or hop == leg.address:
-            if hop is None and leg.routeSet:
-                self.sourceLog.info(
-                    self.log,
-                    leg.address[0],
-                    "route {route} names no address: in-dialog requests go to {address}",
-                    route=leg.routeSet[0],
-                    address=leg.address,
-                )
+        if hop == leg.address or (hop is None and not leg.routeSet):
             return
-        peer = self.config.access.classify(hop[0])
-        if peer is None or peer.kind != TRUNK or peer.name != label.name:
-            self.sourceLog.info(
-                self.log,
-                leg.address[0],
-                "route {route} is outside trunk {trunk}: in-dialog requests go to {address}",
-                route=leg.routeSet[0],
-                trunk=label.name,
-                address=leg.address,
-            )
-            return
-        leg.address = hop
+        if hop is None:
+            why = "names no address"
+        else:
+            peer = self.config.access.classify(hop[0])
+            if peer is not None and peer.kind == TRUNK and peer.name == label.name:
+                leg.address = hop
+                return
+            why = f"is outside trunk {label.name}"
+        self.sourceLog.info(
+            self.log,
+            leg.address[0],
+            "route {route} {why}: in-dialog requests go to {address}",
+            route=leg.routeSet[0],
+            why=why,
+            address=leg.address,
+        )
 
     def _routeFailed(self, failure: Failure, call: Call) -> None:
         call.logFailure("routing failed", failure)

@@ -26,6 +26,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,15 @@ class CDR:
         return max(0.0, self.end - self.answer)
 
     def toJSON(self) -> dict[str, Any]:
-        """The line's object, URIs scrubbed and times in milliseconds' precision."""
+        """The line's object, URIs scrubbed and times in milliseconds' precision.
+
+        Built once per record (the CDR file and the call's log line both read it); a copy, so a
+        caller's change never reaches the other reader.
+        """
+        return dict(self._record)
+
+    @cached_property
+    def _record(self) -> dict[str, Any]:
         reason = self.reason
         if reason is not None and len(reason) > _REASON_LIMIT:
             reason = reason[:_REASON_LIMIT]

@@ -749,7 +749,7 @@ class BoundsTests(CallTestCase):
         self.assertEqual(len(self.cdrs.records), 1000)
 
 
-class MediaTests(CallTestCase):
+class RelayedCallTestCase(CallTestCase):
     """Calls whose media goes through the built-in relay (on a fake UDP reactor)."""
 
     def setUp(self) -> None:
@@ -771,6 +771,10 @@ class MediaTests(CallTestCase):
         self.receive(answer(bInvite, 200, body=self.bSDP, contact="<sip:alice@10.1.1.1>"), ALICE)
         self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
         return bInvite
+
+
+class MediaTests(RelayedCallTestCase):
+    """Calls whose media goes through the built-in relay (on a fake UDP reactor)."""
 
     def test_sdpAnchored(self) -> None:
         """Each side's SDP names the SBC and relay ports, never the other side's address or port."""
@@ -1050,21 +1054,10 @@ def typed(message: bytes, contentType: str | None) -> bytes:
     return message.replace(b"Content-Type: application/sdp\r\n", line, 1)
 
 
-class BodyTests(CallTestCase):
+class BodyTests(RelayedCallTestCase):
     """Bodies other than plain SDP: multipart/mixed (SIP-I), and bodies sbc cannot read."""
 
     GATEWAY = ("127.0.0.2", 5080)
-
-    def setUp(self) -> None:
-        from sbc.media.ports import PortPool
-        from sbc.media.relay import MediaRelay
-        from tests.test_media_relay import FakeUDPReactor
-
-        super().setUp()
-        self.relay = MediaRelay(FakeUDPReactor(), self.clock, "127.0.0.1", PortPool(30000, 30099), timeout=30)
-        self.server.calls.relay = self.relay
-        self.aSDP = SDP.replace(b"192.0.2.77", b"127.0.0.2").replace(b"4000", b"6000")
-        self.bSDP = SDP.replace(b"192.0.2.77", b"10.1.1.1").replace(b"4000", b"7000")
 
     def passIsup(self) -> None:
         toml = (self.directory / "sbc.toml").read_text()

