@@ -4,7 +4,7 @@
   must have no ``__init__.py`` (it is Twisted's namespace for plugins), so ``find:`` cannot see it.
   It is named here as a package of its own.
 - The example config: the repository's ``etc/`` is copied into the built package as
-  ``sbc/examples/etc``, which ``sbc-ctl init`` reads (`sbc.starter`); one copy to keep.
+  ``sbc/examples/etc``, which ``sbc-ctl init`` reads (`sbc.ops.starter`); one copy to keep.
 - The codec compiled by mypyc, when asked: ``SBC_MYPYC=1 python setup.py build_ext --inplace``
   (what `make compiled` runs) compiles the modules named in ``sbc.compiled.CODEC`` into one mypyc
   group, each ``.so`` beside its ``.py``. ``SBC_MYPYC=1 pip wheel --no-build-isolation .`` makes a

@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 if TYPE_CHECKING:
-    from sbc.state import BanTable
+    from sbc.ops.state import BanTable
 
 TRUNK = "trunk"
 DEVICES = "devices"

@@ -1,7 +1,7 @@
 """The B2BUA: every call is two dialogs, an A-leg and a B-leg, joined by a `Call`.
 
 Nothing passes through unchanged. The B-leg is built fresh (Call-ID, tags, CSeq, Via,
-Contact are ours) and only the headers `sbc.policy` allows are copied across, in both
+Contact are ours) and only the headers `sbc.calls.policy` allows are copied across, in both
 directions. Responses and in-dialog requests are mapped between the legs by the call.
 """
 
@@ -32,18 +32,18 @@ from sbc.anchoring import (
     sdpOf,
     unreadable,
 )
-from sbc.authenticator import Authenticator, Outcome
-from sbc.calllog import logCall
-from sbc.cdr import CDR, CDRWriter, dispositionFor
-from sbc.cdr import Leg as Party
+from sbc.calls.calllog import logCall
+from sbc.calls.cdr import CDR, CDRWriter, dispositionFor
+from sbc.calls.cdr import Leg as Party
+from sbc.calls.policy import copyHeaders, standardReason
 from sbc.config import Config, Fork, MediaMode, Redirect, Refer, Trunk
 from sbc.dialog import Leg, newCallId, newTag
-from sbc.droplog import DropLog
 from sbc.interfaces import Address, IClientTransactionUser, IMediaRelay, ISIPTransport, MediaError
-from sbc.location import Binding
 from sbc.media.quota import PortOwner, PortQuota
-from sbc.policy import copyHeaders, standardReason
-from sbc.registrar import Registrar
+from sbc.ops.droplog import DropLog
+from sbc.registrar.authenticator import Authenticator, Outcome
+from sbc.registrar.location import Binding
+from sbc.registrar.registrar import Registrar
 from sbc.routing import CallRequest, Decision, TrunkTarget, UserTarget
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import Headers

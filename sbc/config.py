@@ -21,11 +21,11 @@ from netaddr import AddrFormatError, IPNetwork, IPSet
 from sbc.access import DEVICE_NETWORK, TRUNK, AccessPolicy, BanSettings, Peer, isLoopback
 from sbc.errors import ConfigError
 from sbc.hook import Hook, loadHook
-from sbc.networks import DeviceNetwork, NetworkMap
+from sbc.registrar.networks import DeviceNetwork, NetworkMap
+from sbc.registrar.users import ALGORITHMS, Account, UserDirectory, isValidDomain, loadUsers
 from sbc.routing import RoutingSettings, parseRoutingConfig
 from sbc.sip.message import Limits
 from sbc.sip.uri import isDigits
-from sbc.users import ALGORITHMS, Account, UserDirectory, isValidDomain, loadUsers
 from sbc.whitelist import loadWhitelist
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -227,7 +227,7 @@ def _isAddress(text: str) -> bool:
 class LogSettings:
     """What the SBC logs beyond errors and state changes."""
 
-    # One line per call attempt at its end (sbc.calllog).
+    # One line per call attempt at its end (sbc.calls.calllog).
     calls: bool = True
 
 

@@ -14,7 +14,7 @@ from zope.interface import Attribute, Interface
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-    from sbc.location import Binding
+    from sbc.registrar.location import Binding
     from sbc.routing import CallRequest, Decision
     from sbc.sip.message import Request, Response
     from sbc.transaction import ClientTransaction, ServerTransaction
@@ -64,7 +64,7 @@ class ILocationStore(Interface):
 
     Every method returns a Deferred, so that a store on the network (Redis, for several SBC
     nodes) fits behind the same interface as the embedded one, which answers at once.
-    Bindings are `sbc.location.Binding` values; ``aor`` is the canonical ``user@domain``.
+    Bindings are `sbc.registrar.location.Binding` values; ``aor`` is the canonical ``user@domain``.
     """
 
     def lookup(aor: str) -> Deferred[list[Binding]]:

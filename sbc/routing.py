@@ -39,8 +39,8 @@ from zope.interface import implementer
 from sbc.access import DEVICES, TRUNK, Peer
 from sbc.errors import ConfigError
 from sbc.interfaces import IRouter
+from sbc.registrar.users import UserDirectory, isValidDomain, isValidUser
 from sbc.sip.uri import isDigits
-from sbc.users import UserDirectory, isValidDomain, isValidUser
 from sbc.waiting import whenReady
 
 __all__ = [

@@ -16,17 +16,17 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from sbc.access import TRUNK, Bans, OnBan
-from sbc.authenticator import Authenticator
 from sbc.b2bua import CallManager, Route
-from sbc.cdr import CDRWriter
+from sbc.calls.cdr import CDRWriter
 from sbc.config import Config
 from sbc.dialog import newTag
-from sbc.droplog import DropLog
 from sbc.interfaces import Address, ILocationStore, IMediaRelay, ISIPTransport, ITransactionUser
-from sbc.location import MemoryLocationStore
-from sbc.metrics import Metrics
-from sbc.nonce import NonceManager
-from sbc.registrar import Registrar
+from sbc.ops.droplog import DropLog
+from sbc.ops.metrics import Metrics
+from sbc.registrar.authenticator import Authenticator
+from sbc.registrar.location import MemoryLocationStore
+from sbc.registrar.nonce import NonceManager
+from sbc.registrar.registrar import Registrar
 from sbc.routing import CallRequest, Decision, RoutingChain, buildChain
 from sbc.scheduler import TimerQueue
 from sbc.sip.errors import SIPParseError
@@ -42,7 +42,7 @@ from sbc.sip.message import (
     validateRequest,
     validateResponse,
 )
-from sbc.transaction import ServerTransaction, Timers, TransactionLayer, responseAddress
+from sbc.transaction import PROCEEDING, TRYING, ServerTransaction, Timers, TransactionLayer, responseAddress
 
 # Methods this SBC answers itself at this stage; the registrar and the B2BUA add theirs.
 SUPPORTED_OPTIONS: frozenset[str] = frozenset({"100rel", "timer"})
@@ -289,13 +289,13 @@ class SIPServer:
         except SIPParseError as e:
             # A header a handler read only now (credentials, say) is malformed: the sender's error.
             self.metrics.counts["bad_requests"] += 1
-            if transaction.state in ("Trying", "Proceeding"):
+            if transaction.state in (TRYING, PROCEEDING):
                 self._respond(transaction, e.status, reason=_reason(e))
         except Exception:
             # A bug must not leave a server transaction unanswered for ever.
             self.dropLog.failure(self.log, transaction.source[0], "handling {method} failed", method=method)
             self.metrics.counts["internal_errors"] += 1
-            if transaction.state in ("Trying", "Proceeding"):
+            if transaction.state in (TRYING, PROCEEDING):
                 self._respond(transaction, 500)
 
     def strayResponse(self, response: Response, transport: ISIPTransport, source: Address) -> None:

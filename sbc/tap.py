@@ -15,23 +15,23 @@ from twisted.python import usage
 
 import sbc
 from sbc.access import Bans
-from sbc.cdr import CDRWriter
+from sbc.calls.cdr import CDRWriter
 from sbc.config import Config, MediaEngine, loadConfig
 from sbc.errors import ConfigError
 from sbc.interfaces import IMediaRelay
-from sbc.listeners import SignalReload, listenerServices
-from sbc.location import SQLiteLocationStore
 from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay
 from sbc.media.rtpengine import RtpengineClient, RtpengineRelay
 from sbc.media.sockets import QuietUDP
-from sbc.permissions import exposedSecrets
-from sbc.qualify import Qualifier
-from sbc.reload import ConfigReloader
+from sbc.ops.permissions import exposedSecrets
+from sbc.ops.reload import ConfigReloader
+from sbc.ops.state import BanTable, loadSecret, openDatabase
+from sbc.registrar.location import SQLiteLocationStore
+from sbc.registrar.qualify import Qualifier
 from sbc.server import SIPServer
-from sbc.state import BanTable, loadSecret, openDatabase
-from sbc.tls import serverContextFactory
 from sbc.transport import StreamConnections
+from sbc.transport.listeners import SignalReload, listenerServices
+from sbc.transport.tls import serverContextFactory
 
 EXPIRY_INTERVAL = 30.0
 # The start of the log line that says every listener is bound.

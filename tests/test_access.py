@@ -23,7 +23,7 @@ from sbc.access import (
     Peer,
     sourceKey,
 )
-from sbc.state import BanTable, openDatabase
+from sbc.ops.state import BanTable, openDatabase
 
 PEER = Peer(TRUNK, "peer")
 OTHER = Peer(TRUNK, "other")

@@ -11,9 +11,9 @@ from twisted.logger import Logger, LogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.b2bua import Call
-from sbc.cdr import CDR
+from sbc.calls.cdr import CDR
 from sbc.config import loadConfig
-from sbc.location import Binding
+from sbc.registrar.location import Binding
 from sbc.routing import CallRequest, Decision, Reject, TrunkTarget, UserTarget
 from sbc.server import SIPServer
 from sbc.sip import Request, Response, parseMessage

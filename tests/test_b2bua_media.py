@@ -5,7 +5,7 @@ The calls run through the built-in relay on a fake UDP reactor, as `tests.test_b
 
 from __future__ import annotations
 
-from sbc.cdr import Leg as Party
+from sbc.calls.cdr import Leg as Party
 from sbc.config import loadConfig
 from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay

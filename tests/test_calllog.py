@@ -1,4 +1,4 @@
-"""Tests for sbc.calllog: one summary line per call attempt, with the reason when the SBC ended it."""
+"""Tests for sbc.calls.calllog: one summary line per call attempt, with the reason when the SBC ended it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import cast
 from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc import calllog
-from sbc.cdr import CDR
+from sbc.calls import calllog
+from sbc.calls.cdr import CDR
 from sbc.config import LogSettings
 from tests.test_b2bua import ALICE, TRUNK, CallTestCase, answer, invite
 from tests.test_cdr import answered
@@ -28,7 +28,7 @@ def record(**changes: object) -> CDR:
 
 
 class CaptureMixin:
-    """Collect what sbc.calllog logs while a test runs."""
+    """Collect what sbc.calls.calllog logs while a test runs."""
 
     def captureCallLog(self, test: SynchronousTestCase) -> list[LogEvent]:
         events: list[LogEvent] = []

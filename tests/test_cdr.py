@@ -1,4 +1,4 @@
-"""Tests for sbc.cdr: CDR values, dispositions, and the appending, fsyncing, reopening writer."""
+"""Tests for sbc.calls.cdr: CDR values, dispositions, and the appending, fsyncing, reopening writer."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from twisted.logger import ILogObserver, Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from sbc.cdr import CDR, DISPOSITIONS, CDRWriter, Leg, dispositionFor, scrubURI
+from sbc.calls.cdr import CDR, DISPOSITIONS, CDRWriter, Leg, dispositionFor, scrubURI
 
 KEYS = [
     "callId",

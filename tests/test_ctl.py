@@ -1,4 +1,4 @@
-"""Tests for sbc.ctl: ``sbc-ctl adduser`` edits the users file safely and never stores a password."""
+"""Tests for sbc.ops.ctl: ``sbc-ctl adduser`` edits the users file safely and never stores a password."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc import ctl
-from sbc.users import formatAccount, loadUsers
+from sbc.ops import ctl
+from sbc.registrar.users import formatAccount, loadUsers
 
 PASSWORD = "correct horse battery staple"
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,12 +218,12 @@ class AdduserTests(SynchronousTestCase):
 
 class ModuleTests(SynchronousTestCase):
     def test_pythonDashM(self) -> None:
-        """``python -m sbc.ctl`` runs the command and exits with its status."""
+        """``python -m sbc.ops.ctl`` runs the command and exits with its status."""
         directory = Path(tempfile.mkdtemp())
         self.addCleanup(shutil.rmtree, directory)
         users = directory / "users.txt"
         environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "sbc.ctl", "--users", str(users), "adduser", "alice@example.com"]
+        command = [sys.executable, "-m", "sbc.ops.ctl", "--users", str(users), "adduser", "alice@example.com"]
         done = subprocess.run(
             [*command, "--password-stdin"],
             input=PASSWORD + "\n",

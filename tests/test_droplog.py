@@ -1,4 +1,4 @@
-"""Tests for sbc.droplog: at most one line per source and minute, in a bounded table."""
+"""Tests for sbc.ops.droplog: at most one line per source and minute, in a bounded table."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from sbc.config import loadConfig
-from sbc.droplog import DropLog
+from sbc.ops.droplog import DropLog
 from sbc.server import SIPServer
 from tests.fakes import RecordingTransport, writeConfig
 

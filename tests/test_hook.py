@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sbc.access import DEVICE_NETWORK, TRUNK, Peer
 from sbc.errors import ConfigError
 from sbc.hook import Hook, call_trunk, call_user, loadHook, reject
+from sbc.registrar.users import Account, UserDirectory
 from sbc.routing import (
     ROUTING_FAILED,
     CallRequest,
@@ -31,7 +32,6 @@ from sbc.routing import (
     buildChain,
     explain,
 )
-from sbc.users import Account, UserDirectory
 
 SAMPLE = Path(__file__).resolve().parents[1] / "etc" / "routing.py"
 DOMAIN = "demo.acme.sbc.test"

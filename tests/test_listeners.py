@@ -1,4 +1,4 @@
-"""Tests for sbc.listeners: sockets sized for floods, stream listeners wired to the gate."""
+"""Tests for sbc.transport.listeners: sockets sized for floods, stream listeners wired to the gate."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import loadConfig
-from sbc.listeners import RECEIVE_BUFFER, growReceiveBuffer, listenerServices
 from sbc.server import SIPServer
 from sbc.transport import SIPStreamFactory, StreamConnections
+from sbc.transport.listeners import RECEIVE_BUFFER, growReceiveBuffer, listenerServices
 from tests.fakes import DEMO_TOML, writeConfig
 
 

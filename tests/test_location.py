@@ -1,4 +1,4 @@
-"""Tests for sbc.location: the registrar's bindings, in memory and written through to SQLite."""
+"""Tests for sbc.registrar.location: the registrar's bindings, in memory and written through to SQLite."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from sbc.interfaces import ILocationStore
-from sbc.location import Binding, MemoryLocationStore, SQLiteLocationStore, canonicalAOR
-from sbc.state import openDatabase
+from sbc.ops.state import openDatabase
+from sbc.registrar.location import Binding, MemoryLocationStore, SQLiteLocationStore, canonicalAOR
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"

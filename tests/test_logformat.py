@@ -1,4 +1,4 @@
-"""Tests for sbc.logformat: one flat JSON object per log line, for log shippers."""
+"""Tests for sbc.ops.logformat: one flat JSON object per log line, for log shippers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.logformat import jsonLines
+from sbc.ops.logformat import jsonLines
 
 
 class JSONLinesTests(SynchronousTestCase):

@@ -1,10 +1,10 @@
-"""Tests for sbc.metrics: counters and gauges."""
+"""Tests for sbc.ops.metrics: counters and gauges."""
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.metrics import Metrics
+from sbc.ops.metrics import Metrics
 
 
 class MetricsTests(SynchronousTestCase):

@@ -1,6 +1,6 @@
 # Twisted's trial assertions carry no annotations.
 # mypy: disable-error-code="no-untyped-call"
-"""Tests for `sbc.nonce`: issuing server nonces and judging them, on a `Clock`."""
+"""Tests for `sbc.registrar.nonce`: issuing server nonces and judging them, on a `Clock`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import base64
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.nonce import NonceManager, NonceState
+from sbc.registrar.nonce import NonceManager, NonceState
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

@@ -1,4 +1,4 @@
-"""Tests for sbc.permissions: secrets that other accounts can read are named, one line each."""
+"""Tests for sbc.ops.permissions: secrets that other accounts can read are named, one line each."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import loadConfig
-from sbc.permissions import exposedSecrets, exposure
+from sbc.ops.permissions import exposedSecrets, exposure
 from tests.fakes import DEMO_TOML, writeConfig
 
 

@@ -1,10 +1,10 @@
-"""Tests for sbc.policy: which headers cross between the legs, judged by who sent them."""
+"""Tests for sbc.calls.policy: which headers cross between the legs, judged by who sent them."""
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.policy import copyHeaders, isAddressHost, standardReason, withoutAddressURLs, withoutText
+from sbc.calls.policy import copyHeaders, isAddressHost, standardReason, withoutAddressURLs, withoutText
 from sbc.sip.headers import Headers
 
 

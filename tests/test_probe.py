@@ -1,4 +1,4 @@
-"""Tests for sbc.probe: one OPTIONS from a chosen source, retransmitted until a final answer."""
+"""Tests for sbc.ops.probe: one OPTIONS from a chosen source, retransmitted until a final answer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.probe import ProbeError, sendOptions
+from sbc.ops.probe import ProbeError, sendOptions
 from sbc.sip import Request, Response, parseMessage
 
 

@@ -1,4 +1,4 @@
-"""Tests for sbc.registrar: REGISTER with digest auth, bindings, bans and flows."""
+"""Tests for sbc.registrar.registrar: REGISTER with digest auth, bindings, bans and flows."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import loadConfig
-from sbc.registrar import PRUNE_INTERVAL
+from sbc.registrar.registrar import PRUNE_INTERVAL
+from sbc.registrar.users import formatAccount
 from sbc.server import SIPServer
 from sbc.sip import Request, Response, parseMessage
 from sbc.sip.digest import formatCredentials, makeCredentials, parseChallenge
 from sbc.transport import SIPStreamFactory, StreamConnections
-from sbc.users import formatAccount
 from tests.fakes import DEMO_TOML, RecordingTransport, connectStream, writeConfig
 from tests.rfc4475 import load
 
@@ -690,7 +690,7 @@ class TortureRegisterTests(RegistrarTestCase):
 class QualifyTests(RegistrarTestCase):
     def setUp(self) -> None:
         super().setUp()
-        from sbc.qualify import Qualifier
+        from sbc.registrar.qualify import Qualifier
 
         self.qualifier = Qualifier(self.server.registrar, self.server.transactions, "sbc")
         self.authorized(register())

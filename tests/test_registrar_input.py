@@ -1,4 +1,4 @@
-"""Tests for sbc.registrar against malformed numbers and credentials: 400, never 500."""
+"""Tests for sbc.registrar.registrar against malformed numbers and credentials: 400, never 500."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for sbc.reload: whitelists follow their files, and a bad file changes nothing."""
+"""Tests for sbc.ops.reload: whitelists follow their files, and a bad file changes nothing."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.access import TRUNK, Peer
 from sbc.config import Config, loadConfig
-from sbc.listeners import SignalReload
-from sbc.reload import ConfigReloader
+from sbc.ops.reload import ConfigReloader
+from sbc.transport.listeners import SignalReload
 from tests.fakes import writeConfig
 
 DEMO = Peer(TRUNK, "demo")

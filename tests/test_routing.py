@@ -17,6 +17,7 @@ from zope.interface.verify import verifyObject
 from sbc.access import DEVICE_NETWORK, TRUNK, Peer
 from sbc.errors import ConfigError
 from sbc.interfaces import IRouter
+from sbc.registrar.users import Account, UserDirectory
 from sbc.routing import (
     NO_ROUTE,
     ROUTING_FAILED,
@@ -40,7 +41,6 @@ from sbc.routing import (
     explain,
     parseRoutingConfig,
 )
-from sbc.users import Account, UserDirectory
 
 DOMAIN = "demo.acme.sbc.test"
 OTHER = "other.test"

@@ -1,4 +1,4 @@
-"""Tests for sbc.starter: ``sbc-ctl init`` writes the loopback demo config, ready to run."""
+"""Tests for sbc.ops.starter: ``sbc-ctl init`` writes the loopback demo config, ready to run."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 from cryptography import x509
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc import starter
 from sbc.config import loadConfig
+from sbc.ops import starter
 
 
 class StarterTests(SynchronousTestCase):

@@ -1,4 +1,4 @@
-"""Tests for sbc.state: the state database, its schema version, the server secret and stored bans."""
+"""Tests for sbc.ops.state: the state database, its schema version, the server secret and stored bans."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.errors import ConfigError
-from sbc.state import SCHEMA_VERSION, SECRET_SIZE, BanTable, loadSecret, openDatabase
+from sbc.ops.state import SCHEMA_VERSION, SECRET_SIZE, BanTable, loadSecret, openDatabase
 
 
 def mode(path: Path) -> int:

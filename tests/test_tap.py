@@ -17,8 +17,8 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc import tap
-from sbc.listeners import DatagramListener, SignalReload
 from sbc.tap import Options, SBCService, makeService
+from sbc.transport.listeners import DatagramListener, SignalReload
 from tests.fakes import DEMO_TOML, writeConfig
 from tests.test_droplog import Events
 

@@ -1,4 +1,4 @@
-"""Tests for sbc.tls: the server context from config, TLS 1.2 at least."""
+"""Tests for sbc.transport.tls: the server context from config, TLS 1.2 at least."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import TLSSettings
 from sbc.errors import ConfigError
-from sbc.tls import serverContextFactory
 from sbc.transport import SIPStreamFactory
+from sbc.transport.tls import serverContextFactory
 from tests.certs import makeCertificate
 from tests.fakes import options
 from tests.test_transport import FakeController

@@ -14,13 +14,13 @@ from zope.interface.verify import verifyObject
 from sbc.interfaces import Address, IClientTransactionUser, ISIPTransport, ITransactionUser
 from sbc.sip import MAGIC_COOKIE, HeaderField, Headers, Request, Response, parseMessage
 from sbc.transaction import (
-    SPENT,
     ClientTransaction,
     ServerTransaction,
     Timers,
     TransactionLayer,
     newBranch,
 )
+from sbc.transaction.lifecycle import SPENT
 from tests.fakes import SortedClock
 
 # Exact in binary, so that clock arithmetic lands on timer deadlines exactly.

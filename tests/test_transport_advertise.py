@@ -14,9 +14,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import loadConfig
 from sbc.dialog import ourContact
-from sbc.listeners import DatagramListener, listenerServices
 from sbc.server import SIPServer
 from sbc.transport import SIPDatagramProtocol, SIPStreamFactory, SIPStreamProtocol
+from sbc.transport.listeners import DatagramListener, listenerServices
 from tests.fakes import DEMO_TOML, writeConfig
 from tests.test_transport import FakeController, FakeDatagramTransport
 

@@ -1,4 +1,4 @@
-"""Tests for sbc.users: the users file, its HA1 hashes, and errors that name the line."""
+"""Tests for sbc.registrar.users: the users file, its HA1 hashes, and errors that name the line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.errors import ConfigError
-from sbc.users import (
+from sbc.registrar.users import (
     Account,
     UserDirectory,
     accountKey,

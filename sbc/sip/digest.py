@@ -1,7 +1,7 @@
 """HTTP Digest authentication as SIP uses it (RFC 3261 section 22, RFC 7616, RFC 8760).
 
 Pure functions and values: no Twisted, no I/O, no clock. Nonces, and whether one is fresh or
-replayed, live in `sbc.nonce`; this module only parses, formats and computes.
+replayed, live in `sbc.registrar.nonce`; this module only parses, formats and computes.
 
 Text conventions: header values are held the way the codec holds them (each character one
 octet, decoded as Latin-1), so `response` hashes those octets back exactly. `ha1` takes the
@@ -348,7 +348,7 @@ def verify(credentials: Credentials, ha1Hex: str, method: str) -> bool:
 
     ``ha1Hex`` must have been computed with ``credentials.algorithm``. An algorithm or qop we do
     not support verifies as False rather than raising. Checking the realm, that ``uri`` matches
-    the Request-URI, and the nonce's freshness (`sbc.nonce`) is the caller's job.
+    the Request-URI, and the nonce's freshness (`sbc.registrar.nonce`) is the caller's job.
     """
     c = credentials
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.probe import sendOptions
+from sbc.ops.probe import sendOptions
 
 from .readme import REPO_ROOT, Background, command, portsFree, run
 from .service import SERVICE_ERRORS

@@ -1,5 +1,5 @@
 """
-Tests for contrib/logrotate/sbc with the real logrotate: CDRs written by sbc.cdr keep their lines
+Tests for contrib/logrotate/sbc with the real logrotate: CDRs written by sbc.calls.cdr keep their lines
 through a rotation, and the next CDR goes to a new file.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.cdr import CDR, CDRWriter, Leg
+from sbc.calls.cdr import CDR, CDRWriter, Leg
 
 from .tools import requireTool
 

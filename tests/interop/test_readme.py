@@ -20,7 +20,7 @@ from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.probe import sendOptions
+from sbc.ops.probe import sendOptions
 
 from .readme import REPO_ROOT, Background, Command, command, commands, portsFree, run
 from .service import SERVICE_ERRORS
@@ -35,7 +35,7 @@ RUN_BY = {
     ".venv/bin/sbc-ctl --users etc/users.txt adduser carol@demo.acme.sbc.test": (
         "test_readme.AdduserCommandTests.test_adduser"
     ),
-    ".venv/bin/twistd -n --pidfile= --logger=sbc.logformat.jsonLines sbc --config etc/sbc.toml": (
+    ".venv/bin/twistd -n --pidfile= --logger=sbc.ops.logformat.jsonLines sbc --config etc/sbc.toml": (
         "test_readme.JSONLogTests.test_jsonLines"
     ),
     "python3 -m venv ~/sbc-venv && ~/sbc-venv/bin/pip install .": "test_install.InstallTests",
@@ -133,7 +133,7 @@ class JSONLogTests(SynchronousTestCase):
         requireDemoPorts()
         if not (REPO_ROOT / "state" / "tls" / "sbc.crt").exists():
             self.assertEqual(run("make state/tls/sbc.crt", REPO_ROOT).returncode, 0)
-        line = command(".venv/bin/twistd -n --pidfile= --logger=sbc.logformat.jsonLines")
+        line = command(".venv/bin/twistd -n --pidfile= --logger=sbc.ops.logformat.jsonLines")
         log = Path(tempfile.mkdtemp(prefix="readme-")) / "twistd.log"
         self.addCleanup(shutil.rmtree, log.parent, ignore_errors=True)
         service = Background(line.text, REPO_ROOT, log)

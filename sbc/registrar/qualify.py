@@ -16,8 +16,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from sbc.interfaces import IClientTransactionUser, ISIPTransport
-from sbc.location import Binding
-from sbc.registrar import Registrar
+from sbc.registrar.location import Binding
+from sbc.registrar.registrar import Registrar
 from sbc.sip.headers import Headers
 from sbc.sip.message import Request, Response
 from sbc.sip.uri import parseURI

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sbc.access import Bans, isLoopback
 from sbc.config import Config
-from sbc.nonce import NonceManager, NonceState
+from sbc.registrar.nonce import NonceManager, NonceState
 from sbc.sip.digest import Credentials, formatChallenge, parseCredentials, verify
 from sbc.sip.message import Request
 

@@ -1,4 +1,4 @@
-"""Log lines as JSON, one object per line, for log shippers: ``twistd --logger=sbc.logformat.jsonLines``.
+"""Log lines as JSON, one object per line, for log shippers: ``twistd --logger=sbc.ops.logformat.jsonLines``.
 
 Twisted's own ``jsonFileLogObserver`` writes record-separated dumps meant for Twisted to read back;
 shippers (Vector, Fluent Bit, Promtail) want one flat object per line. Each line holds ``time``

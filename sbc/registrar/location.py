@@ -169,7 +169,7 @@ _COLUMNS = (
 class SQLiteLocationStore(MemoryLocationStore):
     """Memory for reads, SQLite written through on every change, so a restart keeps registrations.
 
-    ``connection`` comes from `sbc.state.openDatabase`, which creates the ``bindings`` table.
+    ``connection`` comes from `sbc.ops.state.openDatabase`, which creates the ``bindings`` table.
     Each change is one statement, committed before the in-memory index changes.
     """
 

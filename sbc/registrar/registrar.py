@@ -17,11 +17,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sbc.access import DEVICES
-from sbc.authenticator import Authenticator, Outcome
 from sbc.config import Config
-from sbc.droplog import DropLog
 from sbc.interfaces import Address, ILocationStore, ISIPTransport
-from sbc.location import Binding
+from sbc.ops.droplog import DropLog
+from sbc.registrar.authenticator import Authenticator, Outcome
+from sbc.registrar.location import Binding
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import NameAddr, parseNameAddr
 from sbc.sip.message import Request

@@ -12,7 +12,6 @@ from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTC
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from sbc.config import Config, Listener
-from sbc.tls import ServerContextFactory
 from sbc.transport import (
     Controller,
     GateFactory,
@@ -20,6 +19,7 @@ from sbc.transport import (
     SIPStreamFactory,
     StreamConnections,
 )
+from sbc.transport.tls import ServerContextFactory
 
 
 class DatagramListener(service.Service):

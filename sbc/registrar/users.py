@@ -67,7 +67,7 @@ class Account:
 
     @property
     def aor(self) -> str:
-        """The address-of-record, as `sbc.location` keys bindings."""
+        """The address-of-record, as `sbc.registrar.location` keys bindings."""
         return f"{self.user}@{self.domain}"
 
 
@@ -145,7 +145,7 @@ def formatAccount(
 def accountKey(line: str) -> tuple[str, str] | None:
     """(user, lower-case domain) of the account a line defines, or None for blanks and comments.
 
-    `sbc.ctl` uses it to find the line to replace without parsing the rest of the line.
+    `sbc.ops.ctl` uses it to find the line to replace without parsing the rest of the line.
     """
     fields = line.split("#", 1)[0].split()
     if not fields:

@@ -4,14 +4,14 @@ The line is built from the call's CDR, so the log and ``cdr.jsonl`` never disagr
 ended or failed by itself (no ACK for its 2xx, Timer C, a media timeout, a routing or hook error)
 carries the reason and is logged as a warning; every other call is an info line. ``[log] calls =
 false`` turns the lines off. The event also carries the CDR's fields as keys (``callId``,
-``status``, ``reason``, ...), which `sbc.logformat`'s JSON lines keep for log shippers.
+``status``, ``reason``, ...), which `sbc.ops.logformat`'s JSON lines keep for log shippers.
 """
 
 from __future__ import annotations
 
 from twisted.logger import Logger
 
-from sbc.cdr import CDR
+from sbc.calls.cdr import CDR
 
 __all__ = ["logCall"]
 

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sbc.errors import ConfigError
-from sbc.probe import ProbeError, sendOptions
-from sbc.starter import StarterError, writeStarter
-from sbc.users import accountKey, formatAccount, parseAccountName, parseUsers
+from sbc.ops.probe import ProbeError, sendOptions
+from sbc.ops.starter import StarterError, writeStarter
+from sbc.registrar.users import accountKey, formatAccount, parseAccountName, parseUsers
 
 __all__ = ["main"]
 

@@ -1,8 +1,6 @@
-"""UDP, TCP and TLS protocols: they frame bytes and hand each message to one controller.
+"""TCP and TLS: Content-Length framing, per-source connection limits, and the gate on every message.
 
-The controller (`sbc.server.SIPServer`) is asked first whether a source may talk to us at all,
-so that strangers cost a dict lookup and nothing else: no parsing, no response, no log line.
-It is asked for every message, on a stream too, not only when a connection opens. Open streams
+The gate is asked for every message on a stream, not only when a connection opens. Open streams
 are kept by source in `StreamConnections`, which limits how many one source holds and closes a
 source's connections when a ban or a reload refuses it (the layers above pass `closeWhere` on
 as a callback; they never hold the connections).
@@ -11,83 +9,16 @@ as a callback; they never hold the connections).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol, IProtocolFactory, IReactorTime
-from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from sbc.interfaces import Address, ISIPTransport
 from sbc.sip.errors import SIPParseError
 from sbc.sip.framing import PONG, StreamFramer
-
-
-class Controller(TypingProtocol):
-    """What the protocols need from the layer above them."""
-
-    def admit(self, host: str) -> bool: ...
-
-    def connectionLimit(self, host: str) -> int:
-        """How many TCP/TLS connections ``host`` may hold open at once."""
-        ...
-
-    def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None: ...
-
-    def streamError(self, transport: ISIPTransport, source: Address, reason: str) -> None: ...
-
-    def connectionClosed(self, transport: ISIPTransport) -> None: ...
-
-    def transportStarted(self, transport: ISIPTransport) -> None: ...
-
-
-def _hostPort(address: IAddress) -> Address:
-    return (getattr(address, "host", ""), getattr(address, "port", 0))
-
-
-def _advertised(local: Address, advertise: str | None) -> Address:
-    """Our address as peers must see it: the listener's ``advertise`` host, if any, on our port."""
-    return local if advertise is None else (advertise, local[1])
-
-
-@implementer(ISIPTransport)
-class SIPDatagramProtocol(DatagramProtocol):
-    """One UDP socket; every datagram is one message (RFC 3261 section 18.3)."""
-
-    name = "UDP"
-    reliable = False
-
-    def __init__(self, controller: Controller, advertise: str | None = None) -> None:
-        self.controller = controller
-        self.sendFailures = 0
-        self.advertise = advertise  # the listener's ``advertise``: our host in Via and Contact
-        self._local: Address | None = None
-
-    @property
-    def localAddress(self) -> Address:
-        """Asked for every Via and Contact we write: looked up once, the socket never moves."""
-        address = self._local
-        if address is None:
-            assert self.transport is not None
-            address = self._local = _advertised(_hostPort(self.transport.getHost()), self.advertise)
-        return address
-
-    def startProtocol(self) -> None:
-        self.controller.transportStarted(self)
-
-    def datagramReceived(self, datagram: bytes, addr: Address) -> None:
-        controller = self.controller
-        if not controller.admit(addr[0]):
-            return
-        controller.messageReceived(datagram, self, addr)
-
-    def send(self, data: bytes, address: Address) -> None:
-        # Straight to the socket: Port.write re-validates the address on every datagram. A UDP
-        # send that fails (full buffer, ICMP unreachable) is a lost datagram, as on the wire.
-        try:
-            self.transport.socket.sendto(data, address)  # type: ignore[union-attr]
-        except (OSError, AttributeError):
-            self.sendFailures += 1
+from sbc.transport.datagram import Controller, _advertised, _hostPort
 
 
 class StreamConnections:

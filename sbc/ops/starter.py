@@ -35,7 +35,7 @@ class StarterError(Exception):
 
 def examplesDirectory() -> Path:
     """The example ``etc/``: package data in an installed wheel, or the checkout's ``etc/``."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the sbc package
     for candidate in (here / "examples" / "etc", here.parent / "etc"):
         if (candidate / "sbc.toml").is_file():
             return candidate

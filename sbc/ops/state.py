@@ -1,6 +1,6 @@
 """The state directory: what the SBC must remember across a restart.
 
-One SQLite database holds registrations (``bindings``, read by `sbc.location.SQLiteLocationStore`)
+One SQLite database holds registrations (``bindings``, read by `sbc.registrar.location.SQLiteLocationStore`)
 and bans. Its schema is versioned with ``PRAGMA user_version``: each entry of `_MIGRATIONS` takes
 the schema one version up, so a later release adds an entry rather than editing an old one.
 Beside it, ``secret`` holds the random server secret (for digest nonces), kept so that nonces
