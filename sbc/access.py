@@ -11,6 +11,7 @@ import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from netaddr import AddrFormatError, IPAddress, IPSet
@@ -20,8 +21,17 @@ from twisted.logger import Logger
 if TYPE_CHECKING:
     from sbc.ops.state import BanTable
 
-TRUNK = "trunk"
-DEVICES = "devices"
+
+class PeerKind(StrEnum):
+    """What a source is to us: one of the trunks, or the device networks."""
+
+    TRUNK = "trunk"
+    DEVICES = "devices"
+
+
+# The members under their old module names, so code that compares with these stays as it is.
+TRUNK = PeerKind.TRUNK
+DEVICES = PeerKind.DEVICES
 
 _CACHE_LIMIT = 65536
 _MISSING = object()
@@ -31,7 +41,7 @@ _MISSING = object()
 class Peer:
     """What a source address is to us: a trunk (by name) or a device network."""
 
-    kind: str
+    kind: PeerKind
     name: str
 
 
@@ -181,6 +191,7 @@ class Bans:
 
     @property
     def settings(self) -> BanSettings:
+        """The thresholds in force; a reload sets new ones (and keeps the bans and counts)."""
         return self._settings
 
     @settings.setter
@@ -251,6 +262,7 @@ class Bans:
         self.failures.pop((self.key(host), username), None)
 
     def ban(self, host: str, duration: float, reason: str) -> None:
+        """Ban ``host`` (an IPv6 host by its prefix) for ``duration`` seconds, logging ``reason``."""
         self._ban(self.key(host), duration, reason)
 
     def prune(self) -> None:

@@ -19,7 +19,19 @@ from importlib.machinery import EXTENSION_SUFFIXES, SOURCE_SUFFIXES, FileFinder,
 from pathlib import Path
 
 # The codec's modules, compiled together as one mypyc group (setup.py reads this tuple).
-CODEC = ("errors", "uri", "headers", "message", "framing", "sdp", "digest", "multipart")
+CODEC = (
+    "errors",
+    "uri",
+    "headers",
+    "structured",
+    "message",
+    "validate",
+    "framing",
+    "sdp",
+    "sdprewrite",
+    "digest",
+    "multipart",
+)
 
 CODEC_DIRECTORY = Path(__file__).parent / "sip"
 

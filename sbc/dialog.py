@@ -12,26 +12,25 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 
+from sbc.addresses import bracket, hostport, unbracket
 from sbc.interfaces import Address, ISIPTransport
 from sbc.sip.errors import SIPParseError
-from sbc.sip.headers import Headers, Via, parseNameAddr
+from sbc.sip.headers import Headers
 from sbc.sip.message import Request, Response
+from sbc.sip.structured import Via, parseNameAddr
 from sbc.sip.uri import URI
 from sbc.tokens import randomHex
 from sbc.transaction import newBranch
 
 
 def newTag() -> str:
+    """A From or To tag (RFC 3261 section 19.3): 48 random bits, unique across our dialogs."""
     return randomHex(6)
 
 
 def newCallId() -> str:
+    """A Call-ID for a leg we start (RFC 3261 section 8.1.1.4): 96 random bits, no host name leaked."""
     return randomHex(12)
-
-
-def hostport(address: Address) -> str:
-    host = f"[{address[0]}]" if ":" in address[0] else address[0]
-    return f"{host}:{address[1]}"
 
 
 def ourContact(transport: ISIPTransport, user: str = "sbc") -> str:
@@ -117,7 +116,7 @@ class Leg:
         request.setTopVia(
             Via(
                 self.transport.name,
-                f"[{host}]" if ":" in host else host,
+                bracket(host),
                 port,
                 (("branch", branch or newBranch()), ("rport", None)),
             )
@@ -148,7 +147,7 @@ class Leg:
         if first is None:
             return None
         host = first.param("maddr") or first.host
-        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        host = unbracket(host)
         try:
             ipaddress.ip_address(host)
         except ValueError:
@@ -177,6 +176,7 @@ class Leg:
             self.remoteTarget = contacts[0].uri
 
     def send(self, message: Request | Response) -> None:
+        """Send a message of this dialog over the peer's flow, not to the host its Contact names."""
         self.transport.send(message.toBytes(), self.address)
 
 

@@ -128,17 +128,21 @@ class IMediaRelay(Interface):
     not from the private address in its SDP. Media from elsewhere is never latched.
     Failures are `MediaError`s: `NotAcceptableError` for an SDP that cannot be used,
     `MediaCapacityError` when ports run out, `MediaUnavailableError` when the engine is unreachable.
+
+    ``offer``, ``answer`` and ``delete`` answer at once when the engine can (the built-in relay:
+    the SDP itself, errors raised), or with a Deferred when it must ask over the network
+    (rtpengine: errors fail the Deferred). Callers join the two with `sbc.waiting.whenReady`.
     """
 
     def offer(
         callId: str, side: str, sdp: bytes, onTimeout: Callable[[], object], sipSource: str | None = None
-    ) -> Deferred[bytes]:
+    ) -> bytes | Deferred[bytes]:
         """Anchor an SDP offer from ``side``; ``onTimeout`` runs if media stops (not on hold)."""
 
-    def answer(callId: str, side: str, sdp: bytes, sipSource: str | None = None) -> Deferred[bytes]:
+    def answer(callId: str, side: str, sdp: bytes, sipSource: str | None = None) -> bytes | Deferred[bytes]:
         """Anchor the SDP answer from ``side`` to the last offer."""
 
-    def delete(callId: str) -> Deferred[None]:
+    def delete(callId: str) -> Deferred[None] | None:
         """The call is over: release its ports. Unknown calls are not an error."""
 
     def activeSessions() -> int:

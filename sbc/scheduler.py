@@ -49,12 +49,15 @@ class Timer:
         self.cancelled = False
 
     def getTime(self) -> float:
+        """When the timer is due, in the wrapped clock's seconds."""
         return self.time
 
     def active(self) -> bool:
+        """Whether the timer is still pending: neither fired nor cancelled."""
         return not (self.called or self.cancelled)
 
     def cancel(self) -> None:
+        """Stop the timer and drop its callable now; the heap entry is skipped later."""
         if self.cancelled:
             raise AlreadyCancelled()
         if self.called:
@@ -64,9 +67,11 @@ class Timer:
         self._queue._cancelled()
 
     def delay(self, secondsLater: float) -> None:
+        """Push the due time back by ``secondsLater`` seconds."""
         self._move(self.time + secondsLater)
 
     def reset(self, secondsFromNow: float) -> None:
+        """Make the timer due ``secondsFromNow`` seconds from now, as a restarted RFC 3261 timer is."""
         self._move(self._queue.seconds() + secondsFromNow)
 
     def _move(self, time: float) -> None:
@@ -97,15 +102,18 @@ class TimerQueue:
         self._armedAt = inf
 
     def seconds(self) -> float:
+        """Now, by the wrapped clock."""
         return self.clock.seconds()
 
     def callLater(self, delay: float, callable: Callable[..., object], *args: object, **kw: object) -> Timer:
+        """Queue a call ``delay`` seconds from now, arming the wrapped clock if it is the earliest."""
         timer = Timer(self, self.clock.seconds() + delay, callable, args, kw)
         self._live += 1
         self._push(timer)
         return timer
 
     def getDelayedCalls(self) -> Sequence[IDelayedCall]:
+        """The timers still pending, in no particular order (for tests and leak checks)."""
         return [timer for _, _, timer in self._heap if timer.active()]
 
     def _push(self, timer: Timer) -> None:

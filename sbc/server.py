@@ -16,12 +16,14 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from sbc.access import TRUNK, Bans, OnBan
-from sbc.b2bua import CallManager, Route
+from sbc.addresses import unbracket
 from sbc.calls.cdr import CDRWriter
+from sbc.calls.context import Decide
+from sbc.calls.manager import CallManager
 from sbc.config import Config
 from sbc.dialog import newTag
+from sbc.droplog import DropLog
 from sbc.interfaces import Address, ILocationStore, IMediaRelay, ISIPTransport, ITransactionUser
-from sbc.ops.droplog import DropLog
 from sbc.ops.metrics import Metrics
 from sbc.registrar.authenticator import Authenticator
 from sbc.registrar.location import MemoryLocationStore
@@ -30,7 +32,7 @@ from sbc.registrar.registrar import Registrar
 from sbc.routing import CallRequest, Decision, RoutingChain, buildChain
 from sbc.scheduler import TimerQueue
 from sbc.sip.errors import SIPParseError
-from sbc.sip.headers import HeaderField, Headers, Via, parseVia, splitList
+from sbc.sip.headers import HeaderField, Headers, splitList
 from sbc.sip.message import (
     KNOWN_METHODS,
     MAGIC_COOKIE,
@@ -39,9 +41,9 @@ from sbc.sip.message import (
     Response,
     parseMessage,
     responseTo,
-    validateRequest,
-    validateResponse,
 )
+from sbc.sip.structured import Via, parseVia
+from sbc.sip.validate import validateRequest, validateResponse
 from sbc.transaction import PROCEEDING, TRYING, ServerTransaction, Timers, TransactionLayer, responseAddress
 
 # Methods this SBC answers itself at this stage; the registrar and the B2BUA add theirs.
@@ -55,21 +57,25 @@ Handler = Callable[[Request, ServerTransaction], object]
 def stampVia(request: Request, source: Address) -> Via:
     """Record where the request really came from in its top Via (section 18.2.1, RFC 3581)."""
     via = request.topVia()
-    host = via.host[1:-1] if via.host.startswith("[") else via.host
+    host = unbracket(via.host)
     if via.rport is not None:
         stamped = via.withParam("received", source[0]).withParam("rport", str(source[1]))
     elif host != source[0]:
         stamped = via.withParam("received", source[0])
     else:
         return via
+    # The stamped value goes on top as a field of its own (setTopVia keeps it parsed); the rest of
+    # the old field stays where it was. Only the order of Vias matters (RFC 3261 section 7.3.1).
     fields = request.headers.fields
     for index, field in enumerate(fields):
         if field.key == "via":
-            values = splitList(field.value)
-            values[0] = str(stamped)
-            fields[index] = HeaderField("via", ", ".join(values))
-            request._via = (fields[index], stamped)
+            rest = splitList(field.value)[1:]
+            if rest:
+                fields[index] = HeaderField("via", ", ".join(rest))
+            else:
+                del fields[index]
             break
+    request.setTopVia(stamped)
     return stamped
 
 
@@ -87,10 +93,11 @@ class SIPServer:
         store: ILocationStore | None = None,
         bans: Bans | None = None,
         secret: bytes | None = None,
-        route: Route | None = None,
+        route: Decide | None = None,
         cdrs: CDRWriter | None = None,
         relay: IMediaRelay | None = None,
         closeConnections: OnBan | None = None,
+        chain: RoutingChain | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -105,7 +112,8 @@ class SIPServer:
         self.timerQueue = TimerQueue(clock)
         self.transactions = TransactionLayer(self.timerQueue, self, Timers(T1=sip.t1, T2=sip.t2, T4=sip.t4))
         self.bans = bans if bans is not None else Bans(clock, config.bans, onBan=closeConnections)
-        self.chain = routingChain(config)
+        # The routing chain, its hook loaded: `tap` builds it first, so a bad hook is a UsageError.
+        self.chain = chain if chain is not None else buildChain(config)
         nonces = NonceManager(clock, secret or secrets.token_bytes(32), config.registrar.nonceLifetime)
         self.authenticator = Authenticator(config, nonces, self.bans)
         self.registrar = Registrar(
@@ -120,12 +128,13 @@ class SIPServer:
             config,
             self.timerQueue,
             self.transactions,
-            self.registrar,
             self.authenticator,
             route if route is not None else self._route,
             self._respond,
-            cdrs,
-            relay,
+            lookup=self.registrar.store.lookup,
+            flowOf=self.registrar.flowOf,
+            cdrs=cdrs,
+            relay=relay,
             sourceLog=self.dropLog,
         )
         # Relay ports that calls hold now (four per relayed stream), whatever the media engine.
@@ -142,13 +151,18 @@ class SIPServer:
             self.methods[method] = self._outOfDialog
 
     def setConfig(self, config: Config) -> None:
-        """Swap in a new configuration: one assignment, so no request sees a mix."""
+        """Swap in a new configuration: one assignment, so no request sees a mix.
+
+        The routing chain is built first: a hook file that fails to load raises `ConfigError`
+        before anything is assigned, and the running configuration stays.
+        """
+        chain = buildChain(config)
         self.config = config
         self.bans.settings = config.bans
         self.authenticator.config = config
         self.registrar.setConfig(config)
         self.calls.config = config
-        self.chain = routingChain(config)
+        self.chain = chain
         if self.closeConnections is not None:
             self.closeConnections(self.refused)
 
@@ -177,6 +191,7 @@ class SIPServer:
         return sip.maxConnectionsPerSource
 
     def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None:
+        """Parse and check one admitted message, answer a broken request here, and pass the rest on."""
         try:
             message = parseMessage(data, self.config.sip.limits)
         except MessageParseError as e:
@@ -226,6 +241,7 @@ class SIPServer:
             )
 
     def streamError(self, transport: ISIPTransport, source: Address, reason: str) -> None:
+        """Count a broken TCP/TLS stream and log it, rate-limited, under its source."""
         self.metrics.counts["stream_errors"] += 1
         self.dropLog.drop(reason, source)
 
@@ -233,8 +249,8 @@ class SIPServer:
         """A UDP socket is up: requests to devices registered before a restart can leave by it."""
         if self.registrar.fallbackDatagram is None:
             self.registrar.fallbackDatagram = transport
-        if self.calls.datagram is None:
-            self.calls.datagram = transport
+        if self.calls.legs.datagram is None:
+            self.calls.legs.datagram = transport
 
     def connectionClosed(self, transport: ISIPTransport) -> None:
         """A flow that dies takes the bindings registered through it along."""
@@ -258,6 +274,7 @@ class SIPServer:
     # --- ITransactionUser --------------------------------------------------------------------
 
     def requestReceived(self, request: Request, transaction: ServerTransaction | None) -> None:
+        """Screen a request as a UAS does (RFC 3261 section 8.2) and hand it to its method or dialog."""
         if transaction is None:
             self.calls.ack(request)  # an ACK for a 2xx belongs to its dialog
             return
@@ -299,6 +316,7 @@ class SIPServer:
                 self._respond(transaction, 500)
 
     def strayResponse(self, response: Response, transport: ISIPTransport, source: Address) -> None:
+        """Count a response no client transaction wants; a retransmitted 2xx to INVITE is ACKed again."""
         self.metrics.counts["stray_responses"] += 1
         self.calls.strayResponse(response)
 
@@ -346,6 +364,7 @@ class SIPServer:
         headers.add("Content-Length", "0")
 
     def allow(self) -> str:
+        """The Allow header value: the methods we handle, computed once."""
         allow = self._allow
         if allow is None:
             allow = self._allow = ", ".join(sorted({*self.methods, "ACK"} - {"REFER"}))
@@ -353,17 +372,6 @@ class SIPServer:
 
     def _route(self, call: CallRequest) -> Decision | Deferred[Decision]:
         return self.chain.decide(call)  # the chain of the moment: a reload swaps it
-
-
-def routingChain(config: Config) -> RoutingChain:
-    """Hook, static rules, registrar, trunks: the first router that decides wins."""
-    return buildChain(
-        config.routing,
-        users=config.registrar.users,
-        domains=config.registrar.domains,
-        trunks=config.trunkNames,
-        hook=config.hook,
-    )
 
 
 def _routableVia(headers: Headers) -> Via | None:

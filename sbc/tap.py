@@ -16,18 +16,20 @@ from twisted.python import usage
 import sbc
 from sbc.access import Bans
 from sbc.calls.cdr import CDRWriter
-from sbc.config import Config, MediaEngine, loadConfig
-from sbc.errors import ConfigError
+from sbc.config import CallSettings, Config, MediaEngine, loadConfig
+from sbc.config.errors import ConfigError
 from sbc.interfaces import IMediaRelay
+from sbc.media.ng import RtpengineClient
 from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay
-from sbc.media.rtpengine import RtpengineClient, RtpengineRelay
+from sbc.media.rtpengine import RtpengineRelay
 from sbc.media.sockets import QuietUDP
 from sbc.ops.permissions import exposedSecrets
 from sbc.ops.reload import ConfigReloader
 from sbc.ops.state import BanTable, loadSecret, openDatabase
 from sbc.registrar.location import SQLiteLocationStore
 from sbc.registrar.qualify import Qualifier
+from sbc.routing import buildChain
 from sbc.server import SIPServer
 from sbc.transport import StreamConnections
 from sbc.transport.listeners import SignalReload, listenerServices
@@ -41,6 +43,8 @@ log = Logger()
 
 
 class Options(usage.Options):
+    """The ``twistd sbc`` command line: just the config file, checked before anything starts."""
+
     synopsis = "[options]"
     longdesc = (
         "Run the sbc SIP trunk gateway. Everything else (listeners, trunks and their whitelists, "
@@ -52,8 +56,11 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
+        """Load the config, routing chain and TLS context now, so a wrong file is a usage error naming it."""
         try:
             config = loadConfig(self["config"])
+            # The routing hook is loaded with the chain: a broken hook stops the start here too.
+            self["chain"] = buildChain(config)
             self["tlsContext"] = serverContextFactory(config.tls) if config.tls is not None else None
         except ConfigError as e:
             message = str(e)
@@ -87,6 +94,7 @@ class SBCService(service.MultiService):
         self.relay = relay
 
     def startService(self) -> None:
+        """Tune the garbage collector for call load, start every child, and log that the listeners are up."""
         # What lives from startup on (code, config, Twisted) never becomes garbage; what a call
         # leaves behind dies young. Freezing the startup heap and collecting the young
         # generation less often removes the full collections that, under load, stalled the
@@ -107,6 +115,7 @@ class SBCService(service.MultiService):
         self.log.info("{ready}: {listening}", ready=READY, listening=listening)
 
     def stopService(self) -> Deferred[None]:
+        """Let calls drain for ``drainGrace`` seconds, end the rest, then stop timers, media and CDRs."""
         grace = self.server.config.calls.drainGrace
         d = self.server.calls.drain(self.clock, grace) if grace > 0 else succeed(None)
 
@@ -147,6 +156,7 @@ def mediaRelay(reactor: Any, config: Config) -> IMediaRelay:
 
 
 def makeService(options: Options) -> service.MultiService:
+    """Build the whole SBC on the real reactor: state, media, SIP server, listeners, timers and SIGHUP."""
     from twisted.internet import reactor  # the one place we take the real reactor
 
     config: Config = options["parsedConfig"]
@@ -164,7 +174,7 @@ def makeService(options: Options) -> service.MultiService:
     # The connection limit counts a source as bans do: an IPv6 source by its prefix.
     connections.sourceKey = bans.key
     cdrs = CDRWriter(
-        config.calls.cdrPath or config.stateDirectory / "cdr.jsonl",
+        config.calls.cdrPath or config.stateDirectory / CallSettings.cdrFile,
         threads=cast(IReactorThreads, reactor),
         clock=reactor,
     )
@@ -178,6 +188,7 @@ def makeService(options: Options) -> service.MultiService:
         cdrs=cdrs,
         relay=relay,
         closeConnections=connections.closeWhere,
+        chain=options["chain"],
     )
     top = SBCService(server, reactor, cdrs, relay)
     for child in listenerServices(reactor, config, server, reactor, options["tlsContext"], connections):

@@ -1,32 +1,46 @@
-"""Test doubles shared by the unit tests: a recording SIP transport and config builders."""
+"""Test doubles shared by the unit tests (SIP transports, a controller, a UDP reactor, routers, a
+media relay, CDR and log sinks, a sorted clock) and builders of configs, requests and CDRs. One
+version of each: extend it rather than copy it."""
 
 from __future__ import annotations
 
 import bisect
+import errno
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.base import DelayedCall
-from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.protocol import Factory
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorUDP, IUDPTransport
+from twisted.internet.protocol import AbstractDatagramProtocol, Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
+from twisted.logger import ILogObserver, Logger
 from zope.interface import implementer
 
+from sbc.calls.cdr import CDR
+from sbc.calls.parties import Party, PartyKind
 from sbc.config import Config, loadConfig
-from sbc.interfaces import Address, ISIPTransport
+from sbc.interfaces import Address, IMediaRelay, IRouter, ISIPTransport, NotAcceptableError
+from sbc.routing import CallRequest, Decision
 from sbc.sip import Request, Response, parseMessage
 
 
 @implementer(ISIPTransport)
 class RecordingTransport:
-    """Keeps every message sent through it, with its destination."""
+    """Stands in for a SIP transport (a UDP, TCP or TLS protocol): keeps every message sent through
+    it, with its destination, instead of sending it."""
 
-    def __init__(self, name: str = "UDP", reliable: bool = False) -> None:
+    def __init__(
+        self, name: str = "UDP", reliable: bool = False, localAddress: Address = ("127.0.0.1", 5060)
+    ) -> None:
         self.name = name
         self.reliable = reliable
-        self.localAddress: Address = ("127.0.0.1", 5060)
+        self.localAddress = localAddress
         self.sent: list[tuple[bytes, Address]] = []
 
     def send(self, data: bytes, address: Address) -> None:
@@ -37,6 +51,180 @@ class RecordingTransport:
 
     def responses(self) -> list[Response]:
         return [m for m in self.messages() if isinstance(m, Response)]
+
+    def statuses(self) -> list[int]:
+        return [r.status for r in self.responses()]
+
+
+class FakeController:
+    """Stands in for the controller above the transports (sbc.server.SIPServer, as
+    sbc.transport's `Controller`): admits the hosts it is given and records what it is told."""
+
+    def __init__(self, allowed: tuple[str, ...] = ("127.0.0.2", "::1"), limit: int = 4) -> None:
+        self.allowed = allowed
+        self.limit = limit
+        self.messages: list[tuple[bytes, ISIPTransport, Address]] = []
+        self.errors: list[str] = []
+        self.closed: list[ISIPTransport] = []
+        self.started: list[ISIPTransport] = []
+
+    def admit(self, host: str) -> bool:
+        return host in self.allowed
+
+    def connectionLimit(self, host: str) -> int:
+        return self.limit
+
+    def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None:
+        self.messages.append((data, transport, source))
+
+    def streamError(self, transport: ISIPTransport, source: Address, reason: str) -> None:
+        self.errors.append(reason)
+
+    def connectionClosed(self, transport: ISIPTransport) -> None:
+        self.closed.append(transport)
+
+    def transportStarted(self, transport: ISIPTransport) -> None:
+        self.started.append(transport)
+
+
+class FakeDatagramTransport:
+    """Stands in for the UDP port under sbc.transport's SIPDatagramProtocol: what it writes to its
+    socket is kept, or refused as an ICMP port unreachable would be."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[bytes, Address]] = []
+        self.socket = self
+        self.refuse = False
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        if self.refuse:
+            raise ConnectionRefusedError("ICMP port unreachable")
+        self.written.append((data, addr))
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("UDP", "127.0.0.1", 5060)
+
+
+@implementer(ILogObserver)
+class LogRecorder:
+    """Stands in for the log observers: keeps every event. Its `log` is a Logger that logs to it,
+    to patch over a module's or class's logger."""
+
+    def __init__(self, namespace: str | None = None) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.log = Logger(namespace=namespace, observer=self)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+
+@implementer(IRouter)
+class FixedRouter:
+    """Stands in for a router in the chain: answers what it is told, and counts how often it was
+    asked."""
+
+    def __init__(self, name: str, answer: Callable[[CallRequest], Any]) -> None:
+        self.name = name
+        self.answer = answer
+        self.asked = 0
+
+    def route(self, call: CallRequest) -> Decision | Deferred[Decision | None] | None:
+        """The answer as ``answer`` gives it: at once, or a Deferred when the test wants to wait."""
+        self.asked += 1
+        result: Decision | Deferred[Decision | None] | None = self.answer(call)
+        return result
+
+
+@implementer(IMediaRelay)
+class RecordingRelay:
+    """Stands in for a media relay (the built-in relay or rtpengine): answers every SDP with itself,
+    and records what it was asked (``calls``) and which calls it forgot (``deleted``).
+
+    ``when`` says how it answers: ``"fired"`` (a Deferred that has fired), ``"now"`` (a plain value
+    or a raised error, as the built-in relay does), or ``"later"`` (a Deferred the test fires, each
+    in ``waiting`` in order, as rtpengine's come).
+    """
+
+    def __init__(self, when: str = "now") -> None:
+        self.when = when
+        self.calls: list[tuple[str, str, str | None]] = []
+        self.waiting: list[Deferred[bytes]] = []
+        self.deleted: list[str] = []
+        self.refuse = False
+        # When set, every offer and answer fails with it (an engine's own error, say).
+        self.error: Exception | None = None
+
+    def offer(
+        self,
+        callId: str,
+        side: str,
+        sdp: bytes,
+        onTimeout: Callable[[], object],
+        sipSource: str | None = None,
+    ) -> bytes | Deferred[bytes]:
+        return self._record("offer", side, sdp, sipSource)
+
+    def answer(
+        self, callId: str, side: str, sdp: bytes, sipSource: str | None = None
+    ) -> bytes | Deferred[bytes]:
+        return self._record("answer", side, sdp, sipSource)
+
+    def asked(self) -> list[tuple[str, str]]:
+        """What it was asked, in order: ("offer" or "answer", side)."""
+        return [(kind, side) for kind, side, _ in self.calls]
+
+    def _record(self, kind: str, side: str, body: bytes, sipSource: str | None) -> bytes | Deferred[bytes]:
+        self.calls.append((kind, side, sipSource))
+        if self.when == "later":
+            d: Deferred[bytes] = Deferred()
+            self.waiting.append(d)
+            return d
+        error = (
+            self.error if self.error is not None else NotAcceptableError("refused") if self.refuse else None
+        )
+        if self.when == "now":
+            if error is not None:
+                raise error
+            return body
+        return fail(error) if error is not None else succeed(body)
+
+    def delete(self, callId: str) -> Deferred[None] | None:
+        self.deleted.append(callId)
+        return succeed(None) if self.when == "fired" else None
+
+    def activeSessions(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+class RecordingCDRs:
+    """Stands in for the CDR writer (sbc.calls.cdr.CDRWriter): keeps every record written."""
+
+    def __init__(self) -> None:
+        self.records: list[CDR] = []
+
+    def write(self, cdr: CDR) -> None:
+        self.records.append(cdr)
+
+
+def answered(callId: str = "b2b-1", **changes: Any) -> CDR:
+    """An answered trunk call to alice, a minute long, with C{changes}."""
+    cdr = CDR(
+        callId=callId,
+        aLeg=Party(PartyKind.TRUNK, "demo"),
+        bLeg=Party(PartyKind.USER, "alice@demo.acme.sbc.test"),
+        fromUri="sip:+4940999@198.51.100.7",
+        toUri="sip:+4930123456@127.0.0.1",
+        start=1700000000.0,
+        answer=1700000004.25,
+        end=1700000064.25,
+        status=200,
+        disposition="answered",
+        releasedBy="caller",
+    )
+    return replace(cdr, **changes)
 
 
 DEMO_TOML = """
@@ -106,6 +294,109 @@ def connectStream(factory: Factory, peer: IPv4Address) -> StringTransportWithDis
     transport.protocol = protocol
     protocol.makeConnection(transport)
     return transport
+
+
+@implementer(IListeningPort, IUDPTransport)
+class FakeUDPPort:
+    """A bound UDP socket that records what it sends and lets a test hand it datagrams.
+
+    ``refuse`` set to an `OSError` makes every write raise it, as a full buffer or a lost route does.
+    """
+
+    def __init__(
+        self,
+        reactor: FakeUDPReactor,
+        port: int,
+        protocol: AbstractDatagramProtocol,
+        interface: str,
+        maxPacketSize: int,
+    ) -> None:
+        self.reactor = reactor
+        self.port = port
+        self.protocol = protocol
+        self.interface = interface
+        self.maxPacketSize = maxPacketSize
+        self.written: list[tuple[bytes, Address]] = []
+        self.open = True
+        self.refuse: OSError | None = None
+
+    def write(self, packet: bytes, addr: Address | None = None) -> None:
+        assert self.open, "write on a closed socket"
+        assert addr is not None
+        if self.refuse is not None:
+            raise self.refuse
+        self.written.append((packet, addr))
+
+    def deliver(self, datagram: bytes, source: Address) -> None:
+        """A datagram arrives from ``source``."""
+        assert self.open, "datagram on a closed socket"
+        self.protocol.datagramReceived(datagram, source)
+
+    def startListening(self) -> None:
+        """Already listening."""
+
+    def stopListening(self) -> Deferred[None] | None:
+        self.open = False
+        del self.reactor.open[self.port]
+        self.protocol.doStop()
+        if self.reactor.closing is None:
+            return None
+        closed: Deferred[None] = Deferred()
+        self.reactor.closing.append(closed)
+        return closed
+
+    def getHost(self) -> IPv4Address | IPv6Address:
+        if ":" in self.interface:
+            return IPv6Address("UDP", self.interface, self.port)
+        return IPv4Address("UDP", self.interface, self.port)
+
+    def connect(self, host: str, port: int) -> None:
+        raise NotImplementedError
+
+    def getBroadcastAllowed(self) -> bool:
+        return False
+
+    def setBroadcastAllowed(self, enabled: bool) -> None:
+        raise NotImplementedError
+
+
+@implementer(IReactorUDP)
+class FakeUDPReactor:
+    """`MemoryReactor` has no UDP: this one binds fake sockets, and refuses ports in ``busy``.
+
+    ``ports`` keeps every socket ever bound, in order, and ``open`` those still bound, by port;
+    ``binds`` each request as (port, interface, maxPacketSize). Port 0 binds the next free port
+    from ``ephemeral`` up, as the OS picks one. With ``closing`` set to a list, ``stopListening``
+    returns a Deferred kept there, as a real socket closes only on the next reactor turn.
+    """
+
+    ephemeral = 40000
+
+    def __init__(self) -> None:
+        self.ports: list[FakeUDPPort] = []
+        self.open: dict[int, FakeUDPPort] = {}
+        self.busy: set[int] = set()
+        self.closing: list[Deferred[None]] | None = None
+        self.binds: list[tuple[int, str, int]] = []
+
+    def listenUDP(
+        self,
+        port: int,
+        protocol: AbstractDatagramProtocol,
+        interface: str = "",
+        maxPacketSize: int = 8192,
+    ) -> FakeUDPPort:
+        if port in self.busy or port in self.open:
+            raise CannotListenError(interface, port, OSError(errno.EADDRINUSE, "Address already in use"))
+        self.binds.append((port, interface, maxPacketSize))
+        if port == 0:
+            port = self.ephemeral
+            while port in self.busy or port in self.open:
+                port += 1
+        listening = self.open[port] = FakeUDPPort(self, port, protocol, interface, maxPacketSize)
+        self.ports.append(listening)
+        protocol.makeConnection(listening)
+        return listening
 
 
 class SortedClock(Clock):

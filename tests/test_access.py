@@ -15,18 +15,30 @@ from twisted.trial.unittest import SynchronousTestCase
 from sbc import access
 from sbc.access import (
     DEVICE_NETWORK,
+    DEVICES,
     PRUNE_INTERVAL,
     TRUNK,
     AccessPolicy,
     Bans,
     BanSettings,
     Peer,
+    PeerKind,
     sourceKey,
 )
 from sbc.ops.state import BanTable, openDatabase
 
 PEER = Peer(TRUNK, "peer")
 OTHER = Peer(TRUNK, "other")
+
+
+class PeerKindTests(SynchronousTestCase):
+    def test_aliases(self) -> None:
+        """TRUNK and DEVICES are PeerKind's members, equal to the strings logs and CDRs show."""
+        self.assertIs(TRUNK, PeerKind.TRUNK)
+        self.assertIs(DEVICES, PeerKind.DEVICES)
+        self.assertIs(DEVICE_NETWORK.kind, PeerKind.DEVICES)
+        self.assertEqual((TRUNK, f"{DEVICES}"), ("trunk", "devices"))
+        self.assertEqual(Peer(PeerKind("trunk"), "peer"), PEER)
 
 
 class AccessPolicyTests(SynchronousTestCase):

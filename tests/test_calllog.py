@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import cast
 
-from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, formatEvent
+from twisted.logger import LogEvent, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.calls import calllog
 from sbc.calls.cdr import CDR
 from sbc.config import LogSettings
-from tests.test_b2bua import ALICE, TRUNK, CallTestCase, answer, invite
-from tests.test_cdr import answered
+from tests.calls import ALICE, TRUNK, CallTestCase, answer, invite
+from tests.fakes import LogRecorder, answered
 
 
 def record(**changes: object) -> CDR:
@@ -31,10 +30,9 @@ class CaptureMixin:
     """Collect what sbc.calls.calllog logs while a test runs."""
 
     def captureCallLog(self, test: SynchronousTestCase) -> list[LogEvent]:
-        events: list[LogEvent] = []
-        observer = cast(ILogObserver, events.append)
-        test.patch(calllog, "log", Logger(namespace="sbc.calls", observer=observer))
-        return events
+        recorder = LogRecorder(namespace="sbc.calls")
+        test.patch(calllog, "log", recorder.log)
+        return recorder.events
 
 
 class LogCallTests(SynchronousTestCase, CaptureMixin):

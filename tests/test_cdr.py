@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, Logger, LogLevel
+from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
-from sbc.calls.cdr import CDR, DISPOSITIONS, CDRWriter, Leg, dispositionFor, scrubURI
+from sbc.calls.cdr import DISPOSITIONS, CDRWriter, dispositionFor, scrubURI
+from sbc.calls.parties import Party
+from tests.fakes import LogRecorder, answered
 
 KEYS = [
     "callId",
@@ -33,33 +34,6 @@ KEYS = [
     "releasedBy",
     "reason",
 ]
-
-
-def answered(callId: str = "b2b-1", **changes: Any) -> CDR:
-    """An answered trunk call to alice, a minute long, with C{changes}."""
-    cdr = CDR(
-        callId=callId,
-        aLeg=Leg("trunk", "demo"),
-        bLeg=Leg("user", "alice@demo.acme.sbc.test"),
-        fromUri="sip:+4940999@198.51.100.7",
-        toUri="sip:+4930123456@127.0.0.1",
-        start=1700000000.0,
-        answer=1700000004.25,
-        end=1700000064.25,
-        status=200,
-        disposition="answered",
-        releasedBy="caller",
-    )
-    return replace(cdr, **changes)
-
-
-@implementer(ILogObserver)
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
 
 
 class DispositionTests(SynchronousTestCase):
@@ -140,7 +114,7 @@ class CDRTests(SynchronousTestCase):
         """Unknown dispositions, releasers and leg kinds are refused."""
         self.assertRaises(ValueError, replace, answered(), disposition="ok")
         self.assertRaises(ValueError, replace, answered(), releasedBy="network")
-        self.assertRaises(ValueError, Leg, "device", "x")
+        self.assertRaises(ValueError, Party, "device", "x")
 
 
 class CDRWriterTests(SynchronousTestCase):
@@ -156,7 +130,7 @@ class CDRWriterTests(SynchronousTestCase):
             realFsync(fd)
 
         self.patch(os, "fsync", fsync)
-        self.events = Recorder()
+        self.events = LogRecorder()
         self.patch(CDRWriter, "log", Logger(observer=self.events))
 
     def writer(self, clock: Clock | None = None) -> CDRWriter:

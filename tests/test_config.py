@@ -12,8 +12,22 @@ from unittest import mock
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.access import TRUNK, BanSettings, Peer
-from sbc.config import Config, Fork, MediaEngine, MediaMode, Redirect, Refer, loadConfig
-from sbc.errors import ConfigError
+from sbc.config import (
+    CallSettings,
+    Config,
+    Fork,
+    MediaEngine,
+    MediaMode,
+    MediaSettings,
+    Redirect,
+    Refer,
+    RegistrarSettings,
+    SIPSettings,
+    Transport,
+    Trunk,
+    loadConfig,
+)
+from sbc.config.errors import ConfigError
 from tests.fakes import DEMO_TOML, writeConfig
 
 ETC = Path(__file__).resolve().parents[1] / "etc"
@@ -119,6 +133,47 @@ class LoadConfigTests(ConfigTestCase):
                 stack.enter_context(mock.patch.object(BanSettings, name, value))
             bans = self.load(DEMO_TOML).bans
         self.assertEqual((bans.failures, bans.window, bans.duration), (7, 45.0, 900.0))
+
+    def test_defaultsFromTheDataclasses(self) -> None:
+        """Keys left out take the defaults written once in each section's dataclass."""
+        patched: dict[type, dict[str, object]] = {
+            SIPSettings: {"idleTimeout": 30.0, "t1": 0.25, "t2": 2.0, "t4": 2.5, "serverName": "edge"},
+            RegistrarSettings: {"minExpires": 30, "maxExpires": 600, "defaultExpires": 300},
+            CallSettings: {"noAnswerTimeout": 90.0, "drainGrace": 5.0},
+            MediaSettings: {"portMin": 25000, "timeout": 20.0},
+            Trunk: {"failoverTimeout": 1.5, "noAnswerTimeout": 60.0, "failoverCodes": (503,)},
+            Config: {"whitelistPollInterval": 4.0},
+        }
+        with ExitStack() as stack:
+            for section, defaults in patched.items():
+                for name, value in defaults.items():
+                    stack.enter_context(mock.patch.object(section, name, value))
+            config = self.load(DEMO_TOML.replace("poll_interval = 1.0", "").replace("t1 = 0.5", ""))
+        sip, registrar, trunk = config.sip, config.registrar, config.trunks[0]
+        self.assertEqual(
+            (sip.idleTimeout, sip.t1, sip.t2, sip.t4, sip.serverName), (30.0, 0.25, 2.0, 2.5, "edge")
+        )
+        self.assertEqual(
+            (registrar.minExpires, registrar.maxExpires, registrar.defaultExpires), (30, 600, 300)
+        )
+        self.assertEqual((config.calls.noAnswerTimeout, config.calls.drainGrace), (90.0, 5.0))
+        self.assertEqual((config.media.portMin, config.media.timeout), (25000, 20.0))
+        self.assertEqual(
+            (trunk.failoverTimeout, trunk.noAnswerTimeout, trunk.failoverCodes), (1.5, 60.0, (503,))
+        )
+        self.assertEqual(config.whitelistPollInterval, 4.0)
+
+    def test_sharedDefaults(self) -> None:
+        """A default shared by two sections is one value: a trunk's call timers are [calls]' own."""
+        self.assertEqual(Trunk.noAnswerTimeout, CallSettings.noAnswerTimeout)
+        self.assertEqual(Trunk.maxCallLength, CallSettings.maxCallLength)
+        self.assertEqual((SIPSettings.t1, SIPSettings.t2, SIPSettings.t4), (0.5, 4.0, 5.0))
+
+    def test_listenerTransports(self) -> None:
+        """A listener's transport loads as a Transport member, whatever its case in the file."""
+        config = self.load(DEMO_TOML.replace('transport = "udp"', 'transport = "TCP"'))
+        self.assertIs(config.listeners[0].transport, Transport.TCP)
+        self.assertEqual(config.listeners[0].transport, "tcp")
 
     def test_ipv6Listener(self) -> None:
         """A listener may be on an IPv6 address."""

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from sbc.config.users import formatAccount, loadUsers
 from sbc.ops import ctl
-from sbc.registrar.users import formatAccount, loadUsers
 
 PASSWORD = "correct horse battery staple"
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,38 +1,26 @@
-"""Tests for sbc.ops.droplog: at most one line per source and minute, in a bounded table."""
+"""Tests for sbc.droplog: at most one line per source and minute, in a bounded table."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, Logger, LogLevel
+from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
 from sbc.config import loadConfig
-from sbc.ops.droplog import DropLog
+from sbc.droplog import DropLog
 from sbc.server import SIPServer
-from tests.fakes import RecordingTransport, writeConfig
-
-
-@implementer(ILogObserver)
-class Events:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.log = Logger(observer=self)
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+from tests.fakes import LogRecorder, RecordingTransport, writeConfig
 
 
 class DropLogTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.drops = DropLog(self.clock, interval=60.0, maxSources=3)
-        self.out = Events()
+        self.out = LogRecorder()
 
     def info(self, host: str) -> bool:
         return self.drops.info(self.out.log, host, "from {source}")
@@ -116,7 +104,7 @@ class ServerLogTests(SynchronousTestCase):
         self.addCleanup(shutil.rmtree, directory)
         clock = Clock()
         server = SIPServer(loadConfig(writeConfig(directory)), clock)
-        out = Events()
+        out = LogRecorder()
         self.patch(SIPServer, "log", out.log)
 
         def broken(*args: object) -> None:

@@ -13,9 +13,9 @@ from types import MappingProxyType
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.access import DEVICE_NETWORK, TRUNK, Peer
-from sbc.errors import ConfigError
+from sbc.config.errors import ConfigError
+from sbc.config.users import Account, UserDirectory
 from sbc.hook import Hook, call_trunk, call_user, loadHook, reject
-from sbc.registrar.users import Account, UserDirectory
 from sbc.routing import (
     ROUTING_FAILED,
     CallRequest,
@@ -23,14 +23,14 @@ from sbc.routing import (
     HookError,
     HookRouter,
     NumberPlan,
+    PrefixRoute,
     Reject,
-    Route,
     RoutingRules,
     RoutingSettings,
     TrunkTarget,
     UserTarget,
-    buildChain,
     explain,
+    shippedChain,
 )
 
 SAMPLE = Path(__file__).resolve().parents[1] / "etc" / "routing.py"
@@ -40,7 +40,7 @@ USERS = UserDirectory(
     [Account("alice", DOMAIN, MappingProxyType({})), Account("bob", DOMAIN, MappingProxyType({}))]
 )
 RULES = RoutingRules(
-    NumberPlan("49", "0", "00"), {"+4930123456": f"alice@{DOMAIN}"}, (Route("*", ("demo",)),)
+    NumberPlan("49", "0", "00"), {"+4930123456": f"alice@{DOMAIN}"}, (PrefixRoute("*", ("demo",)),)
 )
 
 CALLS = [
@@ -181,7 +181,7 @@ class HookAnswerTests(HookFileTestCase):
         """
         router = HookRouter(self.load(source))
         self.assertRaises(ZeroDivisionError, router.route, device("bob"))
-        chain = buildChain(RoutingSettings(RULES), users=USERS, domains=[DOMAIN], hook=router.hook)
+        chain = shippedChain(RoutingSettings(RULES), users=USERS, domains=[DOMAIN], hook=router.hook)
         decision = chain.route(device("bob"))
         self.assertEqual(decision, Decision(reject=ROUTING_FAILED, router="hook"))
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
@@ -293,8 +293,8 @@ class SampleHookTests(SynchronousTestCase):
     def test_loadsAndPasses(self) -> None:
         """The shipped etc/routing.py loads and passes every call, so the chain decides as without it."""
         hook = loadHook(SAMPLE)
-        withHook = buildChain(RoutingSettings(RULES), users=USERS, domains=[DOMAIN], hook=hook)
-        without = buildChain(RoutingSettings(RULES), users=USERS, domains=[DOMAIN])
+        withHook = shippedChain(RoutingSettings(RULES), users=USERS, domains=[DOMAIN], hook=hook)
+        without = shippedChain(RoutingSettings(RULES), users=USERS, domains=[DOMAIN])
         for call in CALLS:
             self.assertIsNone(hook(call))
             self.assertEqual(

@@ -1,179 +1,25 @@
-"""Tests for sbc.media.relay: the built-in RTP/RTCP relay, on a fake UDP reactor and a `Clock`."""
+"""Tests for sbc.media.relay and its sockets (sbc.media.streams), on a fake UDP reactor and a `Clock`."""
 
 from __future__ import annotations
 
 import errno
 
 from netaddr import IPSet
-from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorUDP, IUDPTransport
-from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from sbc.interfaces import Address, IMediaRelay, NotAcceptableError
 from sbc.media.ports import PortPool, PortPoolExhaustedError
-from sbc.media.relay import MAX_PACKET_SIZE, MediaRelay, MediaStats, UnknownCallError
-from sbc.sip.sdp import SDPParseError, SessionDescription, parseSDP
-
-US = "127.0.0.1"
-PHONE_A: Address = ("10.0.0.1", 49170)  # the caller, as its SDP says
-PHONE_B: Address = ("192.0.2.20", 6000)  # the callee, as its SDP says
-NAT_A: Address = ("203.0.113.5", 40000)  # where the caller's packets really come from
-
-
-@implementer(IListeningPort, IUDPTransport)
-class FakeUDPPort:
-    """A bound UDP socket that records what it sends and lets a test hand it datagrams."""
-
-    def __init__(
-        self, reactor: FakeUDPReactor, port: int, protocol: DatagramProtocol, interface: str
-    ) -> None:
-        self.reactor = reactor
-        self.port = port
-        self.protocol = protocol
-        self.interface = interface
-        self.written: list[tuple[bytes, Address]] = []
-        self.open = True
-        self.refuse: OSError | None = None
-
-    def write(self, packet: bytes, addr: Address | None = None) -> None:
-        assert self.open, "write on a closed socket"
-        assert addr is not None
-        if self.refuse is not None:
-            raise self.refuse
-        self.written.append((packet, addr))
-
-    def deliver(self, datagram: bytes, source: Address) -> None:
-        """A datagram arrives from ``source``."""
-        assert self.open, "datagram on a closed socket"
-        self.protocol.datagramReceived(datagram, source)
-
-    def startListening(self) -> None:
-        """Already listening."""
-
-    def stopListening(self) -> Deferred[None] | None:
-        self.open = False
-        del self.reactor.open[self.port]
-        self.protocol.doStop()
-        if self.reactor.closing is None:
-            return None
-        closed: Deferred[None] = Deferred()
-        self.reactor.closing.append(closed)
-        return closed
-
-    def getHost(self) -> IPv4Address | IPv6Address:
-        if ":" in self.interface:
-            return IPv6Address("UDP", self.interface, self.port)
-        return IPv4Address("UDP", self.interface, self.port)
-
-    def connect(self, host: str, port: int) -> None:
-        raise NotImplementedError
-
-    def getBroadcastAllowed(self) -> bool:
-        return False
-
-    def setBroadcastAllowed(self, enabled: bool) -> None:
-        raise NotImplementedError
-
-
-@implementer(IReactorUDP)
-class FakeUDPReactor:
-    """`MemoryReactor` has no UDP: this one binds fake sockets, and refuses ports in ``busy``.
-
-    With ``closing`` set to a list, ``stopListening`` returns a Deferred kept there, as a real
-    socket closes only on the next reactor turn.
-    """
-
-    def __init__(self) -> None:
-        self.open: dict[int, FakeUDPPort] = {}
-        self.busy: set[int] = set()
-        self.closing: list[Deferred[None]] | None = None
-        self.binds: list[tuple[int, str, int]] = []
-
-    def listenUDP(
-        self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192
-    ) -> FakeUDPPort:
-        if port in self.busy or port in self.open:
-            raise CannotListenError(interface, port, OSError(errno.EADDRINUSE, "Address already in use"))
-        self.binds.append((port, interface, maxPacketSize))
-        listening = self.open[port] = FakeUDPPort(self, port, protocol, interface)
-        protocol.makeConnection(listening)
-        return listening
-
-
-def sdp(*lines: str) -> bytes:
-    return "".join(line + "\r\n" for line in lines).encode("latin-1")
-
-
-def phone(
-    host: str, port: int, *extra: str, username: str = "phone", video: int | None = None, ip: str = "IP4"
-) -> bytes:
-    """One side's SDP: audio on ``port``, optionally video, ``extra`` lines after the audio m=."""
-    lines = [
-        "v=0",
-        f"o={username} 2890844526 2890844526 IN {ip} {host}",
-        "s=-",
-        f"c=IN {ip} {host}",
-        "t=0 0",
-        f"m=audio {port} RTP/AVP 0 8 101",
-        "a=rtpmap:101 telephone-event/8000",
-        *extra,
-    ]
-    if video is not None:
-        lines += [f"m=video {video} RTP/AVP 96", "a=rtpmap:96 H264/90000"]
-    return sdp(*lines)
-
-
-OFFER = phone(*PHONE_A, username="alice")
-ANSWER = phone(*PHONE_B, username="bob")
-
-
-class RelayTestCase(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.reactor = FakeUDPReactor()
-        self.clock = Clock()
-        self.pool = PortPool(20000, 20099)
-        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool)
-        self.timedOut: list[str] = []
-
-    def onTimeout(self, callId: str = "call-1") -> None:
-        self.timedOut.append(callId)
-
-    def offer(
-        self, body: bytes = OFFER, side: str = "A", callId: str = "call-1", sipSource: str | None = None
-    ) -> SessionDescription:
-        d = self.relay.offer(callId, side, body, lambda: self.onTimeout(callId), sipSource)
-        return parseSDP(self.successResultOf(d))
-
-    def answer(
-        self, body: bytes = ANSWER, side: str = "B", callId: str = "call-1", sipSource: str | None = None
-    ) -> SessionDescription:
-        return parseSDP(self.successResultOf(self.relay.answer(callId, side, body, sipSource)))
-
-    def call(
-        self, callId: str = "call-1", aSource: str | None = None, bSource: str | None = None
-    ) -> tuple[int, int]:
-        """Set up a call; return the relay port B must send to and the one A must send to.
-
-        ``aSource`` and ``bSource`` are the sides' signalling IPs, for latching behind NAT.
-        """
-        toB = self.offer(callId=callId, sipSource=aSource)
-        toA = self.answer(callId=callId, sipSource=bSource)
-        return toB.media[0].port, toA.media[0].port
-
-    def socket(self, port: int) -> FakeUDPPort:
-        return self.reactor.open[port]
+from sbc.media.relay import MAX_PACKET_SIZE, MediaRelay
+from sbc.media.streams import MediaStats, UnknownCallError
+from sbc.sip.sdp import SDPParseError, parseSDP
+from tests.media import ANSWER, NAT_A, OFFER, PHONE_A, PHONE_B, US, RelayTestCase, phone, sdp
 
 
 class RewriteTests(RelayTestCase):
     def test_offerNamesUs(self) -> None:
         """The offer that goes to B names our address in o= and c=, and nothing of A's."""
-        body = self.successResultOf(self.relay.offer("call-1", "A", OFFER, self.onTimeout))
+        body = self.relay.offer("call-1", "A", OFFER, self.onTimeout)
         toB = parseSDP(body)
         self.assertEqual(toB.origin.address, US)
         connection = toB.connection
@@ -237,18 +83,17 @@ class RewriteTests(RelayTestCase):
 
     def test_badSDP(self) -> None:
         """A broken body fails the offer with the codec's error and holds nothing."""
-        failure = self.failureResultOf(self.relay.offer("call-1", "A", b"hello", self.onTimeout))
-        failure.trap(SDPParseError)
+        self.assertRaises(SDPParseError, self.relay.offer, "call-1", "A", b"hello", self.onTimeout)
         self.assertEqual((self.relay.activeSessions(), len(self.reactor.open)), (0, 0))
 
     def test_badSide(self) -> None:
         """A side other than A or B is a caller bug, reported as ValueError."""
-        self.failureResultOf(self.relay.offer("call-1", "C", OFFER, self.onTimeout)).trap(ValueError)
+        self.assertRaises(ValueError, self.relay.offer, "call-1", "C", OFFER, self.onTimeout)
         self.assertEqual(self.relay.activeSessions(), 0)
 
     def test_answerWithoutOffer(self) -> None:
         """An answer for a call that has no offer fails with UnknownCallError."""
-        self.failureResultOf(self.relay.answer("nope", "B", ANSWER)).trap(UnknownCallError)
+        self.assertRaises(UnknownCallError, self.relay.answer, "nope", "B", ANSWER)
         self.assertEqual((self.relay.activeSessions(), len(self.reactor.open)), (0, 0))
 
     def test_lateOffer(self) -> None:
@@ -383,8 +228,8 @@ class ForwardingTests(RelayTestCase):
         """A relay on an IPv6 address writes IN IP6 and forwards between IPv6 peers."""
         relay = MediaRelay(self.reactor, self.clock, "[::1]", self.pool)
         aSide, bSide = ("2001:db8::a", 49170), ("2001:db8::b", 6000)
-        toB = parseSDP(self.successResultOf(relay.offer("v6", "A", phone(*aSide, ip="IP6"), lambda: None)))
-        toA = parseSDP(self.successResultOf(relay.answer("v6", "B", phone(*bSide, ip="IP6"))))
+        toB = parseSDP(relay.offer("v6", "A", phone(*aSide, ip="IP6"), lambda: None))
+        toA = parseSDP(relay.answer("v6", "B", phone(*bSide, ip="IP6")))
         connection = toB.connection
         assert connection is not None
         self.assertEqual((connection.addrtype, connection.address), ("IP6", "::1"))
@@ -510,10 +355,8 @@ class StrictLatchingTests(RelayTestCase):
     def test_ipv6Canonical(self) -> None:
         """An IPv6 SDP address written in another form still matches the packets' source."""
         relay = MediaRelay(self.reactor, self.clock, "::1", self.pool)
-        toB = parseSDP(
-            self.successResultOf(relay.offer("v6", "A", phone("2001:DB8:0::A", 4000, ip="IP6"), lambda: None))
-        )
-        toA = parseSDP(self.successResultOf(relay.answer("v6", "B", phone("2001:db8::b", 6000, ip="IP6"))))
+        toB = parseSDP(relay.offer("v6", "A", phone("2001:DB8:0::A", 4000, ip="IP6"), lambda: None))
+        toA = parseSDP(relay.answer("v6", "B", phone("2001:db8::b", 6000, ip="IP6")))
         self.socket(toA.media[0].port).deliver(b"rtp A", ("2001:db8::a", 4000))
         self.assertEqual(self.socket(toB.media[0].port).written, [(b"rtp A", ("2001:db8::b", 6000))])
         relay.close()
@@ -539,8 +382,7 @@ class RefusedSDPTests(RelayTestCase):
         self.relay = MediaRelay(self.reactor, self.clock, US, self.pool, forbidden=forbidden, maxStreams=3)
 
     def assertRefused(self, body: bytes) -> None:
-        failure = self.failureResultOf(self.relay.offer("call-1", "A", body, self.onTimeout))
-        failure.trap(NotAcceptableError)
+        self.assertRaises(NotAcceptableError, self.relay.offer, "call-1", "A", body, self.onTimeout)
         self.assertEqual((self.relay.activeSessions(), len(self.reactor.open)), (0, 0))
 
     def test_forbiddenTargets(self) -> None:
@@ -555,10 +397,9 @@ class RefusedSDPTests(RelayTestCase):
     def test_forbiddenInReoffer(self) -> None:
         """A re-offer naming a forbidden address fails and leaves the call's media as it was."""
         toB, toA = self.call()
-        failure = self.failureResultOf(
-            self.relay.offer("call-1", "A", phone("224.0.0.1", 4000), self.onTimeout)
+        self.assertRaises(
+            NotAcceptableError, self.relay.offer, "call-1", "A", phone("224.0.0.1", 4000), self.onTimeout
         )
-        failure.trap(NotAcceptableError)
         self.socket(toB).deliver(b"rtp B", PHONE_B)
         self.assertEqual(self.socket(toA).written, [(b"rtp B", PHONE_A)])
 
@@ -745,7 +586,7 @@ class TimeoutTests(RelayTestCase):
         def broken() -> None:
             raise RuntimeError("boom")
 
-        self.successResultOf(self.relay.offer("broken", "A", OFFER, broken))
+        self.relay.offer("broken", "A", OFFER, broken)
         self.call("fine")
         self.clock.pump([1] * 31)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
@@ -754,7 +595,7 @@ class TimeoutTests(RelayTestCase):
 
     def test_deleteFromHandler(self) -> None:
         """onTimeout may delete the call at once (send BYE, release media): the check copes."""
-        self.successResultOf(self.relay.offer("call-1", "A", OFFER, lambda: self.relay.delete("call-1")))
+        self.relay.offer("call-1", "A", OFFER, lambda: self.relay.delete("call-1"))
         self.clock.pump([1] * 31)
         self.assertEqual(self.relay.activeSessions(), 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -766,11 +607,11 @@ class PortReuseTests(RelayTestCase):
         self.offer(phone(*PHONE_A, video=51372))
         self.answer(phone(*PHONE_B, video=6002))
         self.assertEqual(self.relay.activeSessions(), 1)
-        self.assertIsNone(self.successResultOf(self.relay.delete("call-1")))
+        self.assertIsNone(self.relay.delete("call-1"))  # type: ignore[func-returns-value]
         self.assertEqual((self.relay.activeSessions(), len(self.reactor.open)), (0, 0))
         self.assertEqual(self.pool.available, self.pool.capacity)
-        self.assertIsNone(self.successResultOf(self.relay.delete("call-1")))
-        self.assertIsNone(self.successResultOf(self.relay.delete("never")))
+        self.assertIsNone(self.relay.delete("call-1"))  # type: ignore[func-returns-value]
+        self.assertIsNone(self.relay.delete("never"))  # type: ignore[func-returns-value]
 
     def test_thousandCalls(self) -> None:
         """After 1,000 offer/answer/delete cycles the pool is full and no socket is left open."""
@@ -782,7 +623,7 @@ class PortReuseTests(RelayTestCase):
             toB, toA = self.call(callId)
             seen.update((toB, toA))
             self.socket(toA).deliver(b"rtp", PHONE_A)
-            self.successResultOf(self.relay.delete(callId))
+            self.relay.delete(callId)
         self.assertEqual(seen, set(range(20000, 20040, 2)))
         self.assertEqual((self.pool.available, self.pool.inUse), (self.pool.capacity, 0))
         self.assertEqual((self.reactor.open, self.relay.activeSessions()), ({}, 0))
@@ -813,9 +654,10 @@ class PortReuseTests(RelayTestCase):
     def test_tooManyBusy(self) -> None:
         """When pair after pair will not bind, the offer fails clearly and holds nothing."""
         self.reactor.busy = set(range(20000, 20100, 2))
-        failure = self.failureResultOf(self.relay.offer("call-1", "A", OFFER, self.onTimeout))
-        failure.trap(PortPoolExhaustedError)
-        self.assertIn("would not bind", failure.getErrorMessage())
+        error = self.assertRaises(
+            PortPoolExhaustedError, self.relay.offer, "call-1", "A", OFFER, self.onTimeout
+        )
+        self.assertIn("would not bind", str(error))
         self.assertEqual((self.relay.activeSessions(), len(self.reactor.open)), (0, 0))
         self.assertEqual(self.pool.available, self.pool.capacity)
 
@@ -824,8 +666,7 @@ class PortReuseTests(RelayTestCase):
         self.pool = PortPool(20000, 20005)
         self.relay = MediaRelay(self.reactor, self.clock, US, self.pool)
         self.call("first")
-        failure = self.failureResultOf(self.relay.offer("second", "A", OFFER, self.onTimeout))
-        failure.trap(PortPoolExhaustedError)
+        self.assertRaises(PortPoolExhaustedError, self.relay.offer, "second", "A", OFFER, self.onTimeout)
         self.assertEqual(self.relay.activeSessions(), 1)
         self.assertEqual((self.pool.inUse, len(self.reactor.open)), (2, 4))
         self.relay.delete("first")

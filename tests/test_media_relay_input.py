@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_media_relay import PHONE_A, RelayTestCase, phone
+from tests.media import PHONE_A, RelayTestCase, phone
 
 
 class RtcpAttributeTests(RelayTestCase):

@@ -355,9 +355,9 @@ class RelayTests(SocketTestCase):
         relay = MediaRelay(QuietUDP(self.reactor), self.reactor, US, pool)
         phoneA, phoneB = self.socket(), self.socket()
         offer = relay.offer("call", "A", phone(phoneA.getsockname()[1]), lambda: None)
-        toA = mediaPort(self.successResultOf(offer))  # where B sends
+        toA = mediaPort(offer)  # where B sends
         answer = relay.answer("call", "B", phone(phoneB.getsockname()[1]))
-        toB = mediaPort(self.successResultOf(answer))  # where A sends
+        toB = mediaPort(answer)  # where A sends
         self.assertEqual(len(self.reactor.readers), 5)  # four relay sockets and the test's own port
 
         phoneA.sendto(b"rtp", (US, toB))
@@ -366,7 +366,7 @@ class RelayTests(SocketTestCase):
         facingA.doRead()
         self.assertEqual(phoneB.recvfrom(100), (b"rtp", (US, toA)))
 
-        self.successResultOf(relay.delete("call"))
+        relay.delete("call")
         self.assertEqual(self.reactor.readers, [self.port])
         self.assertEqual(pool.inUse, 0)  # released at once: no close waits a reactor turn
         self.assertEqual(events, [])

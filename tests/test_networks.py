@@ -1,11 +1,11 @@
-"""Tests for sbc.registrar.networks: device networks with their own digest algorithms, longest first."""
+"""Tests for sbc.config.networks: device networks with their own digest algorithms, longest first."""
 
 from __future__ import annotations
 
 from netaddr import IPSet
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.registrar.networks import DeviceNetwork, NetworkMap
+from sbc.config.networks import DeviceNetwork, NetworkMap
 
 WIDE = DeviceNetwork("wide", ("SHA-256",), IPSet(["10.0.0.0/8", "2001:db8::/32"]))
 NARROW = DeviceNetwork("narrow", ("MD5",), IPSet(["10.1.2.0/24"]))

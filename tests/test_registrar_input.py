@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_registrar import RegistrarTestCase, register
+from tests.registrar import RegistrarTestCase, register
 
 SUPERSCRIPT = "\xb2"
 

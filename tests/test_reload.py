@@ -15,10 +15,12 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.access import TRUNK, Peer
-from sbc.config import Config, loadConfig
+from sbc.config import Config, ConfigError, loadConfig
 from sbc.ops.reload import ConfigReloader
+from sbc.routing import CallRequest, Decision, Reject
+from sbc.server import SIPServer
 from sbc.transport.listeners import SignalReload
-from tests.fakes import writeConfig
+from tests.fakes import DEMO_TOML, writeConfig
 
 DEMO = Peer(TRUNK, "demo")
 
@@ -87,6 +89,62 @@ class PollTests(ReloadTestCase):
         self.assertEqual(self.applied, [])
         clock.advance(self.reloader.config.whitelistPollInterval)
         self.assertEqual(len(self.applied), 1)
+
+
+class HookReloadTests(ReloadTestCase):
+    """The routing hook is loaded when the server takes a config: one that fails keeps the old."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.hook = self.directory / "routing.py"
+        self.saveHook(403)
+        self.path.write_text(DEMO_TOML + '\n[routing]\nhook = "routing.py"\n')
+        self.server = SIPServer(loadConfig(self.path), Clock())
+        self.reloader = ConfigReloader(self.server.config, self.server.setConfig)
+
+    def saveHook(self, status: int | None) -> None:
+        """Write the hook (rejecting with ``status``, or broken for None) as an editor saving it would."""
+        body = "    return (\n" if status is None else f"    return reject({status})\n"
+        self.hook.write_text(f"from sbc.hook import reject\ndef route(call):\n{body}")
+        self.tick += 1
+        os.utime(self.hook, (self.tick, self.tick))
+
+    def decided(self) -> Decision:
+        call = CallRequest(DEMO, "+4940999", "198.51.100.7", "bob", "127.0.0.1")
+        decision = self.server.chain.decide(call)
+        assert isinstance(decision, Decision)
+        return decision
+
+    def test_badHookKeepsOld(self) -> None:
+        """A hook that no longer loads keeps the running config and hook, and the log names its line."""
+        config, chain = self.server.config, self.server.chain
+        self.saveHook(None)
+        with capturedLogs() as events:
+            self.reloader.poll()
+        self.assertIs(self.server.config, config)
+        self.assertIs(self.server.chain, chain)
+        self.assertIs(self.reloader.config, config)
+        self.assertEqual(self.reloader.failures, 1)
+        self.assertIn(f"{self.hook}:3: syntax error", " ".join(formatEvent(e) for e in events))
+        self.assertEqual(self.decided().reject, Reject(403))
+
+    def test_fixedHookApplied(self) -> None:
+        """After a broken save, the next good one is loaded and decides."""
+        self.saveHook(None)
+        self.reloader.poll()
+        self.saveHook(404)
+        self.reloader.poll()
+        self.assertEqual(self.decided().reject, Reject(404))
+        self.assertIs(self.server.config, self.reloader.config)
+
+    def test_setConfigRefusesBadHook(self) -> None:
+        """setConfig loads the hook before it assigns anything: a bad one raises and changes nothing."""
+        config, chain = self.server.config, self.server.chain
+        self.saveHook(None)
+        self.assertRaises(ConfigError, self.server.setConfig, loadConfig(self.path))
+        self.assertIs(self.server.config, config)
+        self.assertIs(self.server.registrar.config, config)
+        self.assertIs(self.server.chain, chain)
 
 
 class FakeReactor:

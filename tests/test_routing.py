@@ -1,4 +1,4 @@
-"""Tests for sbc.routing: number plans, the static, registrar and trunk routers, the chain, explain."""
+"""Tests for sbc.routing (routers, chain, explain) and sbc.config.routing (number plans, [routing])."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from types import MappingProxyType
 from typing import Any
 
 from twisted.internet import defer
-from twisted.logger import ILogObserver, Logger, LogLevel
+from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from sbc.access import DEVICE_NETWORK, TRUNK, Peer
-from sbc.errors import ConfigError
+from sbc.config import Table
+from sbc.config.errors import ConfigError
+from sbc.config.routing import loadRouting
+from sbc.config.users import Account, UserDirectory
 from sbc.interfaces import IRouter
-from sbc.registrar.users import Account, UserDirectory
 from sbc.routing import (
     NO_ROUTE,
     ROUTING_FAILED,
@@ -26,9 +27,9 @@ from sbc.routing import (
     HookError,
     HookRouter,
     NumberPlan,
+    PrefixRoute,
     RegistrarRouter,
     Reject,
-    Route,
     RoutingChain,
     RoutingRules,
     RoutingSettings,
@@ -36,11 +37,11 @@ from sbc.routing import (
     TrunkRouter,
     TrunkTarget,
     UserTarget,
-    buildChain,
     callerDomain,
     explain,
-    parseRoutingConfig,
+    shippedChain,
 )
+from tests.fakes import FixedRouter, LogRecorder
 
 DOMAIN = "demo.acme.sbc.test"
 OTHER = "other.test"
@@ -62,10 +63,10 @@ RULES = RoutingRules(
     PLAN,
     {"+49 30 123456": f"alice@{DOMAIN}", "100": f"bob@{DOMAIN}"},
     (
-        Route("+49", ("demo", "backup")),
-        Route("030", ("local",)),
-        Route("*", ("demo",)),
-        Route("+1", ("demo", "intl"), transit=True),
+        PrefixRoute("+49", ("demo", "backup")),
+        PrefixRoute("030", ("local",)),
+        PrefixRoute("*", ("demo",)),
+        PrefixRoute("+1", ("demo", "intl"), transit=True),
     ),
 )
 
@@ -117,33 +118,6 @@ def trunkCall(user: str, domain: str = "127.0.0.1", peer: Peer = DEMO) -> CallRe
 
 def targets(*items: UserTarget | TrunkTarget) -> tuple[UserTarget | TrunkTarget, ...]:
     return items
-
-
-@implementer(ILogObserver)
-class Recorder:
-    """A log observer that keeps events."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-
-
-@implementer(IRouter)
-class FixedRouter:
-    """A router that answers what it is told, and counts how often it was asked."""
-
-    def __init__(self, name: str, answer: Callable[[CallRequest], Any]) -> None:
-        self.name = name
-        self.answer = answer
-        self.asked = 0
-
-    def route(self, call: CallRequest) -> Decision | defer.Deferred[Decision | None] | None:
-        """The answer as ``answer`` gives it: at once, or a Deferred when the test wants to wait."""
-        self.asked += 1
-        result: Decision | defer.Deferred[Decision | None] | None = self.answer(call)
-        return result
 
 
 def crash(call: CallRequest) -> None:
@@ -394,16 +368,16 @@ class TrunkRouterTests(SynchronousTestCase):
 
     def test_noDefault(self) -> None:
         """Without a default route, unmatched numbers pass."""
-        router = TrunkRouter(RoutingRules(PLAN, {}, (Route("+49", ("demo",)),)))
+        router = TrunkRouter(RoutingRules(PLAN, {}, (PrefixRoute("+49", ("demo",)),)))
         self.assertIsNone(router.route(deviceCall("+331")))
 
 
 class RoutingChainTests(SynchronousTestCase):
     def chain(self, hook: Callable[[CallRequest], object] | None = None) -> RoutingChain:
-        chain = buildChain(
+        chain = shippedChain(
             RoutingSettings(RULES), users=USERS, domains=[DOMAIN, OTHER], trunks=TRUNKS, hook=hook
         )
-        self.events = Recorder()
+        self.events = LogRecorder()
         chain.log = Logger(observer=self.events)
         return chain
 
@@ -440,9 +414,8 @@ class RoutingChainTests(SynchronousTestCase):
 
     def test_registrarBeforeTrunks(self) -> None:
         """A user named like a number wins over the default route."""
-        chain = buildChain(
-            RoutingSettings(RoutingRules(PLAN, {}, (Route("*", ("demo",)),))), users=USERS, domains=[DOMAIN]
-        )
+        rules = RoutingRules(PLAN, {}, (PrefixRoute("*", ("demo",)),))
+        chain = shippedChain(RoutingSettings(rules), users=USERS, domains=[DOMAIN])
         decision = chain.route(deviceCall("100"))
         assert isinstance(decision, Decision)
         self.assertEqual(
@@ -522,7 +495,7 @@ class RoutingChainTests(SynchronousTestCase):
             chain = RoutingChain(
                 [FixedRouter("bad", answer), FixedRouter("next", lambda call: Decision(reject=Reject(486)))]
             )
-            chain.log = Logger(observer=Recorder())
+            chain.log = Logger(observer=LogRecorder())
             self.assertEqual(
                 self.decide(chain, deviceCall("x")), Decision(reject=ROUTING_FAILED, router="bad")
             )
@@ -555,7 +528,7 @@ class RoutingChainTests(SynchronousTestCase):
 
 class ExplainTests(SynchronousTestCase):
     def chain(self, hook: Callable[[CallRequest], object] | None = None) -> RoutingChain:
-        return buildChain(RoutingSettings(RULES), users=USERS, domains=[DOMAIN], trunks=TRUNKS, hook=hook)
+        return shippedChain(RoutingSettings(RULES), users=USERS, domains=[DOMAIN], trunks=TRUNKS, hook=hook)
 
     def test_eachRouter(self) -> None:
         """Every router says its piece; the first decision is chosen and later ones are not reached."""
@@ -640,7 +613,7 @@ class HookRouterTests(SynchronousTestCase):
         """A hook slower than the threshold is logged, then only at 10, 100, ... slow calls."""
         ticks = iter(range(0, 1000, 1))
         router = HookRouter(lambda call: None, timer=lambda: float(next(ticks)))
-        events = Recorder()
+        events = LogRecorder()
         router.log = Logger(observer=events)
         for _ in range(12):
             router.route(deviceCall("x"))
@@ -648,13 +621,19 @@ class HookRouterTests(SynchronousTestCase):
         self.assertEqual([e["count"] for e in events.events], [1, 10])
 
 
-class ParseRoutingConfigTests(SynchronousTestCase):
+class LoadRoutingTests(SynchronousTestCase):
+    """The [routing] table's loader (sbc.config.routing.loadRouting)."""
+
     base = Path("/etc/sbc")
     path = base / "sbc.toml"
 
     def parse(self, toml: str, domains: tuple[str, ...] = (DOMAIN,)) -> RoutingSettings:
-        data = tomllib.loads(toml).get("routing", {})
-        return parseRoutingConfig(self.path, self.base, data, trunks=TRUNKS, domains=domains)
+        return self.load(tomllib.loads(toml), trunks=TRUNKS, domains=domains)
+
+    def load(
+        self, data: dict[str, Any], trunks: tuple[str, ...], domains: tuple[str, ...]
+    ) -> RoutingSettings:
+        return loadRouting(Table(self.path, "", data), self.base, trunks=trunks, domains=domains)
 
     def error(self, toml: str, domains: tuple[str, ...] = (DOMAIN,)) -> ConfigError:
         with self.assertRaises(ConfigError) as caught:
@@ -672,11 +651,9 @@ class ParseRoutingConfigTests(SynchronousTestCase):
 
     def test_defaults(self) -> None:
         """No [routing] table: no hook, no rules, the first registrar domain as default domain."""
-        settings = parseRoutingConfig(self.path, self.base, {}, trunks=(), domains=("A.test", "b.test"))
+        settings = self.load({}, trunks=(), domains=("A.test", "b.test"))
         self.assertEqual(settings, RoutingSettings(RoutingRules(), "a.test", None))
-        self.assertEqual(
-            parseRoutingConfig(self.path, self.base, {}, trunks=(), domains=()).defaultDomain, None
-        )
+        self.assertEqual(self.load({}, trunks=(), domains=()).defaultDomain, None)
 
     def test_bareDIDUser(self) -> None:
         """A DID to a bare user name means that user in the default domain."""

@@ -14,8 +14,8 @@ from zope.interface.verify import verifyObject
 
 from sbc.config import Config, loadConfig
 from sbc.interfaces import ITransactionUser
-from sbc.server import SIPServer
-from sbc.sip import Response, SIPParseError
+from sbc.server import SIPServer, stampVia
+from sbc.sip import Request, Response, SIPParseError, parseMessage
 from sbc.transport import SIPStreamFactory, StreamConnections
 from tests.fakes import (
     DEMO_TOML,
@@ -389,3 +389,36 @@ class LateParseErrorTests(ServerTestCase):
         self.assertIn("given twice", response.reason)
         self.assertEqual(self.server.metrics["internal_errors"], 0)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class StampViaTests(SynchronousTestCase):
+    """stampVia records the real source in the top Via through the codec's public API only."""
+
+    def test_combinedViaKeepsTheRestInOrder(self) -> None:
+        """In a combined Via field only the first value is stamped; the others follow it in order."""
+        request = parseMessage(
+            b"OPTIONS sip:sbc.test SIP/2.0\r\n"
+            b"Max-Forwards: 70\r\n"
+            b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKb\r\n"
+            b"From: <sip:a@sbc.test>;tag=1\r\nTo: <sip:sbc.test>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
+        assert isinstance(request, Request)
+        stamped = stampVia(request, ("127.0.0.2", 40000))
+        self.assertIs(request.topVia(), stamped)
+        vias = request.vias()
+        self.assertEqual([via.branch for via in vias], ["z9hG4bKa", "z9hG4bKb"])
+        self.assertEqual((vias[0].received, vias[0].rport), ("127.0.0.2", "40000"))
+        self.assertIsNone(vias[1].received)
+
+    def test_sourceMatchingViaUntouched(self) -> None:
+        """A Via that already names the source host without rport is left as it is."""
+        request = parseMessage(
+            b"OPTIONS sip:sbc.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKa\r\n"
+            b"From: <sip:a@sbc.test>;tag=1\r\nTo: <sip:sbc.test>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
+        assert isinstance(request, Request)
+        before = request.toBytes()
+        stampVia(request, ("127.0.0.2", 5060))
+        self.assertEqual(request.toBytes(), before)

@@ -12,9 +12,9 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.server import SIPServer
+from tests.calls import SDP, invite
 from tests.fakes import RecordingTransport, demoConfig, options
 from tests.rfc4475 import messages
-from tests.test_b2bua import SDP, invite
 
 SEEDS = [invite(), invite(body=SDP), options(), *(p.read_bytes() for p in messages())]
 
@@ -62,11 +62,10 @@ class CallFuzzTests(SynchronousTestCase):
     """Mutated answers and in-dialog requests from the callee of a live call."""
 
     def setUp(self) -> None:
-        from tests.test_b2bua import ALICE, TRUNK, CallTestCase
+        from tests.calls import ALICE, TRUNK, CallTestCase
 
         self.case = CallTestCase("run")
         self.case.setUp()
-        self.addCleanup(shutil.rmtree, self.case.directory)
         self.case.bind()
         self.case.receive(invite(), TRUNK)
         (self.bInvite,) = self.case.requestsTo(ALICE, "INVITE")
@@ -76,7 +75,7 @@ class CallFuzzTests(SynchronousTestCase):
     @given(st.data())
     def test_mutatedAnswers(self, data: st.DataObject) -> None:
         """Whatever the callee sends back, the controller neither raises nor logs a bug."""
-        from tests.test_b2bua import answer
+        from tests.calls import answer
 
         status = data.draw(st.sampled_from([180, 183, 200, 486, 302, 503]))
         body = SDP if status < 300 else b""

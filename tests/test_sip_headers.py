@@ -4,26 +4,21 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.sip import headers
+from sbc.sip import structured
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import (
     COMPACT_FORMS,
     LIST_HEADERS,
-    CSeq,
     HeaderField,
     Headers,
-    NameAddr,
-    Via,
     displayName,
     foldValue,
     headerKey,
     lwsSplit,
     parseContentLength,
-    parseCSeq,
-    parseNameAddr,
-    parseVia,
     splitList,
 )
+from sbc.sip.structured import CSeq, NameAddr, Via, parseCSeq, parseNameAddr, parseVia
 from sbc.sip.uri import PARSE_CACHE_SIZE, URI
 
 
@@ -445,10 +440,10 @@ class NameAddrCacheTests(SynchronousTestCase):
         """A value that fails to parse fails every time and is not remembered."""
         for _ in range(2):
             self.assertRaises(SIPParseError, parseNameAddr, "<sip:alice@atlanta.example.com")
-        self.assertNotIn("<sip:alice@atlanta.example.com", headers._NAME_ADDR_CACHE)
+        self.assertNotIn("<sip:alice@atlanta.example.com", structured._NAME_ADDR_CACHE)
 
     def test_bounded(self) -> None:
         """Distinct values beyond the bound empty the cache instead of growing it."""
         for i in range(PARSE_CACHE_SIZE + 10):
             parseNameAddr(f"<sip:u{i}@example.com>;tag={i}")
-        self.assertLessEqual(len(headers._NAME_ADDR_CACHE), PARSE_CACHE_SIZE)
+        self.assertLessEqual(len(structured._NAME_ADDR_CACHE), PARSE_CACHE_SIZE)

@@ -6,18 +6,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.sip import message
 from sbc.sip.errors import SIPParseError
-from sbc.sip.headers import CSeq, Headers
-from sbc.sip.message import (
-    KNOWN_METHODS,
-    Limits,
-    MessageParseError,
-    Request,
-    Response,
-    parseMessage,
-    validateRequest,
-    validateResponse,
-)
+from sbc.sip.headers import Headers
+from sbc.sip.message import KNOWN_METHODS, Limits, MessageParseError, Request, Response, parseMessage
+from sbc.sip.structured import CSeq
 from sbc.sip.uri import CACHED_TEXT_LIMIT, URI, parseURI
+from sbc.sip.validate import validateRequest, validateResponse
 
 SDP = (
     b"v=0\r\no=alice 2890844526 2890844526 IN IP4 192.0.2.101\r\ns=-\r\nc=IN IP4 192.0.2.101\r\n"

@@ -15,9 +15,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.sip.errors import SIPParseError
 from sbc.sip.framing import PING, PONG, Keepalive, StreamFramer
-from sbc.sip.headers import _parseVia, parseCSeq, parseNameAddr, parseVia, splitList
-from sbc.sip.message import Limits, Message, Request, parseMessage, validateRequest, validateResponse
+from sbc.sip.headers import splitList
+from sbc.sip.message import Limits, Message, Request, parseMessage
+from sbc.sip.structured import _parseVia, parseCSeq, parseNameAddr, parseVia
 from sbc.sip.uri import parseParams, parseURI, unescape
+from sbc.sip.validate import validateRequest, validateResponse
 
 from .rfc4475 import load
 from .test_sip_message import INVITE, RESPONSE

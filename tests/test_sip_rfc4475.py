@@ -13,18 +13,10 @@ from dataclasses import dataclass
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.sip.errors import SIPParseError
-from sbc.sip.headers import NameAddr
-from sbc.sip.message import (
-    KNOWN_METHODS,
-    MAGIC_COOKIE,
-    MessageParseError,
-    Request,
-    Response,
-    parseMessage,
-    validateRequest,
-    validateResponse,
-)
+from sbc.sip.message import KNOWN_METHODS, MAGIC_COOKIE, MessageParseError, Request, Response, parseMessage
+from sbc.sip.structured import NameAddr
 from sbc.sip.uri import unescape
+from sbc.sip.validate import validateRequest, validateResponse
 
 from .rfc4475 import CORPUS, load
 

@@ -15,12 +15,9 @@ from sbc.sip.sdp import (
     Origin,
     SDPParseError,
     SessionDescription,
-    bumpVersion,
-    filterCodecs,
-    hasActiveMedia,
     parseSDP,
-    rewrite,
 )
+from sbc.sip.sdprewrite import bumpVersion, filterCodecs, hasActiveMedia, rewrite
 from tests.rfc4475 import messages
 
 

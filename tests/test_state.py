@@ -11,7 +11,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.errors import ConfigError
+from sbc.config.errors import ConfigError
 from sbc.ops.state import SCHEMA_VERSION, SECRET_SIZE, BanTable, loadSecret, openDatabase
 
 

@@ -19,8 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sbc import tap
 from sbc.tap import Options, SBCService, makeService
 from sbc.transport.listeners import DatagramListener, SignalReload
-from tests.fakes import DEMO_TOML, writeConfig
-from tests.test_droplog import Events
+from tests.fakes import DEMO_TOML, LogRecorder, writeConfig
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +45,14 @@ class OptionsTests(TapTestCase):
             Options().parseOptions(["--config", str(path)])
         self.assertIn(f"{path}: sip.t1:", str(caught.exception))
 
+    def test_badHookIsUsageError(self) -> None:
+        """A routing hook that does not load stops the start: a UsageError naming its file and line."""
+        path = writeConfig(self.directory, DEMO_TOML + '\n[routing]\nhook = "routing.py"\n')
+        (self.directory / "routing.py").write_text("def route(call):\n    return (\n")
+        with self.assertRaises(usage.UsageError) as caught:
+            Options().parseOptions(["--config", str(path)])
+        self.assertIn(f"{self.directory / 'routing.py'}:2: syntax error", str(caught.exception))
+
     def test_everyOptionDocumented(self) -> None:
         """--help documents every option."""
         text = str(Options())
@@ -67,6 +74,17 @@ class MakeServiceTests(TapTestCase):
         self.assertEqual(kinds.count(internet.TimerService), 2)  # whitelist poll, binding expiry
         self.assertEqual(kinds.count(SignalReload), 1)
         self.assertTrue((self.directory / "state" / "sbc.sqlite").exists())
+
+    def test_chainFromOptions(self) -> None:
+        """The server routes with the chain Options built: the hook file loads once at startup."""
+        path = writeConfig(self.directory, DEMO_TOML + '\n[routing]\nhook = "routing.py"\n')
+        (self.directory / "routing.py").write_text("def route(call):\n    return None\n")
+        options = Options()
+        options.parseOptions(["--config", str(path)])
+        top = cast(SBCService, makeService(options))
+        self.addCleanup(top.cdrs.close)  # type: ignore[union-attr]
+        self.assertIs(top.server.chain, options["chain"])
+        self.assertEqual(top.server.chain.routers[0].name, "hook")
 
     def test_connectionsCountedAsBansCount(self) -> None:
         """The stream listeners count an IPv6 source's connections by the bans' prefix."""
@@ -92,7 +110,7 @@ class MakeServiceTests(TapTestCase):
 
     def test_exposedSecretsWarned(self) -> None:
         """makeService warns, one line each, about secrets other accounts can read."""
-        events = Events()
+        events = LogRecorder()
         self.patch(tap, "log", events.log)
         options = Options()
         options.parseOptions(["--config", str(writeConfig(self.directory))])

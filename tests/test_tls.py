@@ -16,12 +16,11 @@ from twisted.test.iosim import FakeTransport, connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import TLSSettings
-from sbc.errors import ConfigError
+from sbc.config.errors import ConfigError
 from sbc.transport import SIPStreamFactory
 from sbc.transport.tls import serverContextFactory
 from tests.certs import makeCertificate
-from tests.fakes import options
-from tests.test_transport import FakeController
+from tests.fakes import FakeController, options
 
 PEER = IPv4Address("TCP", "127.0.0.2", 40000)
 

@@ -21,32 +21,13 @@ from sbc.transaction import (
     newBranch,
 )
 from sbc.transaction.lifecycle import SPENT
-from tests.fakes import SortedClock
+from tests.fakes import RecordingTransport, SortedClock
 
 # Exact in binary, so that clock arithmetic lands on timer deadlines exactly.
 EPSILON = 1 / 1024
 SOURCE: Address = ("203.0.113.5", 40000)
 DESTINATION: Address = ("198.51.100.7", 5060)
-
-
-@implementer(ISIPTransport)
-class FakeTransport:
-    """Records what the layer sends instead of sending it."""
-
-    def __init__(self, name: str = "UDP", reliable: bool = False) -> None:
-        self.name = name
-        self.reliable = reliable
-        self.localAddress: Address = ("192.0.2.1", 5060)
-        self.sent: list[tuple[bytes, Address]] = []
-
-    def send(self, data: bytes, address: Address) -> None:
-        self.sent.append((data, address))
-
-    def messages(self) -> list[Request | Response]:
-        return [parseMessage(data) for data, _ in self.sent]
-
-    def statuses(self) -> list[int]:
-        return [m.status for m in self.messages() if isinstance(m, Response)]
+LOCAL: Address = ("192.0.2.1", 5060)
 
 
 @implementer(ITransactionUser, IClientTransactionUser)
@@ -134,8 +115,8 @@ class LayerTestCase(SynchronousTestCase):
         self.clock = Clock()
         self.user = FakeUser()
         self.layer = TransactionLayer(self.clock, self.user, self.timers)
-        self.udp = FakeTransport()
-        self.tcp = FakeTransport("TCP", reliable=True)
+        self.udp = RecordingTransport(localAddress=LOCAL)
+        self.tcp = RecordingTransport("TCP", reliable=True, localAddress=LOCAL)
 
     def advanceTo(self, when: float) -> None:
         """Advance to ``when`` stopping at every deadline on the way, as a punctual reactor would.
@@ -151,7 +132,7 @@ class LayerTestCase(SynchronousTestCase):
             clock.advance(min(due) - clock.seconds())
         clock.advance(when - clock.seconds())
 
-    def receive(self, request: Request, transport: FakeTransport | None = None) -> ServerTransaction:
+    def receive(self, request: Request, transport: RecordingTransport | None = None) -> ServerTransaction:
         """Deliver a request that must create a server transaction; return it."""
         before = len(self.user.requests)
         self.layer.receiveRequest(request, transport or self.udp, SOURCE)
@@ -160,7 +141,7 @@ class LayerTestCase(SynchronousTestCase):
         assert stx is not None
         return stx
 
-    def send(self, request: Request, transport: FakeTransport | None = None) -> ClientTransaction:
+    def send(self, request: Request, transport: RecordingTransport | None = None) -> ClientTransaction:
         return self.layer.sendRequest(request, transport or self.udp, DESTINATION, self.user)
 
     def assertQuiet(self) -> None:
@@ -174,8 +155,8 @@ class FakesTests(SynchronousTestCase):
     """The test doubles provide the interfaces they stand in for."""
 
     def test_transport(self) -> None:
-        """FakeTransport provides ISIPTransport."""
-        self.assertTrue(verifyObject(ISIPTransport, FakeTransport()))
+        """RecordingTransport provides ISIPTransport."""
+        self.assertTrue(verifyObject(ISIPTransport, RecordingTransport()))
 
     def test_user(self) -> None:
         """FakeUser provides ITransactionUser and IClientTransactionUser."""
@@ -605,7 +586,7 @@ class Rfc2543Tests(LayerTestCase):
 class ResponseRoutingTests(LayerTestCase):
     """Where server transactions send responses (RFC 3261 18.2.2, RFC 3581)."""
 
-    def addressFor(self, request: Request, transport: FakeTransport | None = None) -> Address:
+    def addressFor(self, request: Request, transport: RecordingTransport | None = None) -> Address:
         transport = transport or self.udp
         stx = self.receive(request, transport)
         stx.respond(makeResponse(request, 200))

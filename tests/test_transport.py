@@ -19,52 +19,7 @@ from sbc.transport import (
     SIPStreamProtocol,
     StreamConnections,
 )
-from tests.fakes import options
-
-
-class FakeController:
-    def __init__(self, allowed: tuple[str, ...] = ("127.0.0.2", "::1"), limit: int = 4) -> None:
-        self.allowed = allowed
-        self.limit = limit
-        self.messages: list[tuple[bytes, ISIPTransport, Address]] = []
-        self.errors: list[str] = []
-        self.closed: list[ISIPTransport] = []
-        self.started: list[ISIPTransport] = []
-
-    def admit(self, host: str) -> bool:
-        return host in self.allowed
-
-    def connectionLimit(self, host: str) -> int:
-        return self.limit
-
-    def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None:
-        self.messages.append((data, transport, source))
-
-    def streamError(self, transport: ISIPTransport, source: Address, reason: str) -> None:
-        self.errors.append(reason)
-
-    def connectionClosed(self, transport: ISIPTransport) -> None:
-        self.closed.append(transport)
-
-    def transportStarted(self, transport: ISIPTransport) -> None:
-        self.started.append(transport)
-
-
-class FakeDatagramTransport:
-    """What SIPDatagramProtocol needs of a UDP port."""
-
-    def __init__(self) -> None:
-        self.written: list[tuple[bytes, Address]] = []
-        self.socket = self
-        self.refuse = False
-
-    def sendto(self, data: bytes, addr: Address) -> None:
-        if self.refuse:
-            raise ConnectionRefusedError("ICMP port unreachable")
-        self.written.append((data, addr))
-
-    def getHost(self) -> IPv4Address:
-        return IPv4Address("UDP", "127.0.0.1", 5060)
+from tests.fakes import FakeController, FakeDatagramTransport, options
 
 
 class DatagramTests(SynchronousTestCase):

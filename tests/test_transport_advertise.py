@@ -17,8 +17,7 @@ from sbc.dialog import ourContact
 from sbc.server import SIPServer
 from sbc.transport import SIPDatagramProtocol, SIPStreamFactory, SIPStreamProtocol
 from sbc.transport.listeners import DatagramListener, listenerServices
-from tests.fakes import DEMO_TOML, writeConfig
-from tests.test_transport import FakeController, FakeDatagramTransport
+from tests.fakes import DEMO_TOML, FakeController, FakeDatagramTransport, writeConfig
 
 
 class WildcardDatagram(FakeDatagramTransport):

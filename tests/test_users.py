@@ -1,4 +1,4 @@
-"""Tests for sbc.registrar.users: the users file, its HA1 hashes, and errors that name the line."""
+"""Tests for sbc.config.users: the users file, its HA1 hashes, and errors that name the line."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.errors import ConfigError
-from sbc.registrar.users import (
+from sbc.config.errors import ConfigError
+from sbc.config.users import (
     Account,
     UserDirectory,
     accountKey,

@@ -1,4 +1,4 @@
-"""Tests for sbc.whitelist: the files ops edit."""
+"""Tests for sbc.config.whitelist: the files ops edit."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 from netaddr import IPAddress
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.errors import ConfigError
-from sbc.whitelist import loadWhitelist, parseWhitelist
+from sbc.config.errors import ConfigError
+from sbc.config.whitelist import loadWhitelist, parseWhitelist
 
 PATH = Path("etc/whitelist/peer.txt")
 

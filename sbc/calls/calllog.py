@@ -17,6 +17,7 @@ __all__ = ["logCall"]
 
 log = Logger(namespace="sbc.calls")
 
+
 def _party(leg: dict[str, str] | None) -> str:
     return "nobody" if leg is None else f"{leg['kind']} {leg['name']}"
 

@@ -33,6 +33,9 @@ from typing import Any
 from twisted.internet.interfaces import IDelayedCall, IReactorThreads, IReactorTime
 from twisted.logger import Logger
 
+from sbc.access import Peer
+from sbc.calls.parties import Party, partyOf
+from sbc.routing import CallRequest
 from sbc.sip.errors import SIPParseError
 from sbc.sip.uri import parseURI
 
@@ -41,14 +44,13 @@ __all__ = [
     "DISPOSITIONS",
     "RELEASERS",
     "CDRWriter",
-    "Leg",
+    "CallRecord",
     "dispositionFor",
     "scrubURI",
 ]
 
 DISPOSITIONS = ("answered", "busy", "no-answer", "cancelled", "failed", "rejected")
 RELEASERS = ("caller", "callee", "sbc")
-LEG_KINDS = ("trunk", "user")
 
 _BUSY = frozenset({486, 600})
 _NO_ANSWER = frozenset({408, 480, 487})
@@ -81,21 +83,6 @@ def dispositionFor(status: int, cancelled: bool) -> str:
 
 
 @dataclass(frozen=True)
-class Leg:
-    """One side of a call: a trunk (by name) or a user (by AOR)."""
-
-    kind: str
-    name: str
-
-    def __post_init__(self) -> None:
-        if self.kind not in LEG_KINDS:
-            raise ValueError(f"a leg is a trunk or a user, not {self.kind!r}")
-
-    def toJSON(self) -> dict[str, str]:
-        return {"kind": self.kind, "name": self.name}
-
-
-@dataclass(frozen=True)
 class CDR:
     """One call attempt. ``bLeg`` is None when the call was refused before any B-leg existed.
 
@@ -103,8 +90,8 @@ class CDR:
     """
 
     callId: str
-    aLeg: Leg
-    bLeg: Leg | None
+    aLeg: Party
+    bLeg: Party | None
     fromUri: str
     toUri: str
     start: float
@@ -162,6 +149,45 @@ class CDR:
         return (
             json.dumps(self.toJSON(), separators=(",", ":"), ensure_ascii=True, allow_nan=False) + "\n"
         ).encode("ascii")
+
+
+class CallRecord:
+    """What a call's CDR will say, filled in as the call goes: who called whom, its times, final
+    status, who released it and why (when the SBC ended or failed it)."""
+
+    __slots__ = ("aLeg", "answer", "fromUri", "reason", "releasedBy", "start", "status", "toUri")
+
+    def __init__(self, start: float, peer: Peer, request: CallRequest) -> None:
+        self.start = start
+        self.aLeg = partyOf(peer, request.authenticatedUser)
+        self.fromUri = f"sip:{request.fromUser}@{request.fromDomain}"
+        self.toUri = f"sip:{request.user}@{request.domain}"
+        self.answer: float | None = None
+        self.status = 0
+        self.releasedBy = "sbc"
+        self.reason: str | None = None
+
+    def answered(self, at: float, status: int) -> None:
+        """The call was answered, with ``status``, at ``at``."""
+        self.answer = at
+        self.status = status
+
+    def cdr(self, callId: str, bLeg: Party | None, end: float, cancelled: bool) -> CDR:
+        """The record, as it stands at ``end``."""
+        return CDR(
+            callId=callId,
+            aLeg=self.aLeg,
+            bLeg=bLeg,
+            fromUri=self.fromUri,
+            toUri=self.toUri,
+            start=self.start,
+            answer=self.answer,
+            end=end,
+            status=self.status,
+            disposition=dispositionFor(self.status, cancelled),
+            releasedBy=self.releasedBy,
+            reason=self.reason,
+        )
 
 
 def _time(value: float) -> float:
@@ -340,6 +366,7 @@ class CDRWriter:
         self._open()
 
     def close(self) -> None:
+        """Write out what is pending and close the file (service shutdown)."""
         # A flush under way in a worker may find the descriptor closed: fsync here as well.
         pending = self._dirty or self._scheduled is not None or self._syncing
         self._dirty = False

@@ -63,6 +63,7 @@ class PortQuota:
         self.total = max(0, self.total - ports)
 
     def heldBy(self, key: str) -> int:
+        """How many ports the owner ``key`` holds now."""
         return self.held.get(key, 0)
 
 

@@ -119,6 +119,7 @@ class QuietDatagramPort:
             self.socket.close()
 
     def getHost(self) -> IPv4Address | IPv6Address:
+        """The address the socket is bound to (its real port, when it was bound to port 0)."""
         assert self.socket is not None, "not bound"
         host, port = self.socket.getsockname()[:2]
         if self.family == socket.AF_INET6:
@@ -144,6 +145,7 @@ class QuietDatagramPort:
         raise RuntimeError("relay sockets stay unconnected: they latch by source address")
 
     def getBroadcastAllowed(self) -> bool:
+        """Never: relay sockets do not broadcast."""
         return False
 
     def setBroadcastAllowed(self, enabled: bool) -> None:
@@ -154,6 +156,7 @@ class QuietDatagramPort:
     # -- IReadDescriptor
 
     def fileno(self) -> int:
+        """The socket's descriptor for the reactor to watch, or -1 once it is closed."""
         return -1 if self.socket is None else self.socket.fileno()
 
     def doRead(self) -> None:
@@ -188,6 +191,7 @@ class QuietDatagramPort:
         self.stopListening()
 
     def logPrefix(self) -> str:
+        """Log under the protocol's class name, as Twisted's own ports do."""
         return self.protocol.__class__.__name__
 
     def __repr__(self) -> str:
@@ -210,6 +214,7 @@ class QuietUDP:
         interface: str = "",
         maxPacketSize: int = 8192,
     ) -> QuietDatagramPort:
+        """Bind and start a `QuietDatagramPort` for ``protocol``."""
         listening = QuietDatagramPort(
             self.reactor, port, protocol, interface, maxPacketSize, self.readsPerEvent
         )

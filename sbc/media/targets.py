@@ -3,7 +3,7 @@
 An SDP names the addresses the relay (ours or rtpengine) will send media to. One naming the SBC
 itself, a multicast group or the unspecified network would turn the relay against us or others,
 and one with very many m= lines would take many ports at once: both get 488 (issue 15). The call
-layer (`sbc.anchoring.MediaAnchor`) checks every SDP here before any port is charged or bound.
+layer (`sbc.calls.media.CallMedia`) checks every SDP here before any port is charged or bound.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import ipaddress
 
 from netaddr import IPSet
 
+from sbc.addresses import unbracket
 from sbc.interfaces import NotAcceptableError
 from sbc.sip.sdp import SessionDescription
 
@@ -22,7 +23,7 @@ def unmapped(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
     if host is None:
         return None
     try:
-        ip = ipaddress.ip_address(host.strip("[]"))
+        ip = ipaddress.ip_address(unbracket(host))
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

@@ -21,10 +21,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from sbc.errors import ConfigError
+from sbc.config.errors import ConfigError
+from sbc.config.users import accountKey, formatAccount, parseAccountName, parseUsers
 from sbc.ops.probe import ProbeError, sendOptions
 from sbc.ops.starter import StarterError, writeStarter
-from sbc.registrar.users import accountKey, formatAccount, parseAccountName, parseUsers
 
 __all__ = ["main"]
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sbc.addresses import bracket, unbracket
 from sbc.sip import URI, Headers, Request, Response, SIPParseError, parseMessage, parseURI
 
 __all__ = ["ProbeError", "ProbeResult", "sendOptions"]
@@ -46,7 +47,7 @@ def _parseTarget(target: str) -> URI:
 
 
 def _request(uri: URI, source: tuple[str, int]) -> Request:
-    host = f"[{source[0]}]" if ":" in source[0] else source[0]
+    host = bracket(source[0])
     headers = Headers()
     headers.add("Via", f"SIP/2.0/UDP {host}:{source[1]};branch=z9hG4bK{secrets.token_hex(8)};rport")
     headers.add("Max-Forwards", "70")
@@ -74,7 +75,7 @@ def sendOptions(
     Provisional answers are skipped; the first final answer to our request is the result.
     """
     uri = _parseTarget(target)
-    destination = (uri.host.strip("[]"), uri.port or 5060)
+    destination = (unbracket(uri.host), uri.port or 5060)
     family = socket.AF_INET6 if ":" in destination[0] else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         try:

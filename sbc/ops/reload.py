@@ -11,11 +11,12 @@ from pathlib import Path
 
 from twisted.logger import Logger
 
-from sbc.config import Config, loadConfig
-from sbc.errors import ConfigError
+from sbc.config import Config, ConfigError, loadConfig
 
 
 class ConfigReloader:
+    """Watches the config's files and hands each good new `Config` to ``apply``."""
+
     log = Logger()
 
     def __init__(self, config: Config, apply: Callable[[Config], None]) -> None:
@@ -43,8 +44,14 @@ class ConfigReloader:
             self.reload()
 
     def reload(self) -> bool:
+        """Load the files again and apply them; on any `ConfigError` the running config stays.
+
+        ``apply`` may refuse the new config too (the routing hook is loaded there) by raising
+        `ConfigError` before it changes anything.
+        """
         try:
             config = loadConfig(self.config.path)
+            self.apply(config)
         except ConfigError as e:
             self.failures += 1
             self.log.error(
@@ -55,7 +62,6 @@ class ConfigReloader:
             self.log.warn("listener and TLS changes take effect at the next restart")
         self.config = config
         self._stamps = self._stat(config)
-        self.apply(config)
         self.log.info(
             "configuration reloaded from {path}: {trunks} trunk(s)",
             path=str(config.path),

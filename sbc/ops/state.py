@@ -16,7 +16,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from sbc.errors import ConfigError
+from sbc.config.errors import ConfigError
 
 __all__ = ["SCHEMA_VERSION", "SECRET_SIZE", "BanTable", "loadSecret", "openDatabase"]
 

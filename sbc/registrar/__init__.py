@@ -1,1 +1,1 @@
-"""registrar"""
+"""Registrations: REGISTER with digest auth, the location store, nonces, and qualify pings."""

@@ -26,6 +26,8 @@ _DUMMY_HA1 = {"MD5": hashlib.md5(b"nobody").hexdigest(), "SHA-256": hashlib.sha2
 
 
 class Outcome(enum.Enum):
+    """What a request's credentials earn it: through, a (stale) challenge, or a 403."""
+
     OK = "ok"
     CHALLENGE = "challenge"  # no (usable) credentials yet: send a fresh challenge
     STALE = "stale"  # right digest, old nonce: challenge with stale=true
@@ -34,6 +36,8 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class Verdict:
+    """The outcome of a credentials check, with the AOR it proved or the algorithms to challenge with."""
+
     outcome: Outcome
     aor: str = ""
     # For CHALLENGE and STALE: the algorithms to offer, one challenge header each, in order.

@@ -18,24 +18,24 @@ from twisted.python.failure import Failure
 
 from sbc.access import DEVICES
 from sbc.config import Config
+from sbc.droplog import DropLog
 from sbc.interfaces import Address, ILocationStore, ISIPTransport
-from sbc.ops.droplog import DropLog
 from sbc.registrar.authenticator import Authenticator, Outcome
 from sbc.registrar.location import Binding
 from sbc.sip.errors import SIPParseError
-from sbc.sip.headers import NameAddr, parseNameAddr
 from sbc.sip.message import Request
+from sbc.sip.structured import NameAddr, parseNameAddr
 from sbc.sip.uri import isDigits
 from sbc.transaction import ServerTransaction
 
 MAX_CONTACTS = 16
-# How often routes of expired bindings are forgotten, in seconds (checked as REGISTERs arrive).
+# How often the flows of expired bindings are forgotten, in seconds (checked as REGISTERs arrive).
 PRUNE_INTERVAL = 60.0
 
 Respond = Callable[..., None]
 
 
-class FlowRoute(NamedTuple):
+class Flow(NamedTuple):
     """The transport a binding was registered through, until the binding expires."""
 
     transport: ISIPTransport
@@ -53,6 +53,8 @@ class RegisterError(Exception):
 
 
 class Registrar:
+    """Authenticates REGISTERs from devices, keeps their bindings, and knows the flow to reach each."""
+
     log = Logger()
 
     def __init__(
@@ -73,7 +75,7 @@ class Registrar:
         self.sourceLog = sourceLog if sourceLog is not None else DropLog(clock)
         # The transport each binding (aor, contact) was registered through, with its expiry:
         # requests to a device reuse its flow (a TCP/TLS connection, or the UDP socket it used).
-        self.routes: dict[tuple[str, str], FlowRoute] = {}
+        self.flows: dict[tuple[str, str], Flow] = {}
         # The same, indexed by stream connection: closing one costs only its own bindings.
         self.flowBindings: dict[ISIPTransport, set[tuple[str, str]]] = {}
         self._nextPrune = clock.seconds() + PRUNE_INTERVAL
@@ -82,9 +84,11 @@ class Registrar:
     # --- REGISTER ----------------------------------------------------------------------------
 
     def setConfig(self, config: Config) -> None:
+        """Use a reloaded configuration from the next REGISTER on."""
         self.config = config
 
     def register(self, request: Request, transaction: ServerTransaction) -> Deferred[None]:
+        """Answer a REGISTER (RFC 3261 section 10.3); every failure still gets a response."""
         d = self._register(request, transaction)
 
         def refused(failure: Failure) -> None:
@@ -198,10 +202,10 @@ class Registrar:
     def _rememberFlow(self, transport: ISIPTransport, aor: str, contact: str, expires: float) -> None:
         """The binding now points at ``transport``; an older flow of it no longer owns it."""
         key = (aor, contact)
-        old = self.routes.get(key)
+        old = self.flows.get(key)
         if old is not None and old.transport is not transport:
             self._unindex(old.transport, key)
-        self.routes[key] = FlowRoute(transport, expires)
+        self.flows[key] = Flow(transport, expires)
         if transport.reliable:
             self.flowBindings.setdefault(transport, set()).add(key)
         now = self.clock.seconds()
@@ -211,9 +215,9 @@ class Registrar:
     def _forgetFlows(self, aor: str, contacts: list[str]) -> None:
         for contact in contacts:
             key = (aor, contact)
-            route = self.routes.pop(key, None)
-            if route is not None:
-                self._unindex(route.transport, key)
+            flow = self.flows.pop(key, None)
+            if flow is not None:
+                self._unindex(flow.transport, key)
 
     def _unindex(self, transport: ISIPTransport, key: tuple[str, str]) -> None:
         keys = self.flowBindings.get(transport)
@@ -223,10 +227,10 @@ class Registrar:
                 del self.flowBindings[transport]
 
     def _prune(self, now: float) -> None:
-        """Forget the routes of bindings that expired (a device that went away without a word)."""
+        """Forget the flows of bindings that expired (a device that went away without a word)."""
         self._nextPrune = now + PRUNE_INTERVAL
-        for key in [k for k, r in self.routes.items() if r.expires <= now]:
-            self._unindex(self.routes.pop(key).transport, key)
+        for key in [k for k, r in self.flows.items() if r.expires <= now]:
+            self._unindex(self.flows.pop(key).transport, key)
 
     def connectionClosed(self, transport: ISIPTransport) -> None:
         """A TCP/TLS connection died: the bindings that still point at it go with it.
@@ -235,13 +239,13 @@ class Registrar:
         """
         keys = self.flowBindings.pop(transport, ())
         for key in keys:
-            self.routes.pop(key, None)
+            self.flows.pop(key, None)
             d = self.store.remove(*key)
             d.addErrback(lambda f: self.log.failure("dropping a binding failed", f))
 
-    def route(self, binding: Binding) -> tuple[ISIPTransport, Address] | None:
+    def flowOf(self, binding: Binding) -> tuple[ISIPTransport, Address] | None:
         """Where a request to this binding goes: its flow, or the address it registered from."""
-        entry = self.routes.get((binding.aor, binding.contact))
+        entry = self.flows.get((binding.aor, binding.contact))
         transport = None if entry is None else entry.transport
         if binding.transport == "UDP":
             if transport is None or transport.reliable:

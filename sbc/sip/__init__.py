@@ -2,20 +2,7 @@
 
 from sbc.sip.errors import SIPParseError
 from sbc.sip.framing import KEEPALIVE, Keepalive, StreamFramer
-from sbc.sip.headers import (
-    COMPACT_FORMS,
-    CSeq,
-    HeaderField,
-    Headers,
-    NameAddr,
-    Via,
-    displayName,
-    headerKey,
-    parseCSeq,
-    parseNameAddr,
-    parseVia,
-    splitList,
-)
+from sbc.sip.headers import COMPACT_FORMS, HeaderField, Headers, displayName, headerKey, splitList
 from sbc.sip.message import (
     KNOWN_METHODS,
     MAGIC_COOKIE,
@@ -27,10 +14,10 @@ from sbc.sip.message import (
     Response,
     parseMessage,
     responseTo,
-    validateRequest,
-    validateResponse,
 )
+from sbc.sip.structured import CSeq, NameAddr, Via, parseCSeq, parseNameAddr, parseVia
 from sbc.sip.uri import URI, parseURI, unescape
+from sbc.sip.validate import validateRequest, validateResponse
 
 __all__ = [
     "COMPACT_FORMS",

@@ -69,6 +69,7 @@ class StreamFramer:
 
     @property
     def buffered(self) -> int:
+        """How many bytes wait for the rest of their message: the stream's message deadline watches it."""
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes | Keepalive]:

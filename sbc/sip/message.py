@@ -1,8 +1,8 @@
 """SIP requests and responses: bytes in, objects out, and back (RFC 3261 sections 7 and 25).
 
 `parseMessage` does the work every message needs (start line, header lines, Content-Length
-framing) and nothing more. Structured values are parsed on demand, and `validateRequest` /
-`validateResponse` check what a UAS needs before it acts on a message.
+framing) and nothing more. Structured values are parsed on demand (`sbc.sip.structured`), and
+`sbc.sip.validate` checks what a UAS needs before it acts on a message.
 """
 
 from __future__ import annotations
@@ -12,21 +12,16 @@ from dataclasses import dataclass
 
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import (
-    CSeq,
     HeaderField,
     Headers,
-    NameAddr,
-    Via,
     displayName,
     foldValue,
     headerKey,
     isToken,
     parseContentLength,
-    parseCSeq,
-    parseNameAddr,
-    parseVia,
     splitList,
 )
+from sbc.sip.structured import CSeq, NameAddr, Via, parseCSeq, parseNameAddr, parseVia
 from sbc.sip.uri import CACHED_TEXT_LIMIT, PARSE_CACHE_SIZE, URI, WS, isDigits, parseURI
 
 SIP_VERSION = "SIP/2.0"
@@ -108,9 +103,6 @@ REASON_PHRASES: dict[int, str] = {
     606: "Not Acceptable",
 }
 
-# Headers that may appear at most once (RFC 3261 section 20, the "c"/"m" columns).
-_SINGLE = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type")
-
 
 class Message:
     """What requests and responses share: a header list and a body that stays bytes.
@@ -133,6 +125,7 @@ class Message:
         """The request line or status line, without CRLF."""
 
     def toBytes(self) -> bytes:
+        """The message as it goes on the wire: start line, headers, blank line, body."""
         head = self.startLine() + "\r\n" + self.headers.toText() + "\r\n"
         return head.encode("latin-1") + self.body
 
@@ -147,6 +140,7 @@ class Message:
 
     @property
     def callId(self) -> str:
+        """The Call-ID, which with the two tags names a dialog; `SIPParseError` when missing."""
         value = self.headers.get("call-id")
         if value is None:
             raise SIPParseError("missing Call-ID")
@@ -160,6 +154,7 @@ class Message:
         raise SIPParseError("missing CSeq")
 
     def vias(self) -> list[Via]:
+        """Every Via value, parsed, top first (one line may carry several)."""
         return [parseVia(value) for value in self.headers.getAll("via")]
 
     def setTopVia(self, via: Via) -> None:
@@ -181,9 +176,11 @@ class Message:
         raise SIPParseError("missing Via")
 
     def fromHeader(self) -> NameAddr:
+        """The From header parsed: the originator's URI and tag."""
         return self._nameAddr("from")
 
     def toHeader(self) -> NameAddr:
+        """The To header parsed: the target's URI and, once in a dialog, its tag."""
         return self._nameAddr("to")
 
     def contacts(self) -> list[NameAddr]:
@@ -199,6 +196,8 @@ class Message:
 
 
 class Request(Message):
+    """A SIP request (RFC 3261 section 7.1): method, Request-URI, headers and body."""
+
     __slots__ = ("_received", "method", "uri")
 
     def __init__(
@@ -217,6 +216,7 @@ class Request(Message):
         self._received: tuple[str, URI, str, str] | None = None
 
     def startLine(self) -> str:
+        """The request line, written back as received while method, URI and version are unchanged."""
         received = self._received
         if (
             received is not None
@@ -232,6 +232,8 @@ class Request(Message):
 
 
 class Response(Message):
+    """A SIP response (RFC 3261 section 7.2): status code, reason phrase, headers and body."""
+
     __slots__ = ("reason", "status")
 
     def __init__(
@@ -247,6 +249,7 @@ class Response(Message):
         self.reason = REASON_PHRASES.get(status, "Unknown") if reason is None else reason
 
     def startLine(self) -> str:
+        """The status line: version, status code and reason phrase."""
         return f"{self.version} {self.status} {self.reason}"
 
     def __repr__(self) -> str:
@@ -466,50 +469,3 @@ def _frameBody(headers: Headers, rest: bytes) -> bytes:
     if length > len(rest):
         raise SIPParseError("Content-Length larger than the body")
     return rest if length == len(rest) else rest[:length]
-
-
-_SINGLE_SET = frozenset(_SINGLE)
-
-
-def _single(message: Message) -> frozenset[str]:
-    """One pass: refuse differing repeats of single-valued headers; return the keys present."""
-    seen: dict[str, str] = {}
-    for field in message.headers.fields:
-        key = field.key
-        if key in _SINGLE_SET:
-            previous = seen.setdefault(key, field.value)
-            if previous != field.value:
-                raise SIPParseError(f"more than one {key} header")
-    return frozenset(seen)
-
-
-def validateRequest(request: Request) -> CSeq:
-    """Check what a UAS needs (RFC 3261 section 8.2); returns the parsed CSeq."""
-    if request.version.upper() != SIP_VERSION:
-        raise SIPParseError("SIP version not supported", 505)
-    request.topVia()
-    present = _single(request)
-    for key in ("to", "from", "call-id", "cseq"):
-        if key not in present:
-            raise SIPParseError(f"missing {key} header")
-    cseq = request.cseq()
-    if cseq.method != request.method and request.method in KNOWN_METHODS:
-        raise SIPParseError("CSeq method does not match the request method")
-    request.fromHeader()
-    request.toHeader()
-    request.contacts()
-    maxForwards = request.headers.get("max-forwards")
-    if maxForwards is not None and not isDigits(maxForwards):
-        raise SIPParseError("bad Max-Forwards")
-    return cseq
-
-
-def validateResponse(response: Response) -> CSeq:
-    """Check what a client transaction needs before it matches a response."""
-    if response.version.upper() != SIP_VERSION:
-        raise SIPParseError("SIP version not supported", 505)
-    response.topVia()
-    if "call-id" not in response.headers:
-        raise SIPParseError("missing Call-ID")
-    _single(response)
-    return response.cseq()

@@ -50,6 +50,7 @@ class Part:
 
     @property
     def contentType(self) -> str:
+        """The part's Content-Type; ``text/plain`` when it has none (RFC 2046 section 5.1)."""
         return self.header("content-type") or DEFAULT_TYPE
 
     @property

@@ -103,6 +103,7 @@ def parseParams(text: str, what: str) -> Params:
 
 
 def formatParams(params: Params) -> str:
+    """``;name=value`` text for ``params`` in order, flags bare: what parsing them reads back."""
     text = ""
     for name, value in params:
         text += ";" + name if value is None else ";" + name + "=" + value
@@ -162,16 +163,20 @@ class URI:
 
     @property
     def isSIP(self) -> bool:
+        """Whether this is a sip or sips URI, the kind with user, host, port and parameters."""
         return self.scheme in ("sip", "sips")
 
     def param(self, name: str) -> str | None:
+        """A URI parameter's value (``lr``, ``transport``): ``""`` for a flag, None when absent."""
         return getParam(self.params, name)
 
     def withParams(self, params: Params) -> URI:
+        """A copy with ``params`` in place of its own."""
         return replace(self, params=params)
 
     @property
     def hostport(self) -> str:
+        """``host[:port]``, with the port only when the URI names one."""
         return self.host if self.port is None else f"{self.host}:{self.port}"
 
     def __str__(self) -> str:

@@ -19,19 +19,29 @@ from sbc.interfaces import Address, ISIPTransport
 class Controller(TypingProtocol):
     """What the protocols need from the layer above them."""
 
-    def admit(self, host: str) -> bool: ...
+    def admit(self, host: str) -> bool:
+        """Whether ``host`` may talk to us at all; asked before a byte of its message is parsed."""
+        ...
 
     def connectionLimit(self, host: str) -> int:
         """How many TCP/TLS connections ``host`` may hold open at once."""
         ...
 
-    def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None: ...
+    def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None:
+        """Take one framed message from an admitted ``source``, still unparsed."""
+        ...
 
-    def streamError(self, transport: ISIPTransport, source: Address, reason: str) -> None: ...
+    def streamError(self, transport: ISIPTransport, source: Address, reason: str) -> None:
+        """Count and log a TCP/TLS stream that broke framing or its deadline; the stream closes itself."""
+        ...
 
-    def connectionClosed(self, transport: ISIPTransport) -> None: ...
+    def connectionClosed(self, transport: ISIPTransport) -> None:
+        """Forget a TCP/TLS connection that is gone, and whatever was reachable only through it."""
+        ...
 
-    def transportStarted(self, transport: ISIPTransport) -> None: ...
+    def transportStarted(self, transport: ISIPTransport) -> None:
+        """Learn of a UDP socket that is up, so requests can leave by it."""
+        ...
 
 
 def _hostPort(address: IAddress) -> Address:
@@ -66,15 +76,18 @@ class SIPDatagramProtocol(DatagramProtocol):
         return address
 
     def startProtocol(self) -> None:
+        """Tell the controller the socket is bound, so outbound requests can use it."""
         self.controller.transportStarted(self)
 
     def datagramReceived(self, datagram: bytes, addr: Address) -> None:
+        """Pass the datagram up as one message, unless the gate refuses its source."""
         controller = self.controller
         if not controller.admit(addr[0]):
             return
         controller.messageReceived(datagram, self, addr)
 
     def send(self, data: bytes, address: Address) -> None:
+        """Send one message as one datagram; a failed send counts as lost, as on the wire."""
         # Straight to the socket: Port.write re-validates the address on every datagram. A UDP
         # send that fails (full buffer, ICMP unreachable) is a lost datagram, as on the wire.
         try:

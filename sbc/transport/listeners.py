@@ -11,7 +11,7 @@ from twisted.application import internet, service
 from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTCP, IReactorTime, IReactorUDP
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
-from sbc.config import Config, Listener
+from sbc.config import Config, Listener, Transport
 from sbc.transport import (
     Controller,
     GateFactory,
@@ -38,6 +38,7 @@ class DatagramListener(service.Service):
         self.receiveBuffer = 0
 
     def privilegedStartService(self) -> None:
+        """Bind the socket while we may still use a privileged port, and grow its receive buffer."""
         service.Service.privilegedStartService(self)
         port: Any = self.reactor.listenUDP(
             self.listener.port, self.protocol, interface=self.listener.host, maxPacketSize=self.maxSize + 1
@@ -46,6 +47,7 @@ class DatagramListener(service.Service):
         self.receiveBuffer = growReceiveBuffer(port.socket, RECEIVE_BUFFER)
 
     def stopService(self) -> Any:
+        """Close the socket; the Deferred fires once it is closed."""
         service.Service.stopService(self)
         if self.port is not None:
             port, self.port = self.port, None
@@ -81,6 +83,7 @@ class SignalReload(service.Service):
         self.previous: Any = None
 
     def startService(self) -> None:
+        """Install the SIGHUP handler, keeping the previous one to put back."""
         service.Service.startService(self)
         self.previous = signal.signal(signal.SIGHUP, self._handle)
 
@@ -88,6 +91,7 @@ class SignalReload(service.Service):
         self.reactor.callFromThread(self.reload)  # type: ignore[attr-defined]
 
     def stopService(self) -> Any:
+        """Put the previous SIGHUP handler back."""
         service.Service.stopService(self)
         if self.previous is not None:
             signal.signal(signal.SIGHUP, self.previous)
@@ -106,7 +110,7 @@ def listenerServices(
     sip = config.sip
     services: list[service.Service] = []
     for listener in config.listeners:
-        if listener.transport == "udp":
+        if listener.transport is Transport.UDP:
             services.append(
                 DatagramListener(
                     reactor,
@@ -127,7 +131,7 @@ def listenerServices(
             messageDeadline=sip.messageDeadline,
             advertise=listener.advertise,
         )
-        if listener.transport == "tls":
+        if listener.transport is Transport.TLS:
             assert tlsContext is not None
             tls = TLSMemoryBIOFactory(tlsContext, False, factory, clock=clock)
             factory = GateFactory(controller, tls, connections)

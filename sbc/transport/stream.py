@@ -64,6 +64,7 @@ class StreamConnections:
         return True
 
     def remove(self, protocol: SIPStreamProtocol, host: str) -> None:
+        """Stop holding a closed connection, so its source may open another."""
         entry = self._held.pop(protocol, None)
         if entry is None:
             return
@@ -153,6 +154,7 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
 
     @property
     def localAddress(self) -> Address:
+        """Our address as the peer must see it in Via and Contact: the ``advertise`` host, if any."""
         assert self.transport is not None
         return _advertised(_hostPort(self.transport.getHost()), self.advertise)
 
@@ -161,6 +163,7 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
         return self.clock.callLater(period, func)
 
     def connectionMade(self) -> None:
+        """Count the connection against its source's limit (aborting it past that); start the idle timer."""
         assert self.transport is not None
         self.peer = _hostPort(self.transport.getPeer())
         connections = self.connections
@@ -172,6 +175,7 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
         self.setTimeout(self.idleTimeout)
 
     def dataReceived(self, data: bytes) -> None:
+        """Frame the bytes into messages, pass each one the gate admits, and answer CRLF keepalives."""
         if self.closing:
             return
         self.resetTimeout()
@@ -214,10 +218,12 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
         self.abort()
 
     def send(self, data: bytes, address: Address) -> None:
+        """Write one message to the peer (``address`` is it already); a closing connection sends nothing."""
         if self.transport is not None and not self.closing:
             self.transport.write(data)
 
     def timeoutConnection(self) -> None:
+        """Close a connection that has been idle for ``idleTimeout`` seconds."""
         self.close()
 
     def close(self) -> None:
@@ -239,6 +245,7 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
             transport.loseConnection()
 
     def connectionLost(self, reason: object = None) -> None:
+        """Stop the timers, release the source's slot, and tell the controller the flow is gone."""
         self.closing = True
         self.setTimeout(None)
         if self._deadline is not None:
@@ -284,6 +291,7 @@ class SIPStreamFactory(Factory):
         self.advertise = advertise
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        """A protocol for an admitted source under its limit; None, which closes the connection, otherwise."""
         host = getattr(addr, "host", "")
         if _refuse(self.controller, self.connections, host):
             return None
@@ -313,12 +321,15 @@ class GateFactory(Factory):
         self.connections = connections
 
     def doStart(self) -> None:
+        """Start the wrapped factory with this one."""
         self.wrapped.doStart()
 
     def doStop(self) -> None:
+        """Stop the wrapped factory with this one."""
         self.wrapped.doStop()
 
     def buildProtocol(self, addr: IAddress | None) -> IProtocol | None:  # type: ignore[override]
+        """The wrapped protocol for an admitted source under its limit; None closes the connection."""
         if _refuse(self.controller, self.connections, getattr(addr, "host", "")):
             return None
         return self.wrapped.buildProtocol(addr)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IOpenSSLContextFactory
 from zope.interface import implementer
 
 from sbc.config import TLSSettings
-from sbc.errors import ConfigError
+from sbc.config.errors import ConfigError
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -41,6 +41,7 @@ class ServerContextFactory:
         self.context = context
 
     def getContext(self) -> SSL.Context:
+        """The one server context, shared by every TLS connection."""
         return self.context
 
 

@@ -1,20 +1,27 @@
 """
 Pick free loopback ports for the processes an interop test starts.
 
-The kernel hands out a free port when we bind port 0.  We close the socket again before the child
-process binds the port, so another process could take it in between; on a test machine that is rare, and
-the harness reports the child's log when its start fails.
+Ports are drawn from L{FIXED_RANGE}, below the kernel's ephemeral range (32768 and up on Linux) and
+above the demo's media ports (20000-29999): a port the kernel hands to some process's outgoing socket
+(SIPp's, Kamailio's, a probe's) can then never collide with a listener we chose.  We close the socket
+again before the child process binds the port, so another test could still take it in between; the
+harness restarts the child on fresh ports when its log says so.
 """
 
 from __future__ import annotations
 
 import errno
+import random
 import socket
 from collections.abc import Collection
 
 # Either transport, or both: a SIP listener usually serves UDP and TCP on one port number.
 UDP = "udp"
 TCP = "tcp"
+
+# Listener ports come from here: not ephemeral, not the demo relay's media range.
+FIXED_RANGE = (30000, 32767)
+_chance = random.Random()
 
 
 def _bind(kind: str, host: str, port: int) -> socket.socket:
@@ -39,25 +46,23 @@ def freePort(
     if not kinds:
         raise ValueError("kinds must name at least one transport")
     kinds = list(kinds)
-    for _ in range(100):
-        first = _bind(kinds[0], host, 0)
-        held = [first]
+    for _ in range(200):
+        candidate = _chance.randint(*FIXED_RANGE)
+        if candidate in avoid:
+            continue
+        held: list[socket.socket] = []
         try:
-            port: int = first.getsockname()[1]
-            if port in avoid:
+            for kind in kinds:
+                held.append(_bind(kind, host, candidate))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
                 continue
-            try:
-                for kind in kinds[1:]:
-                    held.append(_bind(kind, host, port))
-            except OSError as e:
-                if e.errno == errno.EADDRINUSE:
-                    continue
-                raise
-            return port
+            raise
         finally:
             for sock in held:
                 sock.close()
-    raise RuntimeError(f"no port free for {kinds} on {host} after 100 tries")
+        return candidate
+    raise RuntimeError(f"no port free for {kinds} on {host} in {FIXED_RANGE} after 200 tries")
 
 
 def udpPortBound(host: str, port: int) -> bool:

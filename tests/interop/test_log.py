@@ -102,6 +102,6 @@ class CallLogTests(CallTestCase):
         self.assertTrue(noAck.endswith("ended by sbc: no ACK"), detail)
         # The relay opened and closed four sockets per call: none of them said a word.
         self.assertNotIn("Closed)", log, detail)
-        self.assertNotIn("_RelaySocket", log, detail)
+        self.assertNotIn("RelaySocket", log, detail)
         self.assertEqual(self.service.errors(), [], detail)
         phone.wait()

@@ -14,7 +14,8 @@ from pathlib import Path
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.calls.cdr import CDR, CDRWriter, Leg
+from sbc.calls.cdr import CDR, CDRWriter
+from sbc.calls.parties import Party, PartyKind
 
 from .tools import requireTool
 
@@ -27,7 +28,7 @@ RELOAD = "systemctl reload sbc.service >/dev/null 2>&1 || true"
 def record(callId: str) -> CDR:
     return CDR(
         callId=callId,
-        aLeg=Leg("trunk", "demo"),
+        aLeg=Party(PartyKind.TRUNK, "demo"),
         bLeg=None,
         fromUri="sip:a@example.com",
         toUri="sip:b@example.com",

@@ -43,7 +43,8 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface import implementer
 
 from sbc.media.bencode import decode
-from sbc.media.rtpengine import RtpengineClient, RtpengineRefusedError, RtpengineRelay
+from sbc.media.ng import RtpengineClient, RtpengineRefusedError
+from sbc.media.rtpengine import RtpengineRelay
 
 from .ports import UDP, freePort
 from .tools import MissingToolError, requireTool

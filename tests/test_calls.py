@@ -1,195 +1,36 @@
-"""Tests for sbc.b2bua: calls bridged between trunks and devices, on a Clock."""
+"""Tests for sbc.calls (the call core, `sbc.calls.manager` down): calls bridged between trunks and
+devices, on a Clock."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-from typing import NoReturn
+from typing import Any
 
 from twisted.logger import Logger, LogPublisher
-from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.b2bua import Call
-from sbc.calls.cdr import CDR
-from sbc.config import loadConfig
-from sbc.registrar.location import Binding
-from sbc.routing import CallRequest, Decision, Reject, TrunkTarget, UserTarget
-from sbc.server import SIPServer
-from sbc.sip import Request, Response, parseMessage
-from tests.fakes import DEMO_TOML, RecordingTransport, SortedClock, writeConfig
-
-DOMAIN = "demo.acme.sbc.test"
-TRUNK = ("127.0.0.2", 5062)
-ALICE = ("127.0.0.4", 5070)
-ALICE2 = ("127.0.0.5", 5070)
-SDP = b"v=0\r\no=- 1 1 IN IP4 192.0.2.77\r\ns=-\r\nc=IN IP4 192.0.2.77\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
-
-TOML = (
-    DEMO_TOML.replace('gateways = ["127.0.0.2:5080"]', 'gateways = ["127.0.0.2:5080", "127.0.0.3:5080"]')
-    + f"""
-[devices]
-whitelist = "whitelist/devices.txt"
-
-[registrar]
-domains = ["{DOMAIN}"]
-"""
+from sbc.calls.call import Call
+from sbc.calls.caller import CallerSide
+from sbc.config import Fork, MediaMode, Redirect, Refer, Trunk
+from sbc.routing import Decision, UserTarget
+from sbc.sip import Request, Response
+from sbc.transaction.lifecycle import SPENT
+from tests.calls import (
+    ALICE,
+    DOMAIN,
+    ISUP,
+    MIXED,
+    SDP,
+    TRUNK,
+    CallTestCase,
+    RelayedCallTestCase,
+    answer,
+    invite,
+    sipI,
+    typed,
+    withCalls,
+    withTrunk,
 )
 
-
-class FakeCDRs:
-    def __init__(self) -> None:
-        self.records: list[CDR] = []
-
-    def write(self, cdr: CDR) -> None:
-        self.records.append(cdr)
-
-
-def route(call: CallRequest) -> Decision:
-    """The tests' router: it answers at once, as every built-in router does."""
-    if call.user in ("alice", "+15550001"):
-        return Decision(targets=(UserTarget(f"alice@{DOMAIN}"),))
-    if call.user.startswith("+"):
-        return Decision(targets=(TrunkTarget("demo", call.user),))
-    return Decision(reject=Reject(404, "No route"))
-
-
-def invite(
-    uri: str = "sip:alice@127.0.0.1",
-    *,
-    callId: str = "a-call-1@127.0.0.2",
-    branch: str = "z9hG4bKa1",
-    fromTag: str = "atag",
-    body: bytes = SDP,
-    source: tuple[str, int] = TRUNK,
-) -> bytes:
-    head = (
-        f"INVITE {uri} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP {source[0]}:{source[1]};branch={branch};rport\r\n"
-        "Max-Forwards: 70\r\n"
-        f'From: "Caller" <sip:+15551234@{source[0]}>;tag={fromTag}\r\n'
-        f"To: <{uri}>\r\n"
-        f"Call-ID: {callId}\r\n"
-        "CSeq: 10 INVITE\r\n"
-        f"Contact: <sip:caller@{source[0]}:{source[1]}>\r\n"
-        "Record-Route: <sip:proxy.a.example;lr>\r\n"
-        "X-Internal-Secret: a-side-only\r\n"
-        "Supported: 100rel, replaces\r\n"
-        "Content-Type: application/sdp\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-def answer(
-    request: Request, status: int, *, tag: str = "btag", body: bytes = b"", contact: str | None = None
-) -> bytes:
-    """A response from the far end to ``request``."""
-    response = Response(status)
-    for field in request.headers.fields:
-        if field.key in ("via", "from", "call-id", "cseq"):
-            response.headers.fields.append(field)
-        elif field.key == "to":
-            value = field.value if ";tag=" in field.value or status == 100 else f"{field.value};tag={tag}"
-            response.headers.add("To", value)
-    if contact and 100 < status < 400:
-        response.headers.add("Contact", contact)
-    response.headers.add("Server", "far-end/9.9 (b-side internals)")
-    response.headers.add("Warning", '399 b-internal.example "internal detail"')
-    response.setBody(body, "application/sdp" if body else None)
-    return response.toBytes()
-
-
-class CallTestCase(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.directory = Path(tempfile.mkdtemp())
-        self.addCleanup(shutil.rmtree, self.directory)
-        path = writeConfig(self.directory, TOML, whitelist="127.0.0.2/32\n127.0.0.3/32\n")
-        (self.directory / "whitelist" / "devices.txt").write_text("127.0.0.4/30\n")
-        self.clock = SortedClock()
-        self.clock.advance(1_800_000_000)
-        self.cdrs = FakeCDRs()
-        self.server = SIPServer(loadConfig(path), self.clock, route=route, cdrs=self.cdrs)  # type: ignore[arg-type]
-        self.udp = RecordingTransport()
-        self.server.transportStarted(self.udp)
-
-    def bind(
-        self, source: tuple[str, int] = ALICE, contact: str = "sip:alice@10.1.1.1:5070", q: float = 1.0
-    ) -> None:
-        binding = Binding(
-            aor=f"alice@{DOMAIN}",
-            contact=contact,
-            expires=self.clock.seconds() + 3600,
-            q=q,
-            source=source,
-        )
-        self.successResultOf(self.server.registrar.store.save(binding))
-
-    def receive(self, data: bytes, source: tuple[str, int]) -> None:
-        self.assertTrue(self.server.admit(source[0]))
-        self.server.messageReceived(data, self.udp, source)
-
-    def sentTo(self, address: tuple[str, int]) -> list[Request | Response]:
-        return [parseMessage(data) for data, where in self.udp.sent if where == address]
-
-    def requestsTo(self, address: tuple[str, int], method: str) -> list[Request]:
-        return [m for m in self.sentTo(address) if isinstance(m, Request) and m.method == method]
-
-    def responsesTo(self, address: tuple[str, int]) -> list[Response]:
-        return [m for m in self.sentTo(address) if isinstance(m, Response)]
-
-    def statuses(self, address: tuple[str, int]) -> list[int]:
-        return [r.status for r in self.responsesTo(address)]
-
-    def connect(self) -> Request:
-        """Trunk calls alice: INVITE, 180, 200 and ACK. Returns the B-side INVITE."""
-        self.bind()
-        self.receive(invite(), TRUNK)
-        (bInvite,) = self.requestsTo(ALICE, "INVITE")
-        self.receive(answer(bInvite, 180), ALICE)
-        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1:5070>"), ALICE)
-        ok = self.responsesTo(TRUNK)[-1]
-        self.assertEqual(ok.status, 200)
-        self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
-        return bInvite
-
-    def breakTrunkLegs(self) -> None:
-        """Route every call to a trunk whose legs cannot be built (as with no UDP listener)."""
-
-        def broken(*args: object) -> NoReturn:
-            raise RuntimeError("no UDP listener to reach trunk gateways")
-
-        self.server.calls.routeCall = lambda call: Decision(targets=(TrunkTarget("demo", "+15550002"),))
-        self.server.calls.trunkLeg = broken  # type: ignore[method-assign,assignment]
-        self.patch(Call, "log", Logger(observer=LogPublisher()))  # quiet: the failure is logged
-
-    def aRequest(self, method: str, cseq: int, branch: str) -> bytes:
-        """A request from the caller inside the A-leg dialog."""
-        ok = next(r for r in self.responsesTo(TRUNK) if r.status == 200)
-        return (
-            f"{method} sip:sbc@127.0.0.1:5060 SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.2:5062;branch={branch};rport\r\n"
-            f'Max-Forwards: 70\r\nFrom: "Caller" <sip:+15551234@127.0.0.2>;tag=atag\r\n'
-            f"To: {ok.headers.get('to')}\r\nCall-ID: a-call-1@127.0.0.2\r\nCSeq: {cseq} {method}\r\n"
-            f"Content-Length: 0\r\n\r\n"
-        ).encode()
-
-    def bRequest(self, bInvite: Request, method: str, cseq: int, branch: str, body: bytes = b"") -> bytes:
-        """A request from alice inside the B-leg dialog."""
-        request = Request(method, bInvite.fromHeader().uri)
-        request.headers.add("Via", f"SIP/2.0/UDP 127.0.0.4:5070;branch={branch};rport")
-        request.headers.add("Max-Forwards", "70")
-        request.headers.add("From", f"{bInvite.headers.get('to')};tag=btag")
-        request.headers.add("To", bInvite.headers.get("from") or "")
-        request.headers.add("Call-ID", bInvite.callId)
-        request.headers.add("CSeq", f"{cseq} {method}")
-        request.setBody(body, "application/sdp" if body else None)
-        return request.toBytes()
-
-    def drain(self) -> None:
-        """Run every timer out, as if minutes passed."""
-        for _ in range(200):
-            self.clock.advance(1)
+ALICE2 = ("127.0.0.5", 5070)
 
 
 class TrunkToUserTests(CallTestCase):
@@ -225,7 +66,7 @@ class TrunkToUserTests(CallTestCase):
     def test_routeAnsweredAtOnce(self) -> None:
         """A route with its decision at hand (no Deferred) places the callee's INVITE at once."""
         self.bind()
-        self.server.calls.routeCall = lambda call: Decision(targets=(UserTarget(f"alice@{DOMAIN}"),))
+        self.server.calls.decide = lambda call: Decision(targets=(UserTarget(f"alice@{DOMAIN}"),))
         self.receive(invite(), TRUNK)
         self.assertEqual(len(self.requestsTo(ALICE, "INVITE")), 1)
         self.assertEqual(self.statuses(TRUNK), [100])
@@ -235,7 +76,7 @@ class TrunkToUserTests(CallTestCase):
         self.breakTrunkLegs()
         self.receive(invite(), TRUNK)
         self.assertEqual(self.statuses(TRUNK)[-1], 500)
-        self.assertEqual(self.server.calls.calls, {})
+        self.assertEqual(self.server.calls.index.invites, {})
 
     def test_answeringCallerFails(self) -> None:
         """An error relaying the callee's 2xx still ACKs and hangs up the callee, and answers A."""
@@ -243,10 +84,10 @@ class TrunkToUserTests(CallTestCase):
         self.receive(invite(), TRUNK)
         (bInvite,) = self.requestsTo(ALICE, "INVITE")
 
-        def broken(call: Call, response: Response, body: bytes | None = None) -> Response:
+        def broken(caller: CallerSide, response: Response, body: bytes | None, _: Trunk | None) -> Response:
             raise RuntimeError("cannot build the answer")
 
-        self.patch(Call, "responseForA", broken)
+        self.patch(CallerSide, "responseFor", broken)
         self.patch(Call, "log", Logger(observer=LogPublisher()))  # quiet: the failure is logged
         self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1:5070>"), ALICE)
         methods = [r.method for r in self.sentTo(ALICE) if isinstance(r, Request)]
@@ -405,13 +246,7 @@ class TrunkToUserTests(CallTestCase):
 
     def test_referRelayedWhenConfigured(self) -> None:
         """A trunk configured with refer = "relay" gets its REFER across."""
-        toml = (
-            (self.directory / "sbc.toml")
-            .read_text()
-            .replace("[trunks.demo]", '[trunks.demo]\nrefer = "relay"')
-        )
-        (self.directory / "sbc.toml").write_text(toml)
-        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+        self.server.setConfig(withTrunk(self.server.config, "demo", refer=Refer.RELAY))
         self.connect()
         self.receive(self.aRequest("REFER", 11, "z9hG4bKref"), TRUNK)
         (refer,) = self.requestsTo(ALICE, "REFER")
@@ -449,14 +284,13 @@ class TrunkToUserTests(CallTestCase):
 
 
 class PolicyTests(CallTestCase):
-    def reconfigure(self, old: str, new: str) -> None:
-        toml = (self.directory / "sbc.toml").read_text().replace(old, new)
-        (self.directory / "sbc.toml").write_text(toml)
-        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+    def reconfigure(self, **changes: Any) -> None:
+        """Change the demo trunk as ``changes`` say (Trunk's field names)."""
+        self.server.setConfig(withTrunk(self.server.config, "demo", **changes))
 
     def test_maxCallLength(self) -> None:
         """A call longer than the trunk's maximum is released with BYE on both legs."""
-        self.reconfigure("[trunks.demo]", "[trunks.demo]\nmax_call_length = 60")
+        self.reconfigure(maxCallLength=60.0)
         self.connect()
         self.clock.advance(61)
         self.assertEqual(len({b.topVia().branch for b in self.requestsTo(ALICE, "BYE")}), 1)
@@ -486,7 +320,7 @@ class PolicyTests(CallTestCase):
         self.receive(invite().replace(b"Supported:", pai + b"Supported:"), TRUNK)
         (untrusted,) = self.requestsTo(ALICE, "INVITE")
         self.assertNotIn("p-asserted-identity", untrusted.headers)
-        self.reconfigure("[trunks.demo]", "[trunks.demo]\ntrusted = true")
+        self.reconfigure(trusted=True)
         self.receive(
             invite(callId="c2", branch="z9hG4bKc2").replace(b"Supported:", pai + b"Supported:"), TRUNK
         )
@@ -495,7 +329,7 @@ class PolicyTests(CallTestCase):
 
     def test_passHeaders(self) -> None:
         """A trunk's pass_headers lets an extra header cross; others stay behind."""
-        self.reconfigure("[trunks.demo]", '[trunks.demo]\npass_headers = ["X-Internal-Secret"]')
+        self.reconfigure(passHeaders=("x-internal-secret",))
         self.bind()
         self.receive(invite(), TRUNK)
         (bInvite,) = self.requestsTo(ALICE, "INVITE")
@@ -503,7 +337,7 @@ class PolicyTests(CallTestCase):
 
     def test_sequentialFork(self) -> None:
         """Sequential forking rings the best-q binding first and the next only after it fails."""
-        self.reconfigure("[registrar]", '[calls]\nfork = "sequential"\n\n[registrar]')
+        self.server.setConfig(withCalls(self.server.config, fork=Fork.SEQUENTIAL))
         self.bind(q=0.5)
         self.bind(ALICE2, "sip:alice@10.1.1.2:5070", q=1.0)
         self.receive(invite(), TRUNK)
@@ -516,12 +350,12 @@ class PolicyTests(CallTestCase):
         """A trunk with media = "bypass" keeps its SDP untouched."""
         from sbc.media.ports import PortPool
         from sbc.media.relay import MediaRelay
-        from tests.test_media_relay import FakeUDPReactor
+        from tests.fakes import FakeUDPReactor
 
         self.server.calls.relay = MediaRelay(
             FakeUDPReactor(), self.clock, "127.0.0.1", PortPool(30000, 30099)
         )
-        self.reconfigure("[trunks.demo]", '[trunks.demo]\nmedia = "bypass"')
+        self.reconfigure(media=MediaMode.BYPASS)
         self.bind()
         self.receive(invite(), TRUNK)
         (bInvite,) = self.requestsTo(ALICE, "INVITE")
@@ -618,9 +452,7 @@ class ExtensionTests(CallTestCase):
 
     def test_redirectFollowed(self) -> None:
         """With redirect = "follow", the 3xx Contact is routed like a dialled number."""
-        toml = (self.directory / "sbc.toml").read_text() + '\n[calls]\nredirect = "follow"\n'
-        (self.directory / "sbc.toml").write_text(toml)
-        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+        self.server.setConfig(withCalls(self.server.config, redirect=Redirect.FOLLOW))
         self.bind()
         self.receive(invite(), TRUNK)
         (bInvite,) = self.requestsTo(ALICE, "INVITE")
@@ -701,12 +533,7 @@ class UserToTrunkTests(CallTestCase):
 
     def test_singleGatewayWaits(self) -> None:
         """With nothing left to fail over to, a slow gateway is not abandoned after 2 s."""
-        toml = (self.directory / "sbc.toml").read_text()
-        toml = toml.replace(
-            'gateways = ["127.0.0.2:5080", "127.0.0.3:5080"]', 'gateways = ["127.0.0.2:5080"]'
-        )
-        (self.directory / "sbc.toml").write_text(toml)
-        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+        self.server.setConfig(withTrunk(self.server.config, "demo", gateways=(("127.0.0.2", 5080),)))
         self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
         self.clock.advance(5)
         self.assertNotIn(480, self.statuses(TRUNK))
@@ -741,36 +568,22 @@ class BoundsTests(CallTestCase):
             self.receive(answer(bInvite, 486), ALICE)
             self.clock.advance(0.01)
         self.drain()
-        self.assertEqual(self.server.calls.calls, {})
-        self.assertEqual(self.server.calls.legs, {})
+        self.assertEqual(self.server.calls.index.invites, {})
+        self.assertEqual(self.server.calls.index.legs, {})
         self.assertEqual(self.server.transactions.serverTransactions, {})
         self.assertEqual(self.server.transactions.clientTransactions, {})
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(len(self.cdrs.records), 1000)
 
-
-class RelayedCallTestCase(CallTestCase):
-    """Calls whose media goes through the built-in relay (on a fake UDP reactor)."""
-
-    def setUp(self) -> None:
-        from sbc.media.ports import PortPool
-        from sbc.media.relay import MediaRelay
-        from tests.test_media_relay import FakeUDPReactor
-
-        super().setUp()
-        self.udpReactor = FakeUDPReactor()
-        self.relay = MediaRelay(self.udpReactor, self.clock, "127.0.0.1", PortPool(30000, 30099), timeout=30)
-        self.server.calls.relay = self.relay
-        self.aSDP = SDP.replace(b"192.0.2.77", b"127.0.0.2").replace(b"4000", b"6000")
-        self.bSDP = SDP.replace(b"192.0.2.77", b"10.1.1.1").replace(b"4000", b"7000")
-
-    def call(self) -> Request:
-        self.bind()
-        self.receive(invite(body=self.aSDP), TRUNK)
-        (bInvite,) = self.requestsTo(ALICE, "INVITE")
-        self.receive(answer(bInvite, 200, body=self.bSDP, contact="<sip:alice@10.1.1.1>"), ALICE)
-        self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK)
-        return bInvite
+    def test_heldCallKeepsNoParsedMessage(self) -> None:
+        """A confirmed call keeps no parsed SIP message: A's INVITE and B's 2xx go once used."""
+        self.connect()
+        (call,) = {id(leg[0]): leg[0] for leg in self.server.calls.index.legs.values()}.values()
+        self.clock.advance(40)  # the INVITE transactions linger out
+        assert call.b is not None and call.forker is not None
+        values = [*_slotted(call), *_slotted(call.b), *_slotted(call.forker.inputs)]
+        held = [obj for obj in values if isinstance(obj, Request | Response) and obj is not SPENT]
+        self.assertEqual(held, [])
 
 
 class MediaTests(RelayedCallTestCase):
@@ -794,7 +607,7 @@ class MediaTests(RelayedCallTestCase):
         self.breakTrunkLegs()
         self.receive(invite(body=self.aSDP), TRUNK)
         self.assertEqual(self.statuses(TRUNK)[-1], 500)
-        self.assertEqual(self.server.calls.calls, {})
+        self.assertEqual(self.server.calls.index.invites, {})
 
     def test_portsReleasedAtEnd(self) -> None:
         """Hanging up releases the call's relay ports."""
@@ -831,10 +644,7 @@ class MediaTests(RelayedCallTestCase):
 
     def test_codecFilter(self) -> None:
         """A trunk's codec list filters the offer; nothing left gives 488."""
-        toml = (self.directory / "sbc.toml").read_text()
-        toml = toml.replace("[trunks.demo]", '[trunks.demo]\ncodecs = ["G729"]')
-        (self.directory / "sbc.toml").write_text(toml)
-        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+        self.server.setConfig(withTrunk(self.server.config, "demo", codecs=("g729",)))
         self.bind()
         self.receive(invite(body=self.aSDP), TRUNK)
         self.assertEqual(self.statuses(TRUNK)[-1], 488)
@@ -1028,43 +838,13 @@ class RecordRouteTests(CallTestCase):
         self.assertEqual(ack.headers.getAll("route"), ["<sip:127.0.0.5:5099;lr>"])
 
 
-# An ISUP IAM's first octets, binary as SIP-I sends them.
-ISUP = b"\x01\x00\x49\x00\x00\x03\x02\x00\x07\x04\x10\x00\x19\x88\x05"
-ISUP_HEADERS = (
-    b"Content-Type: application/isup;version=itu-t92+;base=itu-t92+\r\n"
-    b"Content-Disposition: signal;handling=optional\r\n"
-)
-MIXED = 'multipart/mixed;boundary="caller-boundary-77"'
-
-
-def sipI(sdp: bytes | None, isup: bool = True, boundary: str = "caller-boundary-77") -> bytes:
-    """A SIP-I body: the SDP and an ISUP part (either may be left out)."""
-    parts = []
-    if sdp is not None:
-        parts.append(b"Content-Type: application/sdp\r\n\r\n" + sdp)
-    if isup:
-        parts.append(ISUP_HEADERS + b"X-Part-Internal: gw7.carrier.example\r\n\r\n" + ISUP)
-    delimiter = b"--" + boundary.encode()
-    return b"".join(delimiter + b"\r\n" + p + b"\r\n" for p in parts) + delimiter + b"--\r\n"
-
-
-def typed(message: bytes, contentType: str | None) -> bytes:
-    """A message built with an SDP Content-Type, given another (or none)."""
-    line = b"" if contentType is None else f"Content-Type: {contentType}\r\n".encode()
-    return message.replace(b"Content-Type: application/sdp\r\n", line, 1)
-
-
 class BodyTests(RelayedCallTestCase):
     """Bodies other than plain SDP: multipart/mixed (SIP-I), and bodies sbc cannot read."""
 
     GATEWAY = ("127.0.0.2", 5080)
 
     def passIsup(self) -> None:
-        toml = (self.directory / "sbc.toml").read_text()
-        (self.directory / "sbc.toml").write_text(
-            toml.replace("[trunks.demo]", "[trunks.demo]\npass_isup = true")
-        )
-        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+        self.server.setConfig(withTrunk(self.server.config, "demo", passIsup=True))
 
     def assertAnchored(self, body: bytes, hidden: bytes, port: bytes) -> None:
         self.assertIn(b"c=IN IP4 127.0.0.1", body)
@@ -1228,3 +1008,9 @@ class BodyTests(RelayedCallTestCase):
         )
         (info,) = self.requestsTo(ALICE, "INFO")
         self.assertEqual((info.headers.get("content-type"), info.body), ("application/dtmf-relay", dtmf))
+
+
+def _slotted(obj: object) -> list[object]:
+    """The values of an object's slots (what it holds), for looking for what it should not hold."""
+    names = [name for cls in type(obj).__mro__ for name in getattr(cls, "__slots__", ())]
+    return [getattr(obj, name) for name in names if hasattr(obj, name)]

@@ -1,20 +1,21 @@
-"""Tests for sbc.b2bua's media security (issue 15): latching by signalling IP, refused SDP, ports per party.
+"""Tests for sbc.calls' media security (issue 15): latching by signalling IP, refused SDP, ports per party.
 
-The calls run through the built-in relay on a fake UDP reactor, as `tests.test_b2bua.MediaTests` do.
+The calls run through the built-in relay on a fake UDP reactor, as `tests.test_calls.MediaTests` do.
 """
 
 from __future__ import annotations
 
-from sbc.calls.cdr import Leg as Party
-from sbc.config import loadConfig
+from typing import Any
+
+from sbc.calls.media import ownerOf
+from sbc.calls.parties import Party, PartyKind
+from sbc.media.ng import RtpengineTimeoutError
 from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay
-from sbc.media.rtpengine import RtpengineTimeoutError
 from sbc.sip import Request
 from sbc.sip.sdp import parseSDP
-from tests.test_anchoring import RecordingRelay
-from tests.test_b2bua import ALICE, SDP, TRUNK, CallTestCase, answer, invite
-from tests.test_media_relay import FakeUDPReactor
+from tests.calls import ALICE, SDP, TRUNK, CallTestCase, answer, invite, withMedia
+from tests.fakes import FakeUDPReactor, RecordingRelay
 
 STRANGER = ("127.0.0.9", 4444)
 
@@ -42,13 +43,9 @@ class MediaSecurityTests(CallTestCase):
         )
         self.server.calls.relay = self.relay
 
-    def configure(self, media: str) -> None:
-        """Add lines to the [media] table of the config and load it."""
-        path = self.directory / "sbc.toml"
-        text = path.read_text()
-        assert "[media]" not in text
-        path.write_text(f"{text}\n[media]\n{media}\n")
-        self.server.setConfig(loadConfig(path))
+    def configure(self, **changes: Any) -> None:
+        """Change the media settings as ``changes`` say (MediaSettings' field names)."""
+        self.server.setConfig(withMedia(self.server.config, **changes))
 
     def call(self, aSDP: bytes, bSDP: bytes, callId: str = "a-call-1@127.0.0.2") -> Request:
         """Trunk calls alice with ``aSDP``, alice answers with ``bSDP``; returns the B-side INVITE."""
@@ -75,7 +72,7 @@ class MediaSecurityTests(CallTestCase):
         facingA.deliver(b"stranger", STRANGER)
         self.assertEqual(facingB.written, [(b"from trunk", (ALICE[0], 17000))])
         self.assertEqual(facingA.written, [(b"from alice", (TRUNK[0], 16000))])
-        (call,) = {call for call, _ in self.server.calls.legs.values()}
+        (call,) = {call for call, _ in self.server.calls.index.legs.values()}
         stats = self.relay.stats(call.id)
         assert stats is not None
         self.assertEqual(stats.refused, 3)
@@ -99,7 +96,7 @@ class MediaSecurityTests(CallTestCase):
 
     def test_streamCapBeforeQuota(self) -> None:
         """20 m= lines from a party with room for fewer get 488 (the stream cap), not 503 (the quota)."""
-        self.configure("max_ports_per_trunk = 64")
+        self.configure(maxPortsPerTrunk=64)
         self.bind()
         self.receive(invite(body=body("10.9.9.9", *range(6000, 6040, 2))), TRUNK)
         refused = self.responsesTo(TRUNK)[-1]
@@ -139,7 +136,7 @@ class MediaSecurityTests(CallTestCase):
 
     def test_portsPerTrunk(self) -> None:
         """A trunk at its port limit gets 503 with Retry-After; once a call ends, a new one fits again."""
-        self.configure("max_ports_per_trunk = 8")
+        self.configure(maxPortsPerTrunk=8)
         self.bind()
         for index in range(3):
             self.receive(
@@ -159,11 +156,11 @@ class MediaSecurityTests(CallTestCase):
 
     def test_portOwners(self) -> None:
         """Ports are charged to a trunk by name and to a user by account, each with its own limit."""
-        self.configure("max_ports_per_trunk = 400\nmax_ports_per_account = 12")
-        calls = self.server.calls
-        trunk = calls.portOwner(Party("trunk", "demo"))
-        user = calls.portOwner(Party("user", "alice@example.com"))
+        self.configure(maxPortsPerTrunk=400, maxPortsPerAccount=12)
+        settings = self.server.calls.config.media
+        trunk = ownerOf(Party(PartyKind.TRUNK, "demo"), settings)
+        user = ownerOf(Party(PartyKind.USER, "alice@example.com"), settings)
         assert trunk is not None and user is not None
         self.assertEqual((trunk.key, trunk.limit), ("trunk:demo", 400))
         self.assertEqual((user.key, user.limit), ("account:alice@example.com", 12))
-        self.assertIsNone(calls.portOwner(None))
+        self.assertIsNone(ownerOf(None, settings))

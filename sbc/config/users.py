@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from sbc.errors import ConfigError
+from sbc.config.errors import ConfigError
 
 __all__ = [
     "ALGORITHMS",

@@ -1,4 +1,4 @@
-"""Tests for sbc.b2bua: answers sbc cannot read, bodies of methods that carry no offer, and a 2xx
+"""Tests for sbc.calls: answers sbc cannot read, bodies of methods that carry no offer, and a 2xx
 from a second fork of one branch.
 
 RFC 3264 wants an answer for every offer: when B's answer comes in a body sbc cannot read, A must
@@ -9,7 +9,7 @@ dialog (another fork's) hung up on its own terms.
 from __future__ import annotations
 
 from sbc.sip import Request
-from tests.test_b2bua import ALICE, MIXED, TRUNK, RelayedCallTestCase, answer, invite, sipI, typed
+from tests.calls import ALICE, MIXED, TRUNK, RelayedCallTestCase, answer, invite, sipI, typed
 
 ALTERNATIVE = 'multipart/alternative;boundary="caller-boundary-77"'
 

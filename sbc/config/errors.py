@@ -6,6 +6,8 @@ from pathlib import Path
 
 
 class ConfigError(Exception):
+    """A mistake in a file ops edit, with the file and, where known, the line or the key."""
+
     def __init__(self, path: Path | str, reason: str, *, line: int | None = None, key: str | None = None):
         super().__init__(reason)
         self.path = Path(path)

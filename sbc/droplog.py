@@ -104,6 +104,7 @@ class DropLog:
         return self.emit(logger, LogLevel.critical, host, format, failure or Failure(), **kwargs)
 
     def info(self, logger: Logger, host: str, format: str, /, **kwargs: Any) -> bool:
+        """An info line for input from ``host`` (a call placed, say), within its own per-minute budget."""
         return self.emit(logger, LogLevel.info, host, format, **kwargs)
 
     def drop(self, reason: str, source: Address) -> None:

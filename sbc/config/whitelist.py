@@ -6,7 +6,7 @@ from pathlib import Path
 
 from netaddr import AddrFormatError, IPNetwork, IPSet
 
-from sbc.errors import ConfigError
+from sbc.config.errors import ConfigError
 
 
 def parseWhitelist(text: str, path: Path) -> IPSet:
@@ -26,6 +26,7 @@ def parseWhitelist(text: str, path: Path) -> IPSet:
 
 
 def loadWhitelist(path: Path) -> IPSet:
+    """Read and parse the whitelist file at ``path``."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:

@@ -1,14 +1,15 @@
-"""Tests for sbc.b2bua's header policy on real calls: every header, from trusted and untrusted
+"""Tests for sbc.calls' header policy on real calls: every header, from trusted and untrusted
 senders, in requests A->B and in responses B->A."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.logger import Logger, LogPublisher
 
-from sbc.b2bua import CallManager
-from sbc.config import loadConfig
+from sbc.calls.legs import LegFactory
 from sbc.sip import Request, Response
-from tests.test_b2bua import ALICE, TRUNK, CallTestCase, answer, invite
+from tests.calls import ALICE, TRUNK, CallTestCase, answer, invite, withTrunk
 
 GATEWAY = ("127.0.0.2", 5080)
 
@@ -35,10 +36,7 @@ def name(line: str) -> str:
 
 class HeaderTableTests(CallTestCase):
     def trust(self, trusted: bool) -> None:
-        toml = (self.directory / "sbc.toml").read_text()
-        toml = toml.replace("[trunks.demo]", f"[trunks.demo]\ntrusted = {str(trusted).lower()}")
-        (self.directory / "sbc.toml").write_text(toml)
-        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+        self.server.setConfig(withTrunk(self.server.config, "demo", trusted=trusted))
 
     def inviteWith(self, uri: str) -> None:
         self.receive(invite(uri).replace(b"Supported:", LINES + b"Supported:"), TRUNK)
@@ -118,16 +116,13 @@ class PrivacyTests(CallTestCase):
         (bInvite,) = self.requestsTo(GATEWAY, "INVITE")
         self.assertIn("p-asserted-identity", bInvite.headers)
 
-    def reconfigureTrusted(self, extra: str = "") -> None:
-        toml = (self.directory / "sbc.toml").read_text()
-        (self.directory / "sbc.toml").write_text(
-            toml.replace("[trunks.demo]", f"[trunks.demo]\ntrusted = true\n{extra}")
-        )
-        self.server.setConfig(loadConfig(self.directory / "sbc.toml"))
+    def reconfigureTrusted(self, **changes: Any) -> None:
+        """Trust the demo trunk, and change it further as ``changes`` say (Trunk's field names)."""
+        self.server.setConfig(withTrunk(self.server.config, "demo", trusted=True, **changes))
 
     def test_callInfoOptInDropsAddressURLs(self) -> None:
         """A trunk opting in to Call-Info passes it, but never an element with an address URL."""
-        self.reconfigureTrusted('pass_headers = ["Call-Info"]')
+        self.reconfigureTrusted(passHeaders=("call-info",))
         self.bind()
         line = (
             b"Call-Info: <http://10.9.9.9/a.png>;purpose=icon, <http://pics.example/b.png>;purpose=icon\r\n"
@@ -161,7 +156,7 @@ class ReasonPhraseTests(CallTestCase):
 
     def test_failoverAnswerGetsStandardPhrase(self) -> None:
         """The best of several failures reaches the caller with the standard phrase."""
-        self.patch(CallManager, "log", Logger(observer=LogPublisher()))
+        self.patch(LegFactory, "log", Logger(observer=LogPublisher()))
         self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
         (first,) = self.requestsTo(GATEWAY, "INVITE")
         self.receive(answer(first, 503).replace(b"503 Service Unavailable", b"503 gw 10.1.2.3 down"), GATEWAY)

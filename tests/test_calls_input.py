@@ -1,9 +1,9 @@
-"""Tests for sbc.b2bua against malformed input: the sender gets a 4xx (or the field is ignored),
+"""Tests for sbc.calls against malformed input: the sender gets a 4xx (or the field is ignored),
 never a 500, and nothing is logged as an internal error."""
 
 from __future__ import annotations
 
-from tests.test_b2bua import ALICE, DOMAIN, TRUNK, CallTestCase, answer, invite
+from tests.calls import ALICE, DOMAIN, TRUNK, CallTestCase, answer, invite
 
 # U+00B2 SUPERSCRIPT TWO: str.isdigit() says yes, int() says no.
 SUPERSCRIPT = "\xb2"

@@ -1,0 +1,216 @@
+"""The calls of one SBC node: each new INVITE admitted becomes a `Call`, each message of an existing
+dialog reaches its call, and at shutdown calls drain or are released."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from sbc.calls.admission import admit
+from sbc.calls.call import CONFIRMED, ENDED, Call
+from sbc.calls.calllog import logCall
+from sbc.calls.cdr import CDRWriter
+from sbc.calls.context import CallContext, Decide, Respond
+from sbc.calls.dialogs import DialogIndex
+from sbc.calls.legs import LegFactory
+from sbc.config import Config
+from sbc.droplog import DropLog
+from sbc.interfaces import Address, IMediaRelay, ISIPTransport
+from sbc.media.quota import PortQuota
+from sbc.registrar.authenticator import Authenticator
+from sbc.registrar.location import Binding
+from sbc.sip.errors import SIPParseError
+from sbc.sip.message import Request, Response
+from sbc.transaction import ServerTransaction, TransactionLayer
+from sbc.waiting import whenReady
+
+__all__ = ["CallManager"]
+
+
+class CallManager:
+    """Creates calls from new INVITEs and finds the call of every in-dialog message.
+
+    ``config``, ``relay`` and ``decide`` may be swapped at any time (a reload, a test): calls made
+    from then on see the new ones; calls under way keep the context they started with.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        clock: IReactorTime,
+        transactions: TransactionLayer,
+        authenticator: Authenticator,
+        decide: Decide,
+        respond: Respond,
+        *,
+        lookup: Callable[[str], Deferred[list[Binding]]],
+        flowOf: Callable[[Binding], tuple[ISIPTransport, Address] | None],
+        cdrs: CDRWriter | None = None,
+        relay: IMediaRelay | None = None,
+        sourceLog: DropLog | None = None,
+    ) -> None:
+        # Lines a call's messages can cause: at most one per source (A's host) and minute.
+        self.sourceLog = sourceLog if sourceLog is not None else DropLog(clock)
+        self.clock = clock
+        self.transactions = transactions
+        self.authenticator = authenticator
+        self.respond = respond
+        self.cdrs = cdrs
+        self.index = DialogIndex()
+        self.ports = PortQuota()  # relay ports held per trunk and account; its total is a metric
+        self.legs = LegFactory(config, lookup, flowOf, self.sourceLog)
+        self._config = config
+        self._relay = relay
+        self._decide = decide
+        self.context = self._newContext()
+
+    def _newContext(self) -> CallContext:
+        config = self._config
+        return CallContext(
+            config=config,
+            clock=self.clock,
+            transactions=self.transactions,
+            decide=self._decide,
+            respond=self.respond,
+            relay=self._relay,
+            quota=self.ports,
+            forbidden=config.media.forbiddenNetworks(config.listeners),
+            legs=self.legs,
+            index=self.index,
+            sourceLog=self.sourceLog,
+        )
+
+    @property
+    def config(self) -> Config:
+        """The configuration new calls get."""
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        self._config = config
+        self.legs.config = config
+        self.context = self._newContext()
+
+    @property
+    def relay(self) -> IMediaRelay | None:
+        """The media engine new calls anchor their SDP through (None: SDP passes as it is)."""
+        return self._relay
+
+    @relay.setter
+    def relay(self, relay: IMediaRelay | None) -> None:
+        self._relay = relay
+        self.context = self._newContext()
+
+    @property
+    def decide(self) -> Decide:
+        """Routing: where a new call goes."""
+        return self._decide
+
+    @decide.setter
+    def decide(self, decide: Decide) -> None:
+        self._decide = decide
+        self.context = self._newContext()
+
+    # --- new calls ---------------------------------------------------------------------------
+
+    def invite(self, request: Request, transaction: ServerTransaction) -> None:
+        """A new INVITE: admitted, it becomes a call, and routing decides where it goes."""
+        admitted = admit(request, transaction, self._config, self.authenticator, self.respond)
+        if admitted is None:
+            return
+        context = self.context
+        a = self.legs.aLeg(request, transaction)
+        call = Call(context, transaction, a, admitted, self.ended)
+        self.index.addCall(transaction, call)
+        self.index.addLeg(call, a)
+        self.legs.followRouteSet(a, call.sides.a)
+        whenReady(context.decide(admitted.request), call.start, call.routingFailed)
+
+    # --- messages for existing calls ---------------------------------------------------------
+
+    def inDialog(self, request: Request, transaction: ServerTransaction) -> None:
+        """A request with a To tag: its call's, or 481."""
+        found = self.index.find(request.callId, request.toHeader().tag or "")
+        if found is None:
+            self.respond(transaction, 481)
+            return
+        call, leg = found
+        call.inDialog(request, transaction, leg)
+
+    def ack(self, request: Request) -> None:
+        """An ACK for a 2xx: A's, for its call."""
+        found = self.index.find(request.callId, request.toHeader().tag or "")
+        if found is not None and found[1] is found[0].a:
+            found[0].ackReceived(request)
+
+    def tagFor(self, invite: ServerTransaction) -> str | None:
+        """Our To tag towards the caller of this INVITE, if it is a call of ours."""
+        call = self.index.callOf(invite)
+        return None if call is None else call.a.localTag
+
+    def cancelled(self, invite: ServerTransaction) -> bool:
+        """A CANCEL for this INVITE: its call is cancelled (False if there is none)."""
+        call = self.index.callOf(invite)
+        if call is None:
+            return False
+        call.cancel()
+        return True
+
+    def strayResponse(self, response: Response) -> None:
+        """A 2xx retransmitted by a B side after its transaction ended: our ACK got lost."""
+        if not 200 <= response.status < 300:
+            return
+        try:
+            callId, tag = response.callId, response.fromHeader().tag or ""
+            cseq = response.cseq()
+        except SIPParseError:
+            return
+        found = self.index.find(callId, tag)
+        if found is not None and cseq.method == "INVITE":
+            leg = found[1]
+            leg.send(leg.request("ACK", cseq=cseq.number))
+
+    def ended(self, call: Call) -> None:
+        """A call has ended: it leaves the index, and its CDR and log line are written."""
+        self.index.forget(call.invite, call.legs())
+        config = self._config
+        if self.cdrs is None and not config.log.calls:
+            return
+        cdr = call.cdr()
+        if self.cdrs is not None:
+            self.cdrs.write(cdr)
+        if config.log.calls:
+            logCall(cdr)
+
+    # --- shutdown ----------------------------------------------------------------------------
+
+    def active(self) -> list[Call]:
+        """Calls not yet ended."""
+        return [call for call in self.index.calls() if call.state is not ENDED]
+
+    def drain(self, clock: IReactorTime, grace: float) -> Deferred[None]:
+        """Fire when every call has ended by itself, or after ``grace`` seconds."""
+        done: Deferred[None] = Deferred()
+        deadline = clock.seconds() + grace
+
+        def check() -> None:
+            if not self.active() or clock.seconds() >= deadline:
+                done.callback(None)
+            else:
+                clock.callLater(0.5, check)
+
+        check()
+        return done
+
+    def releaseAll(self) -> None:
+        """Shutdown: every call ends now, with BYE or a final answer, and gets its CDR."""
+        for call in self.index.calls():
+            if call.state is CONFIRMED:
+                call.hangup(None, reason="SBC shutting down")
+            else:
+                call.abort(503, "Service Unavailable")

@@ -1,0 +1,144 @@
+"""The whole configuration as one frozen `Config`, and `loadConfig`: one loader per section.
+
+A reload builds a whole new `Config` and the server swaps it in one assignment, so a request sees
+the old configuration or the new one, never a mix. A file that fails to load changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from netaddr import IPSet
+
+from sbc.access import DEVICE_NETWORK, AccessPolicy, BanSettings, Peer, PeerKind, isLoopback
+from sbc.config.calls import CallSettings, LogSettings, MediaSettings, loadCalls, loadLog, loadMedia
+from sbc.config.errors import ConfigError
+from sbc.config.registrar import RegistrarSettings, loadBans, loadDevices, loadRegistrar
+from sbc.config.routing import RoutingSettings, loadRouting
+from sbc.config.sip import (
+    Listener,
+    SIPSettings,
+    TLSSettings,
+    loadListeners,
+    loadPollInterval,
+    loadSIP,
+    loadStateDirectory,
+    loadTLS,
+)
+from sbc.config.table import Table
+from sbc.config.trunks import Trunk, loadTrunks
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything etc/ says, checked: each section's settings, and the access policy they make."""
+
+    path: Path
+    listeners: tuple[Listener, ...]
+    sip: SIPSettings
+    stateDirectory: Path
+    trunks: tuple[Trunk, ...]
+    tls: TLSSettings | None = None
+    whitelistPollInterval: float = 2.0
+    devicesWhitelistPath: Path | None = None
+    registrar: RegistrarSettings = field(default_factory=RegistrarSettings)
+    bans: BanSettings = field(default_factory=BanSettings)
+    # The routing hook is only a path here: `sbc.routing.buildChain` loads it.
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    calls: CallSettings = field(default_factory=CallSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    access: AccessPolicy = field(compare=False, repr=False, default_factory=lambda: AccessPolicy({}))
+    # The trunks by name, built once: calls look a trunk up on every message of theirs.
+    _trunksByName: Mapping[str, Trunk] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        byName = MappingProxyType({trunk.name: trunk for trunk in self.trunks})
+        object.__setattr__(self, "_trunksByName", byName)
+
+    def trunk(self, name: str) -> Trunk | None:
+        """The trunk called ``name``, or None (say, one a reload removed while its call goes on)."""
+        return self._trunksByName.get(name)
+
+    @property
+    def trunkNames(self) -> tuple[str, ...]:
+        """Every trunk's name, in config order."""
+        return tuple(self._trunksByName)
+
+    def watchedFiles(self) -> tuple[Path, ...]:
+        """The files whose change triggers a reload."""
+        files = [self.path, *(trunk.whitelistPath for trunk in self.trunks)]
+        if self.devicesWhitelistPath is not None:
+            files.append(self.devicesWhitelistPath)
+        if self.registrar.usersPath is not None:
+            files.append(self.registrar.usersPath)
+        files.extend(n.whitelistPath for n in self.registrar.networks.networks if n.whitelistPath is not None)
+        if self.routing.hookPath is not None:
+            files.append(self.routing.hookPath)
+        return tuple(files)
+
+    @property
+    def loopbackOnly(self) -> bool:
+        """True when every listener is on a loopback address: the demo accounts work only then."""
+        return all(isLoopback(listener.host) for listener in self.listeners)
+
+
+def loadConfig(path: Path | str) -> Config:
+    """Read the main config file and every file it names."""
+    path = Path(path)
+    top = Table(path, "", _read(path))
+    base = path.parent
+    sip = loadSIP(top)
+    stateDirectory = loadStateDirectory(top, base)
+    tls = loadTLS(top, base)
+    pollInterval = loadPollInterval(top, Config.whitelistPollInterval)
+    listeners = loadListeners(top, tls)
+    trunks = loadTrunks(top, base)
+    whitelists: dict[Peer, IPSet] = {Peer(PeerKind.TRUNK, trunk.name): trunk.whitelist for trunk in trunks}
+    devices = loadDevices(top, base)
+    if devices is not None:
+        whitelists[DEVICE_NETWORK] = devices[1]
+    registrar = loadRegistrar(top, base)
+    bans = loadBans(top)
+    routing = loadRouting(top, base, trunks=[t.name for t in trunks], domains=registrar.domains)
+    calls = loadCalls(top, stateDirectory)
+    media = loadMedia(top)
+    log = loadLog(top)
+    top.done()
+    return Config(
+        path=path,
+        listeners=listeners,
+        sip=sip,
+        stateDirectory=stateDirectory,
+        trunks=trunks,
+        tls=tls,
+        whitelistPollInterval=pollInterval,
+        devicesWhitelistPath=None if devices is None else devices[0],
+        registrar=registrar,
+        bans=bans,
+        routing=routing,
+        calls=calls,
+        media=media,
+        log=log,
+        access=AccessPolicy(whitelists),
+    )
+
+
+def _read(path: Path) -> object:
+    """The TOML of ``path``; a syntax error names its line."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(path, f"cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        reason = str(e) if match is None else str(e)[: match.start()].strip()
+        raise ConfigError(
+            path, f"TOML syntax: {reason}", line=int(match.group(1)) if match else None
+        ) from None
