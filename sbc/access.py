@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from netaddr import AddrFormatError, IPAddress, IPSet
+from netaddr import AddrFormatError, IPAddress, IPNetwork, IPSet
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+
+from sbc.prefixes import Entry, PrefixTable
 
 if TYPE_CHECKING:
     from sbc.ops.state import BanTable
@@ -54,12 +56,23 @@ def isLoopback(host: str) -> bool:
 
 
 class AccessPolicy:
-    """Maps a source address to the first whitelist that holds it, or to None."""
+    """Maps a source address to the trunk or device network whose whitelist holds it, or to None.
 
-    __slots__ = ("_cache", "_sets")
+    Trunks come before device networks; among the trunks the longest prefix holding the source
+    wins (the config refuses one network in two trunks, so there is no tie to break). A whitelist
+    is given as its entries (each naming its file and line, for `why`) or as a bare `IPSet`.
+    """
 
-    def __init__(self, whitelists: Mapping[Peer, IPSet]) -> None:
-        self._sets: tuple[tuple[Peer, IPSet], ...] = tuple(whitelists.items())
+    __slots__ = ("_cache", "_tables")
+
+    def __init__(self, whitelists: Mapping[Peer, IPSet | Iterable[Entry]]) -> None:
+        trunks: list[tuple[IPNetwork, tuple[Peer, Entry]]] = []
+        others: list[tuple[IPNetwork, tuple[Peer, Entry]]] = []
+        for peer, listed in whitelists.items():
+            entries = (Entry(cidr) for cidr in listed.iter_cidrs()) if isinstance(listed, IPSet) else listed
+            side = trunks if peer.kind is PeerKind.TRUNK else others
+            side.extend((entry.network, (peer, entry)) for entry in entries)
+        self._tables = (PrefixTable(trunks), PrefixTable(others))
         self._cache: dict[str, Peer | None] = {}
 
     def classify(self, host: str) -> Peer | None:
@@ -67,13 +80,18 @@ class AccessPolicy:
         cached = self._cache.get(host, _MISSING)
         if cached is not _MISSING:
             return cached  # type: ignore[return-value]
-        result = self._lookup(host)
+        found = self.why(host)
+        result = None if found is None else found[0]
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[host] = result
         return result
 
-    def _lookup(self, host: str) -> Peer | None:
+    def why(self, host: str) -> tuple[Peer, Entry] | None:
+        """The peer that admits ``host`` and the whitelist entry (file, line) that does, or None.
+
+        Not cached: `classify` is the gate's question, this is ``explain``'s.
+        """
         text = host.partition("%")[0]  # drop an IPv6 zone index
         if text.startswith("::ffff:") and "." in text:  # IPv4 seen through a dual-stack socket
             text = text[7:]
@@ -81,15 +99,16 @@ class AccessPolicy:
             address = IPAddress(text)
         except (AddrFormatError, ValueError):
             return None
-        for peer, addresses in self._sets:
-            if address in addresses:
-                return peer
+        for table in self._tables:
+            found = table.lookup(address)
+            if found is not None:
+                return found
         return None
 
 
 @dataclass(frozen=True)
 class BanSettings:
-    """When failed authentications within ``window`` seconds ban a source for ``duration``.
+    """When failed authentications within ``window`` seconds, or a flood, ban a source, and for how long.
 
     ``failures`` counts one username from one source; ``failuresPerSource`` counts every username
     from one source, so spreading guesses over many accounts bans too. IPv6 sources count (and are
@@ -102,10 +121,19 @@ class BanSettings:
     window: float = 60.0
     duration: float = 600.0
     ipv6Prefix: int = 64
+    # The flood limit (`sbc.flood`): requests a second one device source may send, on average
+    # (0: no limit) and at once; past it the source is banned for ``requestBanDuration``.
+    requestRate: float = 20.0
+    requestBurst: int = 60
+    requestBanDuration: float = 60.0
+    # User-Agent substrings dropped silently, besides `sbc.scanners.KNOWN_SCANNERS`.
+    scanners: tuple[str, ...] = ()
 
 
 # How often ended bans and stale counters are dropped (memory and the BanTable), in seconds.
 PRUNE_INTERVAL = 60.0
+# How often the running server looks for bans lifted in the table (`Bans.sync`), in seconds.
+SYNC_INTERVAL = 5.0
 
 # What a ban reaches beyond the failing host: given a predicate "is this host banned?", close
 # what the host holds open (the transport layer's stream connections).
@@ -281,6 +309,20 @@ class Bans:
                 counters.popitem(last=False)
         if len(self._lengths) > 1:  # some bans or counters of an earlier prefix may have ended
             self._findLengths()
+
+    def sync(self) -> int:
+        """Forget bans lifted in the table by another process (``sbc-ctl unban``); returns how many.
+
+        The table is the store `sbc-ctl` edits: a ban active here without its row was lifted.
+        """
+        if self.table is None or not self.active:
+            return 0
+        stored = self.table.load()
+        lifted = [key for key in self.active if key not in stored]
+        for key in lifted:
+            del self.active[key]
+            self.log.info("ban on {host} lifted", host=key)
+        return len(lifted)
 
     def _reprefix(self, old: int, new: int) -> None:
         """Carry bans and counters made under IPv6 prefix ``old`` over to prefix ``new``.

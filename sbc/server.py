@@ -7,32 +7,40 @@ sockets: it talks to `ISIPTransport` providers and keeps time on an injected clo
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorTime, IResolver
 from twisted.logger import Logger
+from twisted.names.common import ResolverBase
 from zope.interface import implementer
 
-from sbc.access import TRUNK, Bans, OnBan
+from sbc.access import TRUNK, Bans, OnBan, Peer
 from sbc.addresses import unbracket
+from sbc.answers import SUPPORTED_OPTIONS, Answers, reasonFor
 from sbc.calls.cdr import CDRWriter
 from sbc.calls.context import Decide
 from sbc.calls.manager import CallManager
 from sbc.config import Config
-from sbc.dialog import newTag
+from sbc.config.errors import ConfigError
 from sbc.droplog import DropLog
+from sbc.flood import DeviceScreen
 from sbc.interfaces import Address, ILocationStore, IMediaRelay, ISIPTransport, ITransactionUser
+from sbc.locate import ServerLocator
 from sbc.ops.metrics import Metrics
+from sbc.ops.reload import RetiredTrunks
 from sbc.registrar.authenticator import Authenticator
 from sbc.registrar.location import MemoryLocationStore
 from sbc.registrar.nonce import NonceManager
 from sbc.registrar.registrar import Registrar
 from sbc.routing import CallRequest, Decision, RoutingChain, buildChain
+from sbc.routing.gateways import GatewayAccess, Gateways, GatewayWatch
+from sbc.routing.health import GatewayHealth
 from sbc.scheduler import TimerQueue
 from sbc.sip.errors import SIPParseError
-from sbc.sip.headers import HeaderField, Headers, splitList
+from sbc.sip.headers import HeaderField, splitList
 from sbc.sip.message import (
     KNOWN_METHODS,
     MAGIC_COOKIE,
@@ -40,15 +48,13 @@ from sbc.sip.message import (
     Request,
     Response,
     parseMessage,
-    responseTo,
 )
-from sbc.sip.structured import Via, parseVia
+from sbc.sip.structured import Via
 from sbc.sip.validate import validateRequest, validateResponse
-from sbc.transaction import PROCEEDING, TRYING, ServerTransaction, Timers, TransactionLayer, responseAddress
+from sbc.transaction import PROCEEDING, TRYING, ServerTransaction, Timers, TransactionLayer
+from sbc.transport.tls import refuseUnprovenTLS
 
 # Methods this SBC answers itself at this stage; the registrar and the B2BUA add theirs.
-SUPPORTED_OPTIONS: frozenset[str] = frozenset({"100rel", "timer"})
-ACCEPT = "application/sdp"
 
 
 Handler = Callable[[Request, ServerTransaction], object]
@@ -98,6 +104,7 @@ class SIPServer:
         relay: IMediaRelay | None = None,
         closeConnections: OnBan | None = None,
         chain: RoutingChain | None = None,
+        resolver: IResolver | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -106,12 +113,18 @@ class SIPServer:
         self.closeConnections = closeConnections
         self.metrics = Metrics()
         self.dropLog = DropLog(clock)
+        # Our own answers (refusals, OPTIONS, 481); the method table below is what Allow lists.
+        self.methods: dict[str, Handler] = {}
+        self.answers = Answers(self.methods, self.metrics.counts, self.dropLog, config.sip.serverName)
+        self.respond = self.answers.respond
         sip = config.sip
         # Transactions and calls start and cancel timers by the dozen per call: they share one
         # queue, which asks the clock for one timer at a time.
         self.timerQueue = TimerQueue(clock)
         self.transactions = TransactionLayer(self.timerQueue, self, Timers(T1=sip.t1, T2=sip.t2, T4=sip.t4))
         self.bans = bans if bans is not None else Bans(clock, config.bans, onBan=closeConnections)
+        # Device sources past their request rate are banned (trunks never); scanners are dropped.
+        self.screen = DeviceScreen(clock, config.access, config.bans, self.bans, self.metrics.counts)
         # The routing chain, its hook loaded: `tap` builds it first, so a bad hook is a UsageError.
         self.chain = chain if chain is not None else buildChain(config)
         nonces = NonceManager(clock, secret or secrets.token_bytes(32), config.registrar.nonceLifetime)
@@ -121,34 +134,43 @@ class SIPServer:
             clock,
             store if store is not None else MemoryLocationStore(clock),
             self.authenticator,
-            self._respond,
+            self.respond,
             sourceLog=self.dropLog,
         )
+        # Trunk gateways: found by DNS (RFC 3263; no resolver: addresses only), pinged with
+        # OPTIONS where a trunk has a ping_interval (`tap` runs the watch's tick), down ones skipped.
+        self.health = GatewayHealth(clock, self.transactions, self._gatewayTransport, sip.serverName)
+        self.gateways = Gateways(ServerLocator(resolver or ResolverBase(), clock), self.dropLog, self.health)
+        self.gatewayWatch = GatewayWatch(clock, self.gateways, self.health, config, self.metrics.gauges)
+        self.gatewayWatch.onAdmitted = self._gatewaysResolved
+        # The config as loaded; `config` adds what trunks' gateway names resolve to (whitelist_gateways).
+        self.loaded = config
         self.calls = CallManager(
             config,
             self.timerQueue,
             self.transactions,
             self.authenticator,
             route if route is not None else self._route,
-            self._respond,
+            self.respond,
             lookup=self.registrar.store.lookup,
             flowOf=self.registrar.flowOf,
             cdrs=cdrs,
             relay=relay,
             sourceLog=self.dropLog,
+            counts=self.metrics.counts,  # trunk limit refusals, by reason
+            gateways=self.gateways,
         )
+        # Trunks a reload removed while their calls went on: their sources pass the gate meanwhile.
+        self.retired = RetiredTrunks(clock, self._liveTrunks)
         # Relay ports that calls hold now (four per relayed stream), whatever the media engine.
         self.metrics.gauge("media_ports_in_use", lambda: self.calls.ports.total)
-        self.methods: dict[str, Handler] = {
-            "OPTIONS": self._options,
-            "CANCEL": self._cancel,
-            "REGISTER": self.registrar.register,
-            "INVITE": self.calls.invite,
-        }
-        self._allow: str | None = None
+        self.methods["OPTIONS"] = self.answers.options
+        self.methods["CANCEL"] = self._cancel
+        self.methods["REGISTER"] = self.registrar.register
+        self.methods["INVITE"] = self.calls.invite
         # Methods that only make sense inside a dialog; they reach the call that owns it.
         for method in ("BYE", "UPDATE", "INFO", "PRACK", "REFER", "MESSAGE", "NOTIFY"):
-            self.methods[method] = self._outOfDialog
+            self.methods[method] = self.answers.outOfDialog
 
     def setConfig(self, config: Config) -> None:
         """Swap in a new configuration: one assignment, so no request sees a mix.
@@ -157,20 +179,46 @@ class SIPServer:
         before anything is assigned, and the running configuration stays.
         """
         chain = buildChain(config)
+        if config is not self.loaded:
+            self.gateways.locator.forget()  # a reload may point a gateway's name elsewhere
+        self.loaded = config
+        config = self._withGateways(config)
+        self.retired.update(self.config, config)
         self.config = config
+        self.answers.serverName = config.sip.serverName
         self.bans.settings = config.bans
+        self.screen.update(config.access, config.bans)
         self.authenticator.config = config
         self.registrar.setConfig(config)
         self.calls.config = config
         self.chain = chain
+        self.gatewayWatch.setConfig(config)
         if self.closeConnections is not None:
             self.closeConnections(self.refused)
+
+    def _withGateways(self, config: Config) -> Config:
+        """``config`` whose access policy also admits the trunks' resolved gateway names."""
+        admitted = self.gatewayWatch.admitted
+        return replace(config, access=GatewayAccess(config.access, admitted)) if admitted else config
+
+    def _gatewaysResolved(self) -> None:
+        """What trunks' gateway names resolve to changed: the same config, with the new addresses."""
+        try:
+            self.setConfig(self.loaded)
+        except ConfigError as e:
+            self.log.error("gateway addresses not applied: {error}", error=str(e))
+
+    def _gatewayTransport(self, address: Address) -> ISIPTransport | None:
+        """Gateways are reached over the UDP transport calls use (none before it is bound)."""
+        return self.calls.legs.datagram
 
     # --- transports call these ---------------------------------------------------------------
 
     def admit(self, host: str) -> bool:
         """The gate: strangers and banned sources are dropped here, before any parsing."""
-        if self.config.access.classify(host) is None:
+        if self.config.access.classify(host) is None and (
+            self.retired.access is None or self._retired(host) is None
+        ):
             self.metrics.counts["gate_dropped"] += 1
             return False
         if self.bans.active and self.bans.banned(host):
@@ -180,7 +228,20 @@ class SIPServer:
 
     def refused(self, host: str) -> bool:
         """The gate's answer without its counting: outside every whitelist, or banned."""
-        return self.config.access.classify(host) is None or bool(self.bans.active and self.bans.banned(host))
+        if self.config.access.classify(host) is None and self._retired(host) is None:
+            return True
+        return bool(self.bans.active and self.bans.banned(host))
+
+    def _retired(self, host: str) -> Peer | None:
+        """The removed trunk ``host`` belongs to while calls of that trunk go on, else None."""
+        return self.retired.classify(host, self.config)
+
+    def _liveTrunks(self) -> Iterator[str]:
+        """The trunks that calls in progress have on either side."""
+        for call in self.calls.index.calls():
+            for trunk in (call.sides.a, call.sides.b):
+                if trunk is not None:
+                    yield trunk.name
 
     def connectionLimit(self, host: str) -> int:
         """Open TCP/TLS connections ``host`` may hold: a trunk's sources get more than devices."""
@@ -192,32 +253,38 @@ class SIPServer:
 
     def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None:
         """Parse and check one admitted message, answer a broken request here, and pass the rest on."""
+        if self.config.tlsTrunks and refuseUnprovenTLS(self.config, transport, source[0]):
+            self.metrics.counts["tls_refused"] += 1
+            return
         try:
             message = parseMessage(data, self.config.sip.limits)
         except MessageParseError as e:
-            self._refuse(e, e.headers if e.method != "ACK" else None, transport, source)
+            if not self.screen.drops(e.headers, source[0]):
+                self.answers.refuse(e, e.headers if e.method != "ACK" else None, transport, source)
             return
         except SIPParseError as e:
-            if data.strip(b"\r\n\t "):
-                self._refuse(e, None, transport, source)
+            if data.strip(b"\r\n\t ") and not self.screen.drops(None, source[0]):
+                self.answers.refuse(e, None, transport, source)
             return
         if isinstance(message, Response):
             try:
                 validateResponse(message)
             except SIPParseError as e:
-                self._refuse(e, None, transport, source)
+                self.answers.refuse(e, None, transport, source)
                 return
             self._guarded(self.transactions.receiveResponse, message, transport, source)
+            return
+        if self.screen.drops(message.headers, source[0]):  # flood and scanner defence (sbc.flood)
             return
         try:
             validateRequest(message)
             branch = stampVia(message, source).branch
         except SIPParseError as e:
-            self._refuse(e, message.headers if message.method != "ACK" else None, transport, source)
+            self.answers.refuse(e, message.headers if message.method != "ACK" else None, transport, source)
             return
         if branch == MAGIC_COOKIE:
             # RFC 4475 section 3.2.1: a bare magic cookie cannot key a transaction.
-            self._refuse(SIPParseError("bare magic-cookie branch"), message.headers, transport, source)
+            self.answers.refuse(SIPParseError("bare magic-cookie branch"), message.headers, transport, source)
             return
         self._guarded(self.transactions.receiveRequest, message, transport, source)
 
@@ -256,21 +323,6 @@ class SIPServer:
         """A flow that dies takes the bindings registered through it along."""
         self.registrar.connectionClosed(transport)
 
-    def _refuse(
-        self, error: SIPParseError, headers: Headers | None, transport: ISIPTransport, source: Address
-    ) -> None:
-        """Answer a broken request statelessly when we can route the answer; drop it otherwise."""
-        if headers is not None:
-            via = _routableVia(headers)
-            if via is not None:
-                self.metrics.counts["bad_requests"] += 1
-                response = responseTo(headers, error.status, _reason(error), toTag=newTag())
-                self._finish(response)
-                transport.send(response.toBytes(), responseAddress(via, transport, source))
-                return
-        self.metrics.counts["dropped_unanswerable"] += 1
-        self.dropLog.drop(error.reason, source)
-
     # --- ITransactionUser --------------------------------------------------------------------
 
     def requestReceived(self, request: Request, transaction: ServerTransaction | None) -> None:
@@ -280,26 +332,26 @@ class SIPServer:
             return
         method = request.method
         if method not in KNOWN_METHODS:
-            self._respond(transaction, 501)
+            self.respond(transaction, 501)
             return
         maxForwards = request.headers.get("max-forwards")
         if maxForwards is not None and int(maxForwards) == 0 and method != "CANCEL":
-            self._respond(transaction, 483)
+            self.respond(transaction, 483)
             return
         if request.uri.scheme not in ("sip", "sips", "tel"):
-            self._respond(transaction, 416)
+            self.respond(transaction, 416)
             return
         if method != "CANCEL":
             unsupported = [t for t in request.headers.getAll("require") if t and t not in SUPPORTED_OPTIONS]
             if unsupported:
-                self._respond(transaction, 420, extra=(("Unsupported", ", ".join(unsupported)),))
+                self.respond(transaction, 420, extra=(("Unsupported", ", ".join(unsupported)),))
                 return
         if method not in ("CANCEL", "REGISTER") and request.toHeader().tag is not None:
             handler: Handler | None = self.calls.inDialog
         else:
             handler = self.methods.get(method)
         if handler is None:
-            self._respond(transaction, 405)
+            self.respond(transaction, 405)
             return
         try:
             handler(request, transaction)
@@ -307,13 +359,13 @@ class SIPServer:
             # A header a handler read only now (credentials, say) is malformed: the sender's error.
             self.metrics.counts["bad_requests"] += 1
             if transaction.state in (TRYING, PROCEEDING):
-                self._respond(transaction, e.status, reason=_reason(e))
+                self.respond(transaction, e.status, reason=reasonFor(e))
         except Exception:
             # A bug must not leave a server transaction unanswered for ever.
             self.dropLog.failure(self.log, transaction.source[0], "handling {method} failed", method=method)
             self.metrics.counts["internal_errors"] += 1
             if transaction.state in (TRYING, PROCEEDING):
-                self._respond(transaction, 500)
+                self.respond(transaction, 500)
 
     def strayResponse(self, response: Response, transport: ISIPTransport, source: Address) -> None:
         """Count a response no client transaction wants; a retransmitted 2xx to INVITE is ACKed again."""
@@ -322,81 +374,15 @@ class SIPServer:
 
     # --- the SBC's own answers ---------------------------------------------------------------
 
-    def _options(self, request: Request, transaction: ServerTransaction) -> None:
-        self._respond(
-            transaction,
-            200,
-            extra=(("Accept", ACCEPT), ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS)))),
-        )
-
     def _cancel(self, request: Request, transaction: ServerTransaction) -> None:
         invite = transaction.cancelled
         if invite is None:
-            self._respond(transaction, 481)
+            self.respond(transaction, 481)
             return
         # RFC 3261 section 9.2: the 200 carries the To tag of the INVITE's own responses.
-        self._respond(transaction, 200, toTag=self.calls.tagFor(invite))
+        self.respond(transaction, 200, toTag=self.calls.tagFor(invite))
         self.calls.cancelled(invite)
-
-    def _outOfDialog(self, request: Request, transaction: ServerTransaction) -> None:
-        self._respond(transaction, 481)
-
-    def _respond(
-        self,
-        transaction: ServerTransaction,
-        status: int,
-        *,
-        reason: str | None = None,
-        extra: tuple[tuple[str, str], ...] = (),
-        toTag: str | None = None,
-    ) -> None:
-        response = responseTo(transaction.request.headers, status, reason, toTag=toTag or newTag())
-        for name, value in extra:
-            response.headers.add(name, value)
-        self._finish(response)
-        transaction.respond(response)
-
-    def _finish(self, response: Response) -> None:
-        headers = response.headers
-        if response.status in (405, 501) or (response.status == 200 and "allow" not in headers):
-            headers.add("Allow", self.allow())
-        headers.add("Server", self.config.sip.serverName)
-        headers.add("Content-Length", "0")
-
-    def allow(self) -> str:
-        """The Allow header value: the methods we handle, computed once."""
-        allow = self._allow
-        if allow is None:
-            allow = self._allow = ", ".join(sorted({*self.methods, "ACK"} - {"REFER"}))
-        return allow
 
     def _route(self, call: CallRequest) -> Decision | Deferred[Decision]:
         return self.chain.decide(call)  # the chain of the moment: a reload swaps it
 
-
-def _routableVia(headers: Headers) -> Via | None:
-    """The top Via, parsed leniently: a 400 for a broken Via parameter still needs a route."""
-    for field in headers.fields:
-        if field.key == "via":
-            value = field.value.split(",", 1)[0]
-            try:
-                return parseVia(value)
-            except SIPParseError:
-                pass
-            head, _, params = value.partition(";")
-            parts = head.split("/", 2)  # a 505 still needs a route through a SIP/7.0 Via
-            try:
-                via = parseVia("SIP/2.0/" + parts[2] if len(parts) == 3 else head)
-            except SIPParseError:
-                return None
-            if any(p.strip().lower().startswith("rport") for p in params.split(";")):
-                via = via.withParam("rport", None)
-            return via
-    return None
-
-
-def _reason(error: SIPParseError) -> str | None:
-    """A 400 says what was wrong, for the peer's engineer reading a trace."""
-    if error.status != 400:
-        return None
-    return "Bad Request (" + "".join(ch for ch in error.reason if ch.isprintable())[:80] + ")"

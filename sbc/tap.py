@@ -9,12 +9,13 @@ from typing import Any, cast
 
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.internet.interfaces import IReactorThreads, IReactorTime, IResolver
 from twisted.logger import Logger
+from twisted.names import client
 from twisted.python import usage
 
 import sbc
-from sbc.access import Bans
+from sbc.access import SYNC_INTERVAL, Bans
 from sbc.calls.cdr import CDRWriter
 from sbc.config import CallSettings, Config, MediaEngine, loadConfig
 from sbc.config.errors import ConfigError
@@ -36,6 +37,7 @@ from sbc.transport.listeners import SignalReload, listenerServices
 from sbc.transport.tls import serverContextFactory
 
 EXPIRY_INTERVAL = 30.0
+GATEWAY_TICK = 1.0
 # The start of the log line that says every listener is bound.
 READY = "sbc started, listening on"
 
@@ -155,6 +157,14 @@ def mediaRelay(reactor: Any, config: Config) -> IMediaRelay:
     )
 
 
+def dnsResolver(reactor: Any, config: Config) -> IResolver:
+    """Where gateway names are resolved: ``[dns] servers`` only (no resolv.conf, so a test's
+    loopback DNS server is the only one asked), else the system's resolv.conf and hosts file."""
+    if config.dnsServers:
+        return client.Resolver(servers=list(config.dnsServers), reactor=reactor)
+    return cast(IResolver, client.createResolver())
+
+
 def makeService(options: Options) -> service.MultiService:
     """Build the whole SBC on the real reactor: state, media, SIP server, listeners, timers and SIGHUP."""
     from twisted.internet import reactor  # the one place we take the real reactor
@@ -189,6 +199,7 @@ def makeService(options: Options) -> service.MultiService:
         relay=relay,
         closeConnections=connections.closeWhere,
         chain=options["chain"],
+        resolver=dnsResolver(reactor, config),
     )
     top = SBCService(server, reactor, cdrs, relay)
     for child in listenerServices(reactor, config, server, reactor, options["tlsContext"], connections):
@@ -196,11 +207,15 @@ def makeService(options: Options) -> service.MultiService:
     reloader = ConfigReloader(config, server.setConfig)
     _timer(config.whitelistPollInterval, reloader.poll, reactor).setServiceParent(top)
     _timer(EXPIRY_INTERVAL, store.expire, reactor).setServiceParent(top)
+    # Gateway pings: each trunk's own ping_interval, checked once a second (a reload may change it).
+    _timer(GATEWAY_TICK, server.gatewayWatch.tick, reactor).setServiceParent(top)
+    # `sbc-ctl unban` deletes the ban's row; the running server notices here.
+    _timer(SYNC_INTERVAL, bans.sync, reactor).setServiceParent(top)
     if config.registrar.qualifyInterval > 0:
         qualifier = Qualifier(server.registrar, server.transactions, config.sip.serverName)
         _timer(config.registrar.qualifyInterval, qualifier.qualifyAll, reactor).setServiceParent(top)
     SignalReload(reactor, onHangup(reloader, cdrs)).setServiceParent(top)
-    for warning in exposedSecrets(config):
+    for warning in (*exposedSecrets(config), *config.warnings):
         log.warn("{warning}", warning=warning)
     return top
 

@@ -15,6 +15,7 @@ from sbc.access import DEVICE_NETWORK, AccessPolicy, Peer
 from sbc.access import TRUNK as TRUNK_PEER
 from sbc.calls.call import Call
 from sbc.config import CallSettings, Config, Listener, RegistrarSettings, SIPSettings, Transport, Trunk
+from sbc.config.gateways import Gateway
 from sbc.registrar.location import Binding
 from sbc.routing import CallRequest, Decision, Reject, RoutingSettings, TrunkTarget, UserTarget
 from sbc.server import SIPServer
@@ -36,9 +37,9 @@ def callConfig() -> Config:
     etc = Path("etc")
     demo = Trunk(
         name="demo",
-        whitelistPath=etc / "whitelist" / "demo.txt",
+        whitelistPaths=(etc / "whitelist" / "demo.txt",),
         whitelist=IPSet(["127.0.0.2/32", "127.0.0.3/32"]),
-        gateways=(("127.0.0.2", 5080), ("127.0.0.3", 5080)),
+        gateways=(Gateway("127.0.0.2", 5080), Gateway("127.0.0.3", 5080)),
     )
     state = etc / "state"
     return Config(

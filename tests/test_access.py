@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from netaddr import IPSet
+from netaddr import IPNetwork, IPSet
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -26,6 +26,7 @@ from sbc.access import (
     sourceKey,
 )
 from sbc.ops.state import BanTable, openDatabase
+from sbc.prefixes import Entry
 
 PEER = Peer(TRUNK, "peer")
 OTHER = Peer(TRUNK, "other")
@@ -88,6 +89,70 @@ class AccessPolicyTests(SynchronousTestCase):
             self.policy.classify(f"10.0.{i >> 8}.{i & 255}")
         self.assertLessEqual(len(self.policy._cache), 100)
         self.assertEqual(self.policy.classify("192.0.2.1"), PEER)
+
+
+def _entries(path: str, *networks: str) -> tuple[Entry, ...]:
+    """Whitelist entries of ``networks``, on lines 1, 2, ... of the file ``path``."""
+    return tuple(Entry(IPNetwork(n), Path(path), line) for line, n in enumerate(networks, 1))
+
+
+class OverlappingWhitelistTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.policy = AccessPolicy(
+            {
+                PEER: _entries("peer.txt", "192.0.2.0/24", "2001:db8::/32"),
+                OTHER: _entries("other.txt", "192.0.2.128/25", "192.0.2.7", "2001:db8:1::/48"),
+                DEVICE_NETWORK: _entries("devices.txt", "192.0.2.0/26", "198.51.100.0/24"),
+            }
+        )
+
+    def test_longestPrefix(self) -> None:
+        """A source that two trunks list goes to the trunk with the longer prefix, in either order."""
+        self.assertEqual(self.policy.classify("192.0.2.1"), PEER)
+        self.assertEqual(self.policy.classify("192.0.2.200"), OTHER)
+        self.assertEqual(self.policy.classify("192.0.2.7"), OTHER)
+        self.assertEqual(self.policy.classify("2001:db8::9"), PEER)
+        self.assertEqual(self.policy.classify("2001:db8:1::9"), OTHER)
+        flipped = AccessPolicy({OTHER: _entries("o", "192.0.2.128/25"), PEER: _entries("p", "192.0.2.0/24")})
+        self.assertEqual(flipped.classify("192.0.2.200"), OTHER)
+        self.assertEqual(flipped.classify("192.0.2.1"), PEER)
+
+    def test_trunksBeforeDevices(self) -> None:
+        """A trunk's address stays the trunk's even where a device network lists a longer prefix."""
+        self.assertEqual(self.policy.classify("192.0.2.9"), PEER)
+        self.assertEqual(self.policy.classify("198.51.100.9"), DEVICE_NETWORK)
+
+    def test_why(self) -> None:
+        """``why`` names the peer and the entry (file and line) that admitted a source."""
+        found = self.policy.why("192.0.2.200")
+        assert found is not None
+        peer, entry = found
+        self.assertEqual(peer, OTHER)
+        self.assertEqual((entry.where, str(entry.network)), ("other.txt:1", "192.0.2.128/25"))
+        found = self.policy.why("::ffff:198.51.100.3")
+        assert found is not None
+        self.assertEqual((found[0], found[1].where), (DEVICE_NETWORK, "devices.txt:2"))
+
+    def test_whyStranger(self) -> None:
+        """``why`` answers None for a stranger or something that is no address."""
+        self.assertIsNone(self.policy.why("203.0.113.1"))
+        self.assertIsNone(self.policy.why("not-an-address"))
+
+    def test_strangerCached(self) -> None:
+        """After the first packet, a stranger costs one dict lookup: the tables are not asked again."""
+        self.assertIsNone(self.policy.classify("203.0.113.1"))
+        asked: list[str] = []
+        self.patch(AccessPolicy, "why", lambda policy, host: asked.append(host))
+        for _ in range(3):
+            self.assertIsNone(self.policy.classify("203.0.113.1"))
+        self.assertEqual(asked, [])
+
+    def test_bareSet(self) -> None:
+        """A whitelist given as a bare IPSet works too; its entries name no file."""
+        policy = AccessPolicy({PEER: IPSet(["192.0.2.0/24"])})
+        found = policy.why("192.0.2.3")
+        assert found is not None
+        self.assertEqual((found[0], found[1].where), (PEER, "no file"))
 
 
 class BansTestCase(SynchronousTestCase):
@@ -322,3 +387,20 @@ class BanPruneTests(BansTestCase):
         restarted = Bans(self.clock, self.settings, self.table)
         self.assertTrue(restarted.banned("192.0.2.1"))
         self.assertTrue(restarted.banned("2001:db8::2"))
+
+    def test_syncForgetsLiftedBans(self) -> None:
+        """A ban whose row another process deleted (sbc-ctl unban) is forgotten by sync; others stay."""
+        self.bans.ban("192.0.2.1", 100, "test")
+        self.bans.ban("192.0.2.2", 100, "test")
+        self.table.delete("192.0.2.1")
+        self.assertEqual(self.bans.sync(), 1)
+        self.assertFalse(self.bans.banned("192.0.2.1"))
+        self.assertTrue(self.bans.banned("192.0.2.2"))
+        self.assertEqual(self.bans.sync(), 0)
+
+    def test_syncWithoutTable(self) -> None:
+        """Without a table there is nothing to lift from: sync keeps every ban."""
+        bans = Bans(self.clock, self.settings)
+        bans.ban("192.0.2.1", 100, "test")
+        self.assertEqual(bans.sync(), 0)
+        self.assertTrue(bans.banned("192.0.2.1"))

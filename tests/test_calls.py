@@ -10,6 +10,7 @@ from twisted.logger import Logger, LogPublisher
 from sbc.calls.call import Call
 from sbc.calls.caller import CallerSide
 from sbc.config import Fork, MediaMode, Redirect, Refer, Trunk
+from sbc.config.gateways import Gateway
 from sbc.routing import Decision, UserTarget
 from sbc.sip import Request, Response
 from sbc.transaction.lifecycle import SPENT
@@ -533,7 +534,7 @@ class UserToTrunkTests(CallTestCase):
 
     def test_singleGatewayWaits(self) -> None:
         """With nothing left to fail over to, a slow gateway is not abandoned after 2 s."""
-        self.server.setConfig(withTrunk(self.server.config, "demo", gateways=(("127.0.0.2", 5080),)))
+        self.server.setConfig(withTrunk(self.server.config, "demo", gateways=(Gateway("127.0.0.2", 5080),)))
         self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
         self.clock.advance(5)
         self.assertNotIn(480, self.statuses(TRUNK))

@@ -95,7 +95,7 @@ class LoadConfigTests(ConfigTestCase):
         config = self.load(DEMO_TOML)
         self.assertEqual(config.sip.limits.maxMessageSize, 65536)
         self.assertEqual(config.sip.limits.maxHeaders, 256)
-        self.assertEqual(config.trunks[0].whitelistPath, self.directory / "whitelist" / "demo.txt")
+        self.assertEqual(config.trunks[0].whitelistPaths, (self.directory / "whitelist" / "demo.txt",))
         self.assertEqual(config.stateDirectory, self.directory / "state")
 
     def test_limitsConfigurable(self) -> None:

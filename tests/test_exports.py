@@ -98,7 +98,7 @@ class ConfigExportTests(ExportTestsMixin, SynchronousTestCase):
 
     def test_arrowsPointDown(self) -> None:
         """sbc.config imports only the floors below it: nothing of routing, hooks, calls or the server."""
-        allowed = ("sbc.access", "sbc.config", "sbc.sip", "sbc.transaction")
+        allowed = ("sbc.access", "sbc.config", "sbc.prefixes", "sbc.sip", "sbc.transaction")
         package = Path(sbc.config.__file__ or "").parent
         modules = sorted(package.glob("*.py"))
         self.assertGreaterEqual(len(modules), 10)

@@ -7,6 +7,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from twisted.application.internet import TimerService
@@ -16,10 +17,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.access import TRUNK, Peer
 from sbc.config import Config, ConfigError, loadConfig
-from sbc.ops.reload import ConfigReloader
+from sbc.ops.reload import RETIRED_CHECK_INTERVAL, ConfigReloader
 from sbc.routing import CallRequest, Decision, Reject
 from sbc.server import SIPServer
 from sbc.transport.listeners import SignalReload
+from tests.calls import ALICE, SDP, CallTestCase, _access, answer, invite
+from tests.calls import TRUNK as TRUNK_SOURCE
 from tests.fakes import DEMO_TOML, writeConfig
 
 DEMO = Peer(TRUNK, "demo")
@@ -91,6 +94,52 @@ class PollTests(ReloadTestCase):
         self.assertEqual(len(self.applied), 1)
 
 
+class ReloadLogTests(ReloadTestCase):
+    """What a reload says: the diff per trunk, the new config's warnings, or why it was refused."""
+
+    def logged(self) -> str:
+        with capturedLogs() as events:
+            self.reloader.reload()
+        return "\n".join(formatEvent(e) for e in events)
+
+    def test_diffLogged(self) -> None:
+        """The log lists the networks added and removed per trunk, and each setting changed."""
+        self.rewrite("127.0.0.3/32\n127.0.0.2/32\n")
+        self.path.write_text(DEMO_TOML + "failover_timeout = 4\n")
+        text = self.logged()
+        self.assertIn("reload: trunk demo: networks added: 127.0.0.3/32", text)
+        self.assertIn("reload: trunk demo: failover_timeout 2.0 -> 4.0", text)
+        self.rewrite("127.0.0.3/32\n")
+        self.assertIn("reload: trunk demo: networks removed: 127.0.0.2/32", self.logged())
+
+    def test_trunksAddedAndRemoved(self) -> None:
+        """A trunk added or removed by the reload is logged as such."""
+        (self.directory / "whitelist" / "peer.txt").write_text("127.0.0.7\n")
+        self.path.write_text(
+            DEMO_TOML.replace("[trunks.demo]", "[trunks.peer]").replace("demo.txt", "peer.txt")
+        )
+        text = self.logged()
+        self.assertIn("reload: trunk demo removed", text)
+        self.assertIn("reload: trunk peer added: 127.0.0.7/32", text)
+
+    def test_warningsLogged(self) -> None:
+        """A reload that leaves a gateway outside its trunk's whitelist applies, and warns."""
+        self.rewrite("127.0.0.3/32\n")
+        text = self.logged()
+        self.assertEqual(len(self.applied), 1)
+        self.assertIn("trunk demo: gateway 127.0.0.2:5080 is not in the trunk's whitelist", text)
+
+    def test_hostBitsKeepOld(self) -> None:
+        """A whitelist line with host bits set is refused with file and line; the old whitelist stays."""
+        self.rewrite("127.0.0.2/32\n127.0.0.5/24\n")
+        text = self.logged()
+        self.assertEqual(self.applied, [])
+        self.assertIn(
+            f"{self.whitelist}:2: 127.0.0.5/24 has host bits set: write the network 127.0.0.0/24", text
+        )
+        self.assertEqual(self.reloader.config.access.classify("127.0.0.2"), DEMO)
+
+
 class HookReloadTests(ReloadTestCase):
     """The routing hook is loaded when the server takes a config: one that fails keeps the old."""
 
@@ -145,6 +194,62 @@ class HookReloadTests(ReloadTestCase):
         self.assertIs(self.server.config, config)
         self.assertIs(self.server.registrar.config, config)
         self.assertIs(self.server.chain, chain)
+
+
+class RetiredTrunkTests(CallTestCase):
+    """Calls in flight survive a reload that removes their trunk, and end normally."""
+
+    def removeTrunk(self) -> None:
+        self.server.setConfig(replace(self.server.config, trunks=(), access=_access(())))
+
+    def test_trunkHangsUp(self) -> None:
+        """The removed trunk's BYE still reaches its call: alice gets it, the trunk its 200, one CDR."""
+        self.connect()
+        self.removeTrunk()
+        self.receive(self.aRequest("BYE", 11, "z9hG4bKbye"), TRUNK_SOURCE)
+        self.assertEqual(len(self.requestsTo(ALICE, "BYE")), 1)
+        self.assertEqual(self.statuses(TRUNK_SOURCE)[-1], 200)
+        (bye,) = self.requestsTo(ALICE, "BYE")
+        self.receive(answer(bye, 200), ALICE)
+        self.assertEqual([(r.status, r.releasedBy) for r in self.cdrs.records], [(200, "caller")])
+
+    def test_ringingCallCompletes(self) -> None:
+        """An INVITE transaction in flight when its trunk goes is answered, and its ACK passes."""
+        self.bind()
+        self.receive(invite(), TRUNK_SOURCE)
+        (bInvite,) = self.requestsTo(ALICE, "INVITE")
+        self.receive(answer(bInvite, 180), ALICE)
+        self.removeTrunk()
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:alice@10.1.1.1:5070>"), ALICE)
+        self.assertEqual(self.statuses(TRUNK_SOURCE)[-1], 200)
+        self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK_SOURCE)
+        self.assertEqual(len(self.requestsTo(ALICE, "ACK")), 1)
+
+    def test_noNewCalls(self) -> None:
+        """The removed trunk's source gets no new call while its old one goes on: 403."""
+        self.connect()
+        self.removeTrunk()
+        self.receive(invite(callId="new@127.0.0.2", branch="z9hG4bKnew", fromTag="n"), TRUNK_SOURCE)
+        self.assertEqual(self.statuses(TRUNK_SOURCE)[-1], 403)
+        self.assertEqual(len(self.requestsTo(ALICE, "INVITE")), 1)
+
+    def test_strangerAfterLastCall(self) -> None:
+        """Once the removed trunk's last call has ended, its source is a stranger again."""
+        bInvite = self.connect()
+        self.removeTrunk()
+        self.assertFalse(self.server.refused(TRUNK_SOURCE[0]))
+        self.receive(self.bRequest(bInvite, "BYE", 2, "z9hG4bKbye"), ALICE)
+        self.assertTrue(self.server.admit(TRUNK_SOURCE[0]))  # until the next look
+        self.clock.advance(RETIRED_CHECK_INTERVAL)
+        self.assertFalse(self.server.admit(TRUNK_SOURCE[0]))
+        self.assertTrue(self.server.refused(TRUNK_SOURCE[0]))
+        self.assertIsNone(self.server.retired.access)
+
+    def test_noCallsNothingRetired(self) -> None:
+        """A trunk removed with no call in progress is a stranger at once."""
+        self.removeTrunk()
+        self.assertIsNone(self.server.retired.access)
+        self.assertFalse(self.server.admit(TRUNK_SOURCE[0]))
 
 
 class FakeReactor:

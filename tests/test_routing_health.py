@@ -115,3 +115,16 @@ class GatewayHealthTests(SynchronousTestCase):
         self.health.watch([OTHER])
         self.assertEqual(set(self.health.states()), {OTHER})
         self.assertTrue(self.health.isUp(GATEWAY))
+
+    def test_thresholdPerGateway(self) -> None:
+        """A mapping gives each gateway its own threshold (its trunk's ping_misses)."""
+        self.health.watch({GATEWAY: 1, OTHER: 3})
+        self.miss()
+        self.assertFalse(self.health.isUp(GATEWAY))
+        self.assertTrue(self.health.isUp(OTHER))
+
+    def test_pingOnlyTheGiven(self) -> None:
+        """``ping`` sends to the given watched gateways only, and never to one not watched."""
+        self.health.watch([GATEWAY, OTHER])
+        self.health.ping([OTHER, ("127.0.0.9", 5060)])
+        self.assertEqual([where for _, where in self.udp.sent], [OTHER])

@@ -7,18 +7,23 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
 from twisted.application import internet
 from twisted.application.service import IServiceMaker
+from twisted.internet.task import Clock
+from twisted.names import client
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc import tap
+from sbc.access import SYNC_INTERVAL
 from sbc.tap import Options, SBCService, makeService
 from sbc.transport.listeners import DatagramListener, SignalReload
+from tests.calls import callConfig
 from tests.fakes import DEMO_TOML, LogRecorder, writeConfig
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
@@ -71,7 +76,8 @@ class MakeServiceTests(TapTestCase):
         kinds = [type(child) for child in top]
         self.assertEqual(kinds.count(DatagramListener), 1)
         self.assertEqual(kinds.count(internet.TCPServer), 1)
-        self.assertEqual(kinds.count(internet.TimerService), 2)  # whitelist poll, binding expiry
+        # whitelist poll, binding expiry, gateway pings, ban sync
+        self.assertEqual(kinds.count(internet.TimerService), 4)
         self.assertEqual(kinds.count(SignalReload), 1)
         self.assertTrue((self.directory / "state" / "sbc.sqlite").exists())
 
@@ -95,6 +101,16 @@ class MakeServiceTests(TapTestCase):
         (tcp,) = [child for child in top if isinstance(child, internet.TCPServer)]
         connections = tcp.args[1].connections
         self.assertEqual(connections.sourceKey("2001:db8:1:2::5"), "2001:db8:1:2::/64")
+
+    def test_bansSynced(self) -> None:
+        """A timer syncs the bans with the table every SYNC_INTERVAL, so sbc-ctl unban takes effect."""
+        options = Options()
+        options.parseOptions(["--config", str(writeConfig(self.directory))])
+        top = cast(SBCService, makeService(options))
+        self.addCleanup(top.cdrs.close)  # type: ignore[union-attr]
+        timers = [child for child in top if isinstance(child, internet.TimerService)]
+        syncs = [timer for timer in timers if timer.call[0] == top.server.bans.sync]
+        self.assertEqual([timer.step for timer in syncs], [SYNC_INTERVAL])
 
     def test_hangupReopensCDRs(self) -> None:
         """SIGHUP's handler reloads the config and starts a new CDR file after logrotate moved it."""
@@ -121,6 +137,18 @@ class MakeServiceTests(TapTestCase):
         warnings = [str(e["warning"]) for e in events.events if "warning" in e]
         self.assertEqual(len(warnings), 1, warnings)
         self.assertIn("state directory", warnings[0])
+
+    def test_configWarningsLogged(self) -> None:
+        """makeService logs the config's warnings (a gateway outside its trunk's whitelist)."""
+        events = LogRecorder()
+        self.patch(tap, "log", events.log)
+        options = Options()
+        options.parseOptions(["--config", str(writeConfig(self.directory, whitelist="127.0.0.3/32\n"))])
+        top = makeService(options)
+        self.addCleanup(cast(SBCService, top).cdrs.close)  # type: ignore[union-attr]
+        warnings = [str(e["warning"]) for e in events.events if "warning" in e]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("gateway 127.0.0.2:5080 is not in the trunk's whitelist", warnings[0])
 
     def test_plugin(self) -> None:
         """twistd finds the sbc plugin, and it points at sbc.tap."""
@@ -153,3 +181,14 @@ class TwistdTests(TapTestCase):
         result = self.twistd("--help")
         self.assertEqual(result.returncode, 0)
         self.assertIn("--config", result.stdout)
+
+
+class DNSResolverTests(SynchronousTestCase):
+    """Where gateway names are resolved."""
+
+    def test_configuredServersOnly(self) -> None:
+        """With ``[dns] servers`` only those are asked: no resolv.conf is read."""
+        config = replace(callConfig(), dnsServers=(("127.0.0.1", 5353),))
+        resolver = tap.dnsResolver(Clock(), config)
+        assert isinstance(resolver, client.Resolver)
+        self.assertEqual((resolver.servers, resolver.resolv), ([("127.0.0.1", 5353)], None))

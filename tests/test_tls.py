@@ -1,4 +1,4 @@
-"""Tests for sbc.transport.tls: the server context from config, TLS 1.2 at least."""
+"""Tests for sbc.transport.tls: the server context from config, TLS 1.2 at least, client certificates."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.ssl import Certificate, CertificateOptions, TLSVersion, optionsForClientTLS
+from twisted.internet.ssl import (
+    Certificate,
+    CertificateOptions,
+    PrivateCertificate,
+    TLSVersion,
+    optionsForClientTLS,
+)
 from twisted.internet.task import Clock
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.test.iosim import FakeTransport, connectedServerAndClient
@@ -18,7 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sbc.config import TLSSettings
 from sbc.config.errors import ConfigError
 from sbc.transport import SIPStreamFactory
-from sbc.transport.tls import serverContextFactory
+from sbc.transport.tls import peerProves, serverContextFactory
 from tests.certs import makeCertificate
 from tests.fakes import FakeController, options
 
@@ -102,3 +109,90 @@ class TLSTests(SynchronousTestCase):
         with self.assertRaises(ConfigError) as caught:
             serverContextFactory(TLSSettings(self.cert, self.directory / "none.pem"))
         self.assertIn("none.pem", str(caught.exception))
+
+
+class ClientCertificateTests(SynchronousTestCase):
+    """With ``[tls] ca`` the server asks for a client certificate, verifies it, and answers `proves`."""
+
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+        self.cert, self.key = makeCertificate(self.directory)
+        self.clients: dict[str, tuple[Path, Path]] = {}
+        for name in ("pbx.peer.example", "evil.example", "untrusted.example"):
+            folder = self.directory / name
+            folder.mkdir()
+            self.clients[name] = makeCertificate(folder, name)
+        # The CA bundle trusts the first two (self-signed, so each is its own CA), not the third.
+        self.ca = self.directory / "ca.pem"
+        self.ca.write_bytes(
+            b"".join(self.clients[n][0].read_bytes() for n in ("pbx.peer.example", "evil.example"))
+        )
+
+    def connect(self, clientName: str | None) -> tuple[FakeController, Any, Any, Any]:
+        """A TLS connection from PEER presenting ``clientName``'s certificate (None: no certificate)."""
+        controller = FakeController(allowed=("127.0.0.2",))
+        self.clock = Clock()
+        inner = SIPStreamFactory(controller, "TLS", self.clock, 30.0, 65536)
+        context = serverContextFactory(TLSSettings(self.cert, self.key, ca=self.ca))
+        server = TLSMemoryBIOFactory(context, False, inner, clock=self.clock)
+        trust = Certificate.loadPEM(self.cert.read_bytes())
+        identity = None
+        if clientName is not None:
+            cert, key = self.clients[clientName]
+            identity = PrivateCertificate.loadPEM(cert.read_bytes() + key.read_bytes())
+        options_ = optionsForClientTLS("sbc.test", trust, clientCertificate=identity)
+        clientFactory = TLSMemoryBIOFactory(options_, True, Factory.forProtocol(Collect), clock=self.clock)
+        clientProtocol, serverProtocol, pump = connectedServerAndClient(
+            lambda: server.buildProtocol(PEER),
+            lambda: clientFactory.buildProtocol(PEER),
+            serverTransportFactory=lambda p: FakeTransport(p, isServer=True, peerAddress=PEER),
+            clock=self.clock,
+        )
+        clientProtocol.write(options())
+        for _ in range(3):
+            pump.flush()
+            self.clock.advance(0)
+        return controller, clientProtocol, serverProtocol.wrappedProtocol, pump
+
+    def test_namedCertificateProves(self) -> None:
+        """A trusted client certificate for pbx.peer.example proves that name, and no other."""
+        controller, _, stream, _ = self.connect("pbx.peer.example")
+        self.assertEqual([m[0] for m in controller.messages], [options()])
+        self.assertTrue(stream.proves(("other.example", "pbx.peer.example")))
+        self.assertFalse(stream.proves(("evil.example",)))
+
+    def test_otherTrustedNameDoesNotProve(self) -> None:
+        """A certificate the CA trusts, for another name, proves none of the trunk's names."""
+        _, _, stream, _ = self.connect("evil.example")
+        self.assertFalse(stream.proves(("pbx.peer.example",)))
+
+    def test_noCertificateStillConnects(self) -> None:
+        """A device with no client certificate still gets its session; it proves no name."""
+        controller, _, stream, _ = self.connect(None)
+        self.assertEqual([m[0] for m in controller.messages], [options()])
+        self.assertFalse(stream.proves(("pbx.peer.example",)))
+
+    def test_untrustedCertificateRefused(self) -> None:
+        """A client certificate that does not chain to the CA fails the handshake: no message passes."""
+        controller, client, _, _ = self.connect("untrusted.example")
+        self.assertEqual(controller.messages, [])
+        self.assertTrue(client._lostTLSConnection)
+
+    def test_noCANoRequest(self) -> None:
+        """Without [tls] ca the server asks for no certificate, so even a named client proves nothing."""
+        context = serverContextFactory(TLSSettings(self.cert, self.key)).getContext()
+        self.assertEqual(context.get_verify_mode(), SSL.VERIFY_NONE)
+
+    def test_badCA(self) -> None:
+        """A CA file that is missing or not PEM is a ConfigError naming it."""
+        bad = self.directory / "bad-ca.pem"
+        bad.write_text("not a certificate")
+        for path in (bad, self.directory / "missing.pem"):
+            with self.assertRaises(ConfigError) as caught:
+                serverContextFactory(TLSSettings(self.cert, self.key, ca=path))
+            self.assertEqual(caught.exception.path, path)
+
+    def test_plainTransportProvesNothing(self) -> None:
+        """A transport with no TLS handle (TCP) proves no name."""
+        self.assertFalse(peerProves(object(), ("pbx.peer.example",)))

@@ -168,6 +168,9 @@ class Call:
         if forker is None or not legs:
             self.failed(None, 480, None)
             return
+        if attempt.trunk is not None and not self.context.limits.outbound(attempt.trunk, self.id):
+            self.failed(None, 503, None)  # the trunk is at its max_calls: a failover step
+            return
         for leg, invite in forker.now(attempt, legs):
             branch = Branch(self.context, leg, attempt.party, attempt.trunk, self)
             forker.branches.append(branch)
@@ -202,6 +205,7 @@ class Call:
             self.sides.maxCallLength(self.context.config.calls.maxCallLength), self.timeUp
         )
         forker.answered(branch)
+        self.context.limits.keepOutbound(self.id, branch.trunk.name if branch.trunk is not None else None)
         self.relay.connect(branch.leg, bridge.media)
         bridge.answered(branch, response)
         return True

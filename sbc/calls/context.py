@@ -27,6 +27,7 @@ from sbc.transaction import ClientTransaction, TransactionLayer
 if TYPE_CHECKING:
     from sbc.calls.dialogs import DialogIndex
     from sbc.calls.legs import LegFactory
+    from sbc.calls.limits import TrunkCounters
 
 __all__ = ["IGNORE", "CallContext", "Decide", "Extra", "Respond"]
 
@@ -53,6 +54,7 @@ class CallContext:
     legs: LegFactory
     index: DialogIndex
     sourceLog: DropLog
+    limits: TrunkCounters  # per-trunk concurrent calls (a leg towards a trunk at its limit is skipped)
 
     @property
     def serverName(self) -> str:

@@ -114,9 +114,9 @@ class Forker:
         return self.lookahead is not None
 
     def now(self, attempt: Attempt, legs: list[tuple[Leg, Request]]) -> list[tuple[Leg, Request]]:
-        """The legs of ``attempt`` to place now: all of them, or (sequential) the first, the rest
-        queued as attempts of their own."""
-        if not self.sequential or len(legs) < 2:
+        """The legs of ``attempt`` to place now: all of them, or (sequential, or a trunk's resolved
+        gateways) the first, the rest queued as attempts of their own."""
+        if not (self.sequential or attempt.stepwise) or len(legs) < 2:
             return legs
         self.queued.extend(Attempt(attempt.party, attempt.trunk, [leg]) for leg in legs[1:])
         return legs[:1]

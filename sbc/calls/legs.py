@@ -17,9 +17,11 @@ from sbc.config import Config, Trunk
 from sbc.dialog import Leg, newCallId, newTag
 from sbc.droplog import DropLog
 from sbc.interfaces import Address, ISIPTransport
+from sbc.locate import Hop
 from sbc.media.bodies import putBody
 from sbc.registrar.location import Binding
 from sbc.routing import Target, TrunkTarget, UserTarget
+from sbc.routing.gateways import Gateways
 from sbc.sip.message import Request
 from sbc.sip.uri import URI, parseURI
 from sbc.transaction import ServerTransaction
@@ -51,14 +53,16 @@ class LegInputs:
 
 
 class Attempt:
-    """One target to try: its CDR party, its trunk (None for a user), and the legs to place."""
+    """One target to try: its CDR party, its trunk (None for a user), and the legs to place.
+    ``stepwise`` legs (a trunk's gateways, once DNS answered) are tried one at a time."""
 
-    __slots__ = ("legs", "party", "trunk")
+    __slots__ = ("legs", "party", "stepwise", "trunk")
 
-    def __init__(self, party: Party, trunk: Trunk | None, legs: Legs) -> None:
+    def __init__(self, party: Party, trunk: Trunk | None, legs: Legs, stepwise: bool = False) -> None:
         self.party = party
         self.trunk = trunk
         self.legs = legs
+        self.stepwise = stepwise
 
 
 class LegFactory:
@@ -73,12 +77,15 @@ class LegFactory:
         lookup: Callable[[str], Deferred[list[Binding]]],
         flowOf: Callable[[Binding], tuple[ISIPTransport, Address] | None],
         sourceLog: DropLog,
+        gateways: Gateways,
     ) -> None:
         self.config = config
         self.lookup = lookup
         self.flowOf = flowOf
         self.sourceLog = sourceLog
         self.datagram: ISIPTransport | None = None
+        # A trunk's gateways as hops: ordered, resolved, the down ones left out.
+        self.gateways = gateways
 
     def aLeg(self, request: Request, transaction: ServerTransaction) -> Leg:
         """The caller's dialog, as the UAS of its INVITE (RFC 3261 section 12.1.1)."""
@@ -104,11 +111,24 @@ class LegFactory:
                 trunk = self.config.trunk(target.trunk)
                 if trunk is None:
                     continue
-                party = Party(PartyKind.TRUNK, trunk.name)
-                for gateway in trunk.gateways:
-                    yield Attempt(party, trunk, [self.trunkLeg(trunk, target.number, gateway, inputs)])
+                yield from self.trunkAttempts(trunk, target.number, inputs)
             elif isinstance(target, UserTarget):
                 yield self.userAttempt(target.aor, inputs)
+
+    def trunkAttempts(self, trunk: Trunk, number: str, inputs: LegInputs) -> Iterator[Attempt]:
+        """One attempt per usable hop of ``trunk``'s gateways; while DNS is asked, one stepwise
+        attempt whose legs (a hop each) come when it answers."""
+        party = Party(PartyKind.TRUNK, trunk.name)
+        hops = self.gateways.hops(trunk)
+        if isinstance(hops, list):
+            for hop in hops:
+                yield Attempt(party, trunk, [self.trunkLeg(trunk, number, (hop.host, hop.port), inputs)])
+            return
+
+        def found(hops: list[Hop]) -> list[tuple[Leg, Request]]:
+            return [self.trunkLeg(trunk, number, (hop.host, hop.port), inputs) for hop in hops]
+
+        yield Attempt(party, trunk, whenReady(hops, found), stepwise=True)
 
     def userAttempt(self, aor: str, inputs: LegInputs) -> Attempt:
         """A user's contacts, once the location store has them."""

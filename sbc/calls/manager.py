@@ -3,25 +3,31 @@ dialog reaches its call, and at shutdown calls drain or are released."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.names.common import ResolverBase
 
-from sbc.calls.admission import admit
+from sbc.access import TRUNK
+from sbc.calls.admission import Admitted, admit
 from sbc.calls.call import CONFIRMED, ENDED, Call
 from sbc.calls.calllog import logCall
 from sbc.calls.cdr import CDRWriter
 from sbc.calls.context import CallContext, Decide, Respond
 from sbc.calls.dialogs import DialogIndex
 from sbc.calls.legs import LegFactory
-from sbc.config import Config
+from sbc.calls.limits import TrunkCounters
+from sbc.config import Config, Trunk
 from sbc.droplog import DropLog
 from sbc.interfaces import Address, IMediaRelay, ISIPTransport
+from sbc.locate import ServerLocator
 from sbc.media.quota import PortQuota
 from sbc.registrar.authenticator import Authenticator
 from sbc.registrar.location import Binding
+from sbc.routing.gateways import Gateways
 from sbc.sip.errors import SIPParseError
 from sbc.sip.message import Request, Response
 from sbc.transaction import ServerTransaction, TransactionLayer
@@ -53,9 +59,14 @@ class CallManager:
         cdrs: CDRWriter | None = None,
         relay: IMediaRelay | None = None,
         sourceLog: DropLog | None = None,
+        counts: Counter[str] | None = None,
+        gateways: Gateways | None = None,
     ) -> None:
         # Lines a call's messages can cause: at most one per source (A's host) and minute.
         self.sourceLog = sourceLog if sourceLog is not None else DropLog(clock)
+        # Without one given (tests): no DNS and no pings, so only address gateways, all up.
+        if gateways is None:
+            gateways = Gateways(ServerLocator(ResolverBase(), clock), self.sourceLog)
         self.clock = clock
         self.transactions = transactions
         self.authenticator = authenticator
@@ -63,7 +74,10 @@ class CallManager:
         self.cdrs = cdrs
         self.index = DialogIndex()
         self.ports = PortQuota()  # relay ports held per trunk and account; its total is a metric
-        self.legs = LegFactory(config, lookup, flowOf, self.sourceLog)
+        # Trunks' calls per second and concurrent calls, by trunk name: kept across reloads.
+        # ``counts`` (the server's metrics counters) gets each refusal by reason.
+        self.limits = TrunkCounters(clock, counts)
+        self.legs = LegFactory(config, lookup, flowOf, self.sourceLog, gateways)
         self._config = config
         self._relay = relay
         self._decide = decide
@@ -83,6 +97,7 @@ class CallManager:
             legs=self.legs,
             index=self.index,
             sourceLog=self.sourceLog,
+            limits=self.limits,
         )
 
     @property
@@ -123,13 +138,29 @@ class CallManager:
         admitted = admit(request, transaction, self._config, self.authenticator, self.respond)
         if admitted is None:
             return
+        peer = admitted.peer
+        trunk = self._config.trunk(peer.name) if peer.kind == TRUNK else None
+        if trunk is not None:
+            refusal = self.limits.admit(trunk, self._number(trunk, admitted))
+            if refusal is not None:
+                self.respond(transaction, refusal.status, reason=refusal.reason, extra=refusal.extra)
+                return
         context = self.context
         a = self.legs.aLeg(request, transaction)
         call = Call(context, transaction, a, admitted, self.ended)
+        if trunk is not None:
+            self.limits.hold(call.id, trunk.name)
         self.index.addCall(transaction, call)
         self.index.addLeg(call, a)
         self.legs.followRouteSet(a, call.sides.a)
         whenReady(context.decide(admitted.request), call.start, call.routingFailed)
+
+    def _number(self, trunk: Trunk, admitted: Admitted) -> str | None:
+        """The number a trunk's INVITE is for, as the number plan makes it (only worked out when
+        the trunk has an ``accept`` list to check it against)."""
+        if trunk.limits.accept is None:
+            return None
+        return self._config.routing.rules.plan.normalise(admitted.request.user)
 
     # --- messages for existing calls ---------------------------------------------------------
 
@@ -178,6 +209,7 @@ class CallManager:
     def ended(self, call: Call) -> None:
         """A call has ended: it leaves the index, and its CDR and log line are written."""
         self.index.forget(call.invite, call.legs())
+        self.limits.release(call.id)
         config = self._config
         if self.cdrs is None and not config.log.calls:
             return

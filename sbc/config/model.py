@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from netaddr import IPSet
-
 from sbc.access import DEVICE_NETWORK, AccessPolicy, BanSettings, Peer, PeerKind, isLoopback
 from sbc.config.calls import CallSettings, LogSettings, MediaSettings, loadCalls, loadLog, loadMedia
 from sbc.config.errors import ConfigError
+from sbc.config.gateways import loadDNSServers
 from sbc.config.registrar import RegistrarSettings, loadBans, loadDevices, loadRegistrar
 from sbc.config.routing import RoutingSettings, loadRouting
 from sbc.config.sip import (
     Listener,
     SIPSettings,
     TLSSettings,
+    Transport,
     loadListeners,
     loadPollInterval,
     loadSIP,
@@ -31,7 +31,8 @@ from sbc.config.sip import (
     loadTLS,
 )
 from sbc.config.table import Table
-from sbc.config.trunks import Trunk, loadTrunks
+from sbc.config.trunks import Trunk, gatewayWarnings, loadTrunks
+from sbc.config.whitelist import Entry
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,20 @@ class Config:
     calls: CallSettings = field(default_factory=CallSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    # What loaded but looks wrong (a gateway outside its trunk's whitelist): logged at start and reload.
+    warnings: tuple[str, ...] = ()
+    # ``[dns] servers``: where gateway names are resolved; empty: the system's resolv.conf.
+    dnsServers: tuple[tuple[str, int], ...] = ()
     access: AccessPolicy = field(compare=False, repr=False, default_factory=lambda: AccessPolicy({}))
     # The trunks by name, built once: calls look a trunk up on every message of theirs.
     _trunksByName: Mapping[str, Trunk] = field(init=False, compare=False, repr=False)
+    # The trunks that accept TLS only: empty, the gate asks nothing more of a message's transport.
+    tlsTrunks: frozenset[str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         byName = MappingProxyType({trunk.name: trunk for trunk in self.trunks})
         object.__setattr__(self, "_trunksByName", byName)
+        object.__setattr__(self, "tlsTrunks", frozenset(t.name for t in self.trunks if t.requireTls))
 
     def trunk(self, name: str) -> Trunk | None:
         """The trunk called ``name``, or None (say, one a reload removed while its call goes on)."""
@@ -72,7 +80,7 @@ class Config:
 
     def watchedFiles(self) -> tuple[Path, ...]:
         """The files whose change triggers a reload."""
-        files = [self.path, *(trunk.whitelistPath for trunk in self.trunks)]
+        files = [self.path, *(path for trunk in self.trunks for path in trunk.whitelistPaths)]
         if self.devicesWhitelistPath is not None:
             files.append(self.devicesWhitelistPath)
         if self.registrar.usersPath is not None:
@@ -99,7 +107,10 @@ def loadConfig(path: Path | str) -> Config:
     pollInterval = loadPollInterval(top, Config.whitelistPollInterval)
     listeners = loadListeners(top, tls)
     trunks = loadTrunks(top, base)
-    whitelists: dict[Peer, IPSet] = {Peer(PeerKind.TRUNK, trunk.name): trunk.whitelist for trunk in trunks}
+    _checkTLSTrunks(path, trunks, tls, listeners)
+    whitelists: dict[Peer, tuple[Entry, ...]] = {
+        Peer(PeerKind.TRUNK, trunk.name): trunk.whitelistEntries for trunk in trunks
+    }
     devices = loadDevices(top, base)
     if devices is not None:
         whitelists[DEVICE_NETWORK] = devices[1]
@@ -109,6 +120,7 @@ def loadConfig(path: Path | str) -> Config:
     calls = loadCalls(top, stateDirectory)
     media = loadMedia(top)
     log = loadLog(top)
+    dnsServers = loadDNSServers(top)
     top.done()
     return Config(
         path=path,
@@ -125,8 +137,25 @@ def loadConfig(path: Path | str) -> Config:
         calls=calls,
         media=media,
         log=log,
+        dnsServers=dnsServers,
         access=AccessPolicy(whitelists),
+        warnings=gatewayWarnings(trunks),
     )
+
+
+def _checkTLSTrunks(
+    path: Path, trunks: tuple[Trunk, ...], tls: TLSSettings | None, listeners: tuple[Listener, ...]
+) -> None:
+    """A trunk that requires TLS needs a TLS listener, and one that names identities a CA to check them."""
+    for trunk in trunks:
+        if trunk.requireTls and not any(item.transport == Transport.TLS for item in listeners):
+            raise ConfigError(path, "needs a TLS [[listen]] table", key=f"trunks.{trunk.name}.require_tls")
+        if trunk.tlsIdentities and (tls is None or tls.ca is None):
+            raise ConfigError(
+                path,
+                "needs [tls] ca, the CA that client certificates are checked against",
+                key=f"trunks.{trunk.name}.tls_identities",
+            )
 
 
 def _read(path: Path) -> object:

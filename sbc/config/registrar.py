@@ -12,7 +12,7 @@ from sbc.config.errors import ConfigError
 from sbc.config.networks import DeviceNetwork, NetworkMap
 from sbc.config.table import Table
 from sbc.config.users import ALGORITHMS, Account, UserDirectory, loadUsers
-from sbc.config.whitelist import loadWhitelist
+from sbc.config.whitelist import Entry, loadEntries, loadWhitelist
 
 
 @dataclass(frozen=True)
@@ -88,19 +88,19 @@ def loadRegistrar(top: Table, base: Path) -> RegistrarSettings:
     return settings
 
 
-def loadDevices(top: Table, base: Path) -> tuple[Path, IPSet] | None:
-    """``[devices] whitelist``: the file of addresses devices may register from, and its set."""
+def loadDevices(top: Table, base: Path) -> tuple[Path, tuple[Entry, ...]] | None:
+    """``[devices] whitelist``: the file of addresses devices may register from, and its entries."""
     table = top.table("devices")
-    devices: tuple[Path, IPSet] | None = None
+    devices: tuple[Path, tuple[Entry, ...]] | None = None
     if table.has("whitelist"):
         path = base / table.get("whitelist", str)
-        devices = (path, loadWhitelist(path))
+        devices = (path, loadEntries(path))
     table.done()
     return devices
 
 
 def loadBans(top: Table) -> BanSettings:
-    """The ``[bans]`` table: how many failed authentications ban a source, and for how long."""
+    """The ``[bans]`` table: what bans a source (failed authentications, a flood), for how long; scanners."""
     table = top.table("bans")
     bans = BanSettings(
         failures=table.integer("failures", BanSettings.failures, minimum=1, maximum=1000),
@@ -110,9 +110,23 @@ def loadBans(top: Table) -> BanSettings:
         window=table.number("window", BanSettings.window, minimum=1, maximum=86400),
         duration=table.number("duration", BanSettings.duration, minimum=1, maximum=30 * 86400),
         ipv6Prefix=table.integer("ipv6_prefix", BanSettings.ipv6Prefix, minimum=1, maximum=128),
+        requestRate=table.number("request_rate", BanSettings.requestRate, minimum=0, maximum=100000),
+        requestBurst=table.integer("request_burst", BanSettings.requestBurst, minimum=1, maximum=1000000),
+        requestBanDuration=table.number(
+            "request_ban_duration", BanSettings.requestBanDuration, minimum=1, maximum=30 * 86400
+        ),
+        scanners=_scanners(table),
     )
     table.done()
     return bans
+
+
+def _scanners(table: Table) -> tuple[str, ...]:
+    """``[bans] scanners``: more User-Agent substrings to drop silently, besides the built-in list."""
+    scanners = table.get("scanners", list, list(BanSettings.scanners))
+    if not all(isinstance(item, str) and item.strip() for item in scanners):
+        raise table.error("scanners", "must list non-empty strings")
+    return tuple(item.strip() for item in scanners)
 
 
 def _algorithms(table: Table, default: tuple[str, ...] | None) -> tuple[str, ...]:

@@ -45,6 +45,8 @@ class TLSSettings:
     certificate: Path
     key: Path
     chain: tuple[Path, ...] = ()
+    # CA bundle that client certificates are verified against; set, TLS clients are asked for one.
+    ca: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,12 @@ def loadTLS(top: Table, base: Path) -> TLSSettings | None:
     chain = table.get("chain", list, [])
     if not all(isinstance(item, str) for item in chain):
         raise table.error("chain", "must be a list of file names")
+    ca = table.get("ca", str, None)
     tls = TLSSettings(
         certificate=base / table.get("certificate", str),
         key=base / table.get("key", str),
         chain=tuple(base / item for item in chain),
+        ca=None if ca is None else base / ca,
     )
     table.done()
     return tls

@@ -3,6 +3,8 @@
     sbc-ctl [--users PATH] adduser USER@DOMAIN [--demo] [--password-stdin]
     sbc-ctl init DIR [--state PATH]
     sbc-ctl options sip:HOST[:PORT] [--from ADDRESS] [--timeout SECONDS]
+    sbc-ctl check | explain | reload ...   (the running config: see sbc.ops.configctl)
+    sbc-ctl bans | unban IP [--config PATH]   (the ban table: see sbc.ops.banctl)
 
 Each subcommand is a function taking the parsed arguments and returning an exit status; add one
 by writing it and registering it in `_parser`. Exit status: 0 done, 2 usage error, 1 anything
@@ -23,6 +25,8 @@ from pathlib import Path
 
 from sbc.config.errors import ConfigError
 from sbc.config.users import accountKey, formatAccount, parseAccountName, parseUsers
+from sbc.ops.banctl import addCommands as addBanCommands
+from sbc.ops.configctl import addCommands as addConfigCommands
 from sbc.ops.probe import ProbeError, sendOptions
 from sbc.ops.starter import StarterError, writeStarter
 
@@ -104,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     options.add_argument("--timeout", type=float, default=4.0, metavar="SECONDS", help="how long to wait")
     options.set_defaults(run=_options, subparser=options)
+    addConfigCommands(commands)  # check, explain, reload (sbc.ops.configctl)
+    addBanCommands(commands)  # bans, unban (sbc.ops.banctl)
     return parser
 
 

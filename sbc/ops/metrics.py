@@ -11,6 +11,10 @@ class Metrics:
 
     A counter is cheap enough for the per-packet path: one dict update. A gauge (say the relay
     ports in use) is a function of state someone else owns, so it costs nothing until read.
+
+    Trunk limits (`sbc.calls.limits`) count each refused INVITE by reason: ``trunk_refused_cps``
+    and ``trunk_refused_calls`` (503), ``trunk_refused_number`` (404), and a leg towards a trunk
+    at its ``max_calls``, skipped as a failover step: ``trunk_refused_outbound``.
     """
 
     __slots__ = ("counts", "gauges")

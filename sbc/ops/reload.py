@@ -6,12 +6,18 @@ the log names the file, line and reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from sbc.config import Config, ConfigError, loadConfig
+from sbc.access import TRUNK, AccessPolicy, Peer
+from sbc.config import Config, ConfigError, Trunk, loadConfig
+from sbc.config.diff import trunkChanges
+
+# Seconds between looks at whether the calls of removed trunks have ended.
+RETIRED_CHECK_INTERVAL = 5.0
 
 
 class ConfigReloader:
@@ -60,11 +66,56 @@ class ConfigReloader:
             return False
         if config.listeners != self.config.listeners or config.tls != self.config.tls:
             self.log.warn("listener and TLS changes take effect at the next restart")
-        self.config = config
+        old, self.config = self.config, config
         self._stamps = self._stat(config)
         self.log.info(
             "configuration reloaded from {path}: {trunks} trunk(s)",
             path=str(config.path),
             trunks=len(config.trunks),
         )
+        for change in trunkChanges(old, config):
+            self.log.info("reload: {change}", change=change)
+        for warning in config.warnings:
+            self.log.warn("{warning}", warning=warning)
         return True
+
+
+class RetiredTrunks:
+    """Trunks a reload removed while calls of theirs went on: their sources stay admitted at the gate.
+
+    So the peer's BYE, re-INVITE and answers still reach those calls, which end normally. A new
+    call from such a source is refused at admission (the running config knows no such trunk). Once
+    the last of their calls has ended (looked at every `RETIRED_CHECK_INTERVAL` seconds, and at
+    each reload), the sources are strangers again.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime, live: Callable[[], Iterable[str]]) -> None:
+        self.clock = clock
+        self.live = live
+        self.trunks: dict[str, Trunk] = {}
+        # None while no trunk is retired: the gate asks no more of a stranger than that.
+        self.access: AccessPolicy | None = None
+        self._nextCheck = 0.0
+
+    def update(self, old: Config, new: Config) -> None:
+        """Keep, of the trunks in ``old`` (or retired before), those ``new`` lacks that have calls."""
+        live = set(self.live())
+        candidates = {**self.trunks, **{trunk.name: trunk for trunk in old.trunks}}
+        trunks = {n: t for n, t in candidates.items() if new.trunk(n) is None and n in live}
+        for name in trunks.keys() - self.trunks.keys():
+            self.log.info("trunk {trunk} removed: its sources stay admitted until its calls end", trunk=name)
+        for name in self.trunks.keys() - trunks.keys() - {t.name for t in new.trunks}:
+            self.log.info("trunk {trunk}: its last call has ended, its sources are dropped now", trunk=name)
+        self.trunks = trunks
+        whitelists = {Peer(TRUNK, n): t.whitelistEntries or t.whitelist for n, t in trunks.items()}
+        self.access = AccessPolicy(whitelists) if trunks else None
+        self._nextCheck = self.clock.seconds() + RETIRED_CHECK_INTERVAL
+
+    def classify(self, host: str, config: Config) -> Peer | None:
+        """The retired trunk ``host`` belongs to while it has calls, else None."""
+        if self.access is not None and self.clock.seconds() >= self._nextCheck:
+            self.update(config, config)
+        access = self.access
+        return None if access is None else access.classify(host)

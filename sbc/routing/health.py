@@ -9,7 +9,7 @@ change of state is logged once; the states are what `sbc-ctl` and the metrics sh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 
 from twisted.internet.interfaces import IReactorTime
@@ -36,13 +36,14 @@ class GatewayState(StrEnum):
 class _Gateway:
     """One watched gateway's counters."""
 
-    __slots__ = ("changed", "missed", "pending", "state")
+    __slots__ = ("changed", "missed", "pending", "state", "threshold")
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, threshold: int) -> None:
         self.state = GatewayState.UP  # innocent until proven silent: a new gateway gets calls
         self.missed = 0
         self.pending: ClientTransaction | None = None
         self.changed = now
+        self.threshold = threshold
 
 
 @implementer(IClientTransactionUser)
@@ -67,14 +68,15 @@ class GatewayHealth:
         self._gateways: dict[Address, _Gateway] = {}
         self._byTransaction: dict[ClientTransaction, Address] = {}
 
-    def watch(self, gateways: Iterable[Address]) -> None:
-        """Watch exactly these gateways (after a reload): known ones keep their state."""
-        wanted = set(gateways)
+    def watch(self, gateways: Iterable[Address] | Mapping[Address, int]) -> None:
+        """Watch exactly these gateways (after a reload): known ones keep their state. A mapping
+        gives each gateway its own threshold (its trunk's ``ping_misses``)."""
+        wanted = dict(gateways) if isinstance(gateways, Mapping) else dict.fromkeys(gateways, self.threshold)
         for address in [a for a in self._gateways if a not in wanted]:
             del self._gateways[address]
         now = self.clock.seconds()
-        for address in wanted:
-            self._gateways.setdefault(address, _Gateway(now))
+        for address, threshold in wanted.items():
+            self._gateways.setdefault(address, _Gateway(now, threshold)).threshold = threshold
 
     def isUp(self, address: Address) -> bool:
         """Whether calls may go to ``address``; a gateway nobody watches is assumed up."""
@@ -87,8 +89,13 @@ class GatewayHealth:
 
     def pingAll(self) -> None:
         """Send one OPTIONS to each watched gateway that has none in flight (called on a timer)."""
-        for address, gateway in self._gateways.items():
-            if gateway.pending is None:
+        self.ping(list(self._gateways))
+
+    def ping(self, addresses: Iterable[Address]) -> None:
+        """Send one OPTIONS to each of ``addresses`` that is watched and has none in flight."""
+        for address in addresses:
+            gateway = self._gateways.get(address)
+            if gateway is not None and gateway.pending is None:
                 self._ping(address, gateway)
 
     def _ping(self, address: Address, gateway: _Gateway) -> None:
@@ -122,7 +129,7 @@ class GatewayHealth:
             return
         gateway.pending = None
         gateway.missed += 1
-        if gateway.state is GatewayState.UP and gateway.missed >= self.threshold:
+        if gateway.state is GatewayState.UP and gateway.missed >= gateway.threshold:
             self._change(address, gateway, GatewayState.DOWN, f"{gateway.missed} OPTIONS unanswered")
 
     def _change(self, address: Address, gateway: _Gateway, state: GatewayState, why: str) -> None:

@@ -19,6 +19,7 @@ from sbc.interfaces import Address, ISIPTransport
 from sbc.sip.errors import SIPParseError
 from sbc.sip.framing import PONG, StreamFramer
 from sbc.transport.datagram import Controller, _advertised, _hostPort
+from sbc.transport.tls import peerProves
 
 
 class StreamConnections:
@@ -151,12 +152,21 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
         self._aborted = False
         self._held = False
         self._deadline: IDelayedCall | None = None
+        # Trunk identities asked about -> whether the client certificate proves one (it never changes).
+        self._proven: dict[tuple[str, ...], bool] = {}
 
     @property
     def localAddress(self) -> Address:
         """Our address as the peer must see it in Via and Contact: the ``advertise`` host, if any."""
         assert self.transport is not None
         return _advertised(_hostPort(self.transport.getHost()), self.advertise)
+
+    def proves(self, names: tuple[str, ...]) -> bool:
+        """Whether this connection's verified TLS client certificate proves one of ``names`` (TCP: never)."""
+        answer = self._proven.get(names)
+        if answer is None:
+            answer = self._proven[names] = peerProves(self.transport, names)
+        return answer
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
         """TimeoutMixin's timer, on the injected clock rather than the global reactor."""

@@ -1,7 +1,9 @@
-"""The TLS server context: our certificate, key and chain from config, TLS 1.2 at least.
+"""The TLS server context (our certificate, key and chain, TLS 1.2 at least) and client identities.
 
-Built directly with pyOpenSSL (from cryptography objects), so that verifying client
-certificates per trunk can be added here later without changing who calls it.
+Built directly with pyOpenSSL (from cryptography objects). With ``[tls] ca`` the context asks
+every client for a certificate and verifies its chain against that CA, but lets a client without
+one in (devices connect over TLS with none). Which names a certificate must prove is a per-trunk
+question, asked of every message by the gate (`sbc.server.SIPServer`) through `peerProves`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from OpenSSL import SSL
+from service_identity import CertificateError, VerificationError
+from service_identity.pyopenssl import verify_hostname
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from zope.interface import implementer
 
-from sbc.config import TLSSettings
+from sbc.access import TRUNK
+from sbc.config import Config, TLSSettings
 from sbc.config.errors import ConfigError
+from sbc.interfaces import ISIPTransport
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -64,4 +70,69 @@ def serverContextFactory(settings: TLSSettings) -> ServerContextFactory:
         raise ConfigError(settings.key, f"this key does not belong to the certificate ({e})") from None
     for extra in chain:
         context.add_extra_chain_cert(extra)
+    if settings.ca is not None:
+        _verifyClients(context, settings.ca)
     return ServerContextFactory(context)
+
+
+def _verifyClients(context: SSL.Context, ca: Path) -> None:
+    """Ask for a client certificate (without requiring one) and verify its chain against ``ca``."""
+    _read(ca, "CA bundle")  # a missing or unreadable file is named as such
+    try:
+        context.load_verify_locations(str(ca))
+        context.load_client_ca(str(ca).encode())
+    except SSL.Error as e:
+        raise ConfigError(ca, f"not a PEM CA bundle ({e})") from None
+    # A certificate proven at the handshake stays the connection's: no renegotiation to swap it.
+    context.set_options(SSL.OP_NO_RENEGOTIATION)
+    # VERIFY_PEER alone: a client that sends a certificate must chain to ``ca``; one that sends
+    # none still gets in, and only a trunk that names identities refuses it, per message.
+    context.set_verify(SSL.VERIFY_PEER, _chainVerdict)
+
+
+def _chainVerdict(connection: SSL.Connection, certificate: object, error: int, depth: int, ok: int) -> bool:
+    """OpenSSL's own verdict on each certificate of the client's chain."""
+    return bool(ok)
+
+
+def peerProves(transport: object, names: tuple[str, ...]) -> bool:
+    """Whether the TLS connection ``transport`` holds a verified client certificate for one of ``names``.
+
+    ``transport`` is what a stream protocol writes to: a `TLSMemoryBIOProtocol` over TLS (its
+    handle is the pyOpenSSL connection), anything else over TCP, which proves nothing.
+    """
+    getHandle = getattr(transport, "getHandle", None)
+    if getHandle is None:
+        return False
+    connection = getHandle()
+    if not isinstance(connection, SSL.Connection) or connection.get_peer_certificate() is None:
+        return False
+    for name in names:
+        try:
+            verify_hostname(connection, name)
+        except (VerificationError, CertificateError):
+            continue
+        return True
+    return False
+
+
+def refuseUnprovenTLS(config: Config, transport: ISIPTransport, host: str) -> bool:
+    """Whether to drop a message from ``host`` because its trunk requires TLS; closes its stream if so.
+
+    Refused: a TLS-only trunk's UDP or TCP, and its TLS when the trunk names identities and the
+    connection's client certificate proves none (`sbc.transport.SIPStreamProtocol.proves`). The
+    caller asks only while ``config.tlsTrunks`` is not empty, so other traffic pays nothing.
+    """
+    peer = config.access.classify(host)
+    if peer is None or peer.kind != TRUNK or peer.name not in config.tlsTrunks:
+        return False
+    trunk = config.trunk(peer.name)
+    names = () if trunk is None else trunk.tlsIdentities
+    if transport.name == "TLS":
+        proves = getattr(transport, "proves", None)
+        if not names or (proves is not None and proves(names)):
+            return False
+    abort = getattr(transport, "abort", None)
+    if transport.reliable and abort is not None:
+        abort()  # no answer, and no further message on a connection that cannot prove itself
+    return True

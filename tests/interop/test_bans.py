@@ -2,8 +2,9 @@
 # mypy: disable-error-code="no-untyped-call"
 """
 Bans against real clients: a ban closes the source's open TLS connection, and SIPVicious's password
-cracker (C{sipvicious_svcrack}, PyPI C{sipvicious}) is banned before it finds a password, while the
-account owner's own phone, from another address, keeps registering.
+cracker (C{sipvicious_svcrack}, PyPI C{sipvicious}), disguised under a phone's User-Agent, is banned
+before it finds a password, while the account owner's own phone, from another address, keeps
+registering; under its own User-Agent it is a known scanner, and hears nothing at all.
 
 The shipped config bans a source after C{[bans] failures} (5) wrong passwords for one username; the
 device network is 127.0.0.4/30, and the demo account alice has the password C{alice-demo}.
@@ -46,12 +47,17 @@ WRONG_GUESSES = 40
 # svcrack 0.3.x parses -b/--bindingip but never hands it to its cracker, which then binds the
 # wildcard address, so its packets to 127.0.0.1 would come from 127.0.0.1 (a stranger, never
 # answered, which would prove nothing). This runs svcrack's own main() with the cracker bound to
-# the address -b names, as -b means it to be.
+# the address -b names, as -b means it to be. With --disguise it also sends a phone's User-Agent
+# instead of its own (friendly-scanner), as a careful attacker would: the SBC drops a known
+# scanner's requests unanswered, so only a disguised cracker ever meets the ban on failures.
 SVCRACK_BOUND = (
     "import functools, sys\n"
     "from sipvicious import svcrack\n"
     "source = sys.argv[sys.argv.index('-b') + 1]\n"
     "svcrack.ASipOfRedWine = functools.partial(svcrack.ASipOfRedWine, bindingip=source)\n"
+    "if '--disguise' in sys.argv:\n"
+    "    sys.argv.remove('--disguise')\n"
+    "    svcrack.makeRequest = functools.partial(svcrack.makeRequest, useragent='Yealink SIP-T46S')\n"
     "sys.exit(svcrack.main())\n"
 )
 
@@ -158,8 +164,11 @@ class BanTests(SynchronousTestCase):
         self.assertTrue(self.service.running, detail)
         self.assertEqual(self.service.errors(), [], detail)
 
-    def crack(self, source: str, passwords: list[str]) -> tuple[subprocess.Popen[bytes], list[str]]:
-        """Start svcrack against alice from ``source`` with ``passwords``; the process and its command."""
+    def crack(
+        self, source: str, passwords: list[str], *, disguised: bool = True
+    ) -> tuple[subprocess.Popen[bytes], list[str]]:
+        """Start svcrack against alice from ``source`` with ``passwords`` (under a phone's User-Agent
+        when ``disguised``); the process and its command."""
         tool = requireTool(SVCRACK)
         home = tempfile.mkdtemp(prefix="sbc-svcrack-")
         self.addCleanup(shutil.rmtree, home, True)
@@ -186,6 +195,7 @@ class BanTests(SynchronousTestCase):
             str(MAXIMUM_TIME),
             "-p",
             str(port),
+            *(["--disguise"] if disguised else []),
             host,
         ]
         # A HOME of its own: sipvicious keeps sessions under ~/.sipvicious.
@@ -241,6 +251,21 @@ class BanTests(SynchronousTestCase):
         self.assertEqual(exitCode, 40, detail)  # 40: a password cracked
         self.assertRegex(output, rf"\|\s*{ALICE[0]}\s*\|\s*{ALICE[1]}\s*\|", detail)  # its results table
         self.assertNotIn("banned", self.service.log(), detail)
+
+    def test_svcrackAsItselfUnheard(self) -> None:
+        """
+        svcrack under its own User-Agent (friendly-scanner), even with the password among its guesses,
+        gets no answer at all: the scanner filter drops it unheard, with no ban and no log line.
+        """
+        self.service = startService(self)
+        process, command = self.crack(CONTROL, ["guess1", ALICE[1]], disguised=False)
+        exitCode, output = self.finish(process, command)
+        detail = f"--- {' '.join(command)} (exit {exitCode}):\n{output}\n{self.service.describe()}"
+        self.assertNotEqual(exitCode, 40, detail)
+        self.assertNotIn("The password for", output, detail)
+        self.assertNotIn("banned", self.service.log(), detail)
+        self.assertNotIn(CONTROL, self.service.log(), detail)
+        self.assertEqual(self.service.errors(), [], detail)
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

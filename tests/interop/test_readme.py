@@ -38,6 +38,10 @@ RUN_BY = {
     ".venv/bin/twistd -n --pidfile= --logger=sbc.ops.logformat.jsonLines sbc --config etc/sbc.toml": (
         "test_readme.JSONLogTests.test_jsonLines"
     ),
+    ".venv/bin/sbc-ctl check": "test_configctl.ReadmeTests.test_commands",
+    ".venv/bin/sbc-ctl explain 127.0.0.2:5060": "test_configctl.ReadmeTests.test_commands",
+    ".venv/bin/sbc-ctl explain 127.0.0.9": "test_configctl.ReadmeTests.test_commands",
+    '.venv/bin/sbc-ctl explain --call 127.0.0.2 "+1 555 0100"': "test_configctl.ReadmeTests.test_commands",
     "python3 -m venv ~/sbc-venv && ~/sbc-venv/bin/pip install .": "test_install.InstallTests",
     "~/sbc-venv/bin/sbc-ctl init ~/sbc": "test_install.InstallTests",
     "~/sbc-venv/bin/twistd -n --pidfile= sbc --config ~/sbc/sbc.toml": "test_install.InstallTests",
