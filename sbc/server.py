@@ -7,7 +7,7 @@ sockets: it talks to `ISIPTransport` providers and keeps time on an injected clo
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -161,9 +161,13 @@ class SIPServer:
             gateways=self.gateways,
         )
         # Trunks a reload removed while their calls went on: their sources pass the gate meanwhile.
-        self.retired = RetiredTrunks(clock, self._liveTrunks)
+        self.retired = RetiredTrunks(clock, self.calls.liveTrunks)
         # Relay ports that calls hold now (four per relayed stream), whatever the media engine.
         self.metrics.gauge("media_ports_in_use", lambda: self.calls.ports.total)
+        # Read only when asked for (the HTTP API's /metrics): calls and transactions in progress.
+        self.metrics.gauge("calls_active", lambda: len(self.calls.active()))
+        self.metrics.gauge("transactions_server", lambda: len(self.transactions.serverTransactions))
+        self.metrics.gauge("transactions_client", lambda: len(self.transactions.clientTransactions))
         self.methods["OPTIONS"] = self.answers.options
         self.methods["CANCEL"] = self._cancel
         self.methods["REGISTER"] = self.registrar.register
@@ -235,13 +239,6 @@ class SIPServer:
     def _retired(self, host: str) -> Peer | None:
         """The removed trunk ``host`` belongs to while calls of that trunk go on, else None."""
         return self.retired.classify(host, self.config)
-
-    def _liveTrunks(self) -> Iterator[str]:
-        """The trunks that calls in progress have on either side."""
-        for call in self.calls.index.calls():
-            for trunk in (call.sides.a, call.sides.b):
-                if trunk is not None:
-                    yield trunk.name
 
     def connectionLimit(self, host: str) -> int:
         """Open TCP/TLS connections ``host`` may hold: a trunk's sources get more than devices."""

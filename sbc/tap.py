@@ -7,17 +7,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from twisted.application import internet, service
+from twisted.application import internet, service, strports
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorThreads, IReactorTime, IResolver
 from twisted.logger import Logger
 from twisted.names import client
 from twisted.python import usage
+from twisted.web.server import Site
 
 import sbc
 from sbc.access import SYNC_INTERVAL, Bans
 from sbc.calls.cdr import CDRWriter
 from sbc.config import CallSettings, Config, MediaEngine, loadConfig
+from sbc.config.api import APISettings
 from sbc.config.errors import ConfigError
 from sbc.interfaces import IMediaRelay
 from sbc.media.ng import RtpengineClient
@@ -25,6 +27,7 @@ from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay
 from sbc.media.rtpengine import RtpengineRelay
 from sbc.media.sockets import QuietUDP
+from sbc.ops.api import APISources, apiResource
 from sbc.ops.permissions import exposedSecrets
 from sbc.ops.reload import ConfigReloader
 from sbc.ops.state import BanTable, loadSecret, openDatabase
@@ -215,9 +218,30 @@ def makeService(options: Options) -> service.MultiService:
         qualifier = Qualifier(server.registrar, server.transactions, config.sip.serverName)
         _timer(config.registrar.qualifyInterval, qualifier.qualifyAll, reactor).setServiceParent(top)
     SignalReload(reactor, onHangup(reloader, cdrs)).setServiceParent(top)
+    if config.api is not None:
+        sources = APISources(
+            version=sbc.__version__,
+            clock=reactor,
+            started=reactor.seconds(),
+            config=lambda: server.config,
+            metrics=server.metrics,
+            reloader=reloader,
+            gatewayStates=server.gatewayWatch.states,
+            trunkCalls=server.calls.limits.calls,
+            bindings=store.all,
+            calls=server.calls.active,
+        )
+        apiService(config.api, sources).setServiceParent(top)
     for warning in (*exposedSecrets(config), *config.warnings):
         log.warn("{warning}", warning=warning)
     return top
+
+
+def apiService(settings: APISettings, sources: APISources) -> service.Service:
+    """The HTTP API's listener (sbc.ops.api), on its own address."""
+    interface = settings.host.replace(":", "\\:")
+    site = Site(apiResource(settings, sources))
+    return strports.service(f"tcp:{settings.port}:interface={interface}", site)
 
 
 def onHangup(reloader: ConfigReloader, cdrs: CDRWriter) -> Callable[[], None]:

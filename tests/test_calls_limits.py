@@ -117,6 +117,16 @@ class TrunkCountersTests(SynchronousTestCase):
         self.assertEqual(self.counters.counts["trunk_refused_number"], 1)
         self.assertIsNone(self.counters.admit(demo, "+15550001"))
 
+    def test_refusedNumbersSpendTokens(self) -> None:
+        """INVITEs to numbers a trunk may not call count against its rate: no way around the limit."""
+        demo = trunk(accept=("+1555*",), maxCps=1.0, cpsBurst=1.0)
+        refusal = self.counters.admit(demo, "+16660001")
+        assert refusal is not None
+        self.assertEqual(refusal.status, 404)
+        refusal = self.counters.admit(demo, "+15550001")
+        assert refusal is not None
+        self.assertEqual(refusal.status, 503)
+
     def test_outboundCountsOncePerCall(self) -> None:
         """A call's legs towards one trunk count once; a full trunk refuses other calls' legs."""
         carrier = trunk("carrier", maxCalls=1)

@@ -33,7 +33,7 @@ users = "users.txt"
 )
 
 TLS_TOML = (
-    DEMO_TOML
+    DEMO_TOML.replace('gateways = ["127.0.0.2:5080"]', 'gateways = ["127.0.0.2:5081;transport=tls"]')
     + """require_tls = true
 
 [[listen]]

@@ -10,15 +10,17 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from netaddr import IPSet
 from twisted.application.internet import TimerService
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.access import TRUNK, Peer
-from sbc.config import Config, ConfigError, loadConfig
+from sbc.config import Config, ConfigError, Trunk, loadConfig
+from sbc.config.gateways import Gateway
 from sbc.ops.reload import RETIRED_CHECK_INTERVAL, ConfigReloader
-from sbc.routing import CallRequest, Decision, Reject
+from sbc.routing import CallRequest, Decision, Reject, TrunkTarget
 from sbc.server import SIPServer
 from sbc.transport.listeners import SignalReload
 from tests.calls import ALICE, SDP, CallTestCase, _access, answer, invite
@@ -224,6 +226,27 @@ class RetiredTrunkTests(CallTestCase):
         self.assertEqual(self.statuses(TRUNK_SOURCE)[-1], 200)
         self.receive(self.aRequest("ACK", 10, "z9hG4bKack"), TRUNK_SOURCE)
         self.assertEqual(len(self.requestsTo(ALICE, "ACK")), 1)
+
+    def test_ringingOutToRemovedTrunk(self) -> None:
+        """A call still ringing out to a trunk that a reload removes is answered through it."""
+        carrierGateway = ("127.0.0.12", 5080)
+        carrier = Trunk(
+            name="carrier",
+            whitelistPaths=(Path("carrier.txt"),),
+            whitelist=IPSet(["127.0.0.12/32"]),
+            gateways=(Gateway(*carrierGateway),),
+        )
+        config = self.server.config
+        trunks = (*config.trunks, carrier)
+        self.server.setConfig(replace(config, trunks=trunks, access=_access(trunks)))
+        self.server.calls.decide = lambda call: Decision(targets=(TrunkTarget("carrier", call.user),))
+        self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK_SOURCE)
+        (bInvite,) = self.requestsTo(carrierGateway, "INVITE")
+        self.receive(answer(bInvite, 180), carrierGateway)
+        demoOnly = tuple(trunk for trunk in trunks if trunk.name != "carrier")
+        self.server.setConfig(replace(self.server.config, trunks=demoOnly, access=_access(demoOnly)))
+        self.receive(answer(bInvite, 200, body=SDP, contact="<sip:gw@127.0.0.12:5080>"), carrierGateway)
+        self.assertEqual(self.statuses(TRUNK_SOURCE)[-1], 200)
 
     def test_noNewCalls(self) -> None:
         """The removed trunk's source gets no new call while its old one goes on: 403."""

@@ -19,7 +19,7 @@ PEER = ("127.0.0.2", 5062)
 OTHER = ("127.0.0.3", 5062)
 
 TLS_TOML = (
-    DEMO_TOML
+    DEMO_TOML.replace('gateways = ["127.0.0.2:5080"]', 'gateways = ["127.0.0.2:5081;transport=tls"]')
     + """require_tls = true
 tls_identities = ["pbx.peer.example"]
 
@@ -168,6 +168,12 @@ class TLSTrunkConfigTests(SynchronousTestCase):
         """tls_identities without [tls] ca is refused: no name is proven by an unverified certificate."""
         error = self.refused(TLS_TOML.replace('ca = "peers-ca.pem"\n', ""))
         self.assertEqual(error.key, "trunks.demo.tls_identities")
+
+    def test_plainGatewayRefused(self) -> None:
+        """A TLS-only trunk with a gateway that is not TLS is refused: its answers would come in plain."""
+        error = self.refused(TLS_TOML.replace("127.0.0.2:5081;transport=tls", "127.0.0.2:5080"))
+        self.assertEqual(error.key, "trunks.demo.gateways")
+        self.assertIn("needs transport=tls", error.reason)
 
     def test_requireTlsNeedsListener(self) -> None:
         """require_tls without a TLS listener is refused: the trunk could never reach us."""

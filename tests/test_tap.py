@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import cast
 
 from twisted.application import internet
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IServiceMaker
+from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock
 from twisted.names import client
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import Site
 
 from sbc import tap
 from sbc.access import SYNC_INTERVAL
@@ -80,6 +83,26 @@ class MakeServiceTests(TapTestCase):
         self.assertEqual(kinds.count(internet.TimerService), 4)
         self.assertEqual(kinds.count(SignalReload), 1)
         self.assertTrue((self.directory / "state" / "sbc.sqlite").exists())
+
+    def test_apiService(self) -> None:
+        """With an ``[api]`` table the tree has the API's TCP listener on its address, serving a Site."""
+        api = '\n[api]\nlisten = "127.0.0.1:18080"\ntoken = "a-token-long-enough-for-this"\n'
+        options = Options()
+        options.parseOptions(["--config", str(writeConfig(self.directory, DEMO_TOML + api))])
+        top = cast(SBCService, makeService(options))
+        self.addCleanup(top.cdrs.close)  # type: ignore[union-attr]
+        [web] = [child for child in top if isinstance(child, StreamServerEndpointService)]
+        endpoint = cast(TCP4ServerEndpoint, web.endpoint)
+        self.assertEqual((endpoint._interface, endpoint._port), ("127.0.0.1", 18080))
+        self.assertIsInstance(web.factory, Site)
+
+    def test_noAPIWithoutTable(self) -> None:
+        """Without an ``[api]`` table no HTTP listener is made."""
+        options = Options()
+        options.parseOptions(["--config", str(writeConfig(self.directory))])
+        top = cast(SBCService, makeService(options))
+        self.addCleanup(top.cdrs.close)  # type: ignore[union-attr]
+        self.assertEqual([c for c in top if isinstance(c, StreamServerEndpointService)], [])
 
     def test_chainFromOptions(self) -> None:
         """The server routes with the chain Options built: the hook file loads once at startup."""

@@ -61,12 +61,14 @@ class TrunkCounters:
         may become a call (it took a token), else why not. Count it with `hold` once it is a call."""
         limits = trunk.limits
         refusal: Refusal | None = None
-        if not limits.accepts(number):
-            refusal = _NOT_ACCEPTED
-        elif limits.maxCalls is not None and self._calls[trunk.name] >= limits.maxCalls:
+        # The token is taken before the number is looked at: INVITEs to numbers a trunk may not
+        # call count against its rate too, or they would be a way around it.
+        if limits.maxCalls is not None and self._calls[trunk.name] >= limits.maxCalls:
             refusal = _BUSY
         else:
             refusal = self._rate(trunk)
+            if refusal is None and not limits.accepts(number):
+                refusal = _NOT_ACCEPTED
         if refusal is not None:
             self.counts[refusal.metric] += 1
         return refusal

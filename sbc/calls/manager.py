@@ -4,7 +4,7 @@ dialog reaches its call, and at shutdown calls drain or are released."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -220,6 +220,18 @@ class CallManager:
             logCall(cdr)
 
     # --- shutdown ----------------------------------------------------------------------------
+
+    def liveTrunks(self) -> Iterator[str]:
+        """The trunks that calls in progress have on either side, ringing branches included (a
+        reload that removes one keeps its sources admitted until these calls end)."""
+        for call in self.index.calls():
+            for trunk in (call.sides.a, call.sides.b):
+                if trunk is not None:
+                    yield trunk.name
+            if call.forker is not None:
+                for branch in call.forker.branches:
+                    if branch.trunk is not None:
+                        yield branch.trunk.name
 
     def active(self) -> list[Call]:
         """Calls not yet ended."""

@@ -14,9 +14,10 @@ from pathlib import Path
 from types import MappingProxyType
 
 from sbc.access import DEVICE_NETWORK, AccessPolicy, BanSettings, Peer, PeerKind, isLoopback
+from sbc.config.api import APISettings, loadAPI
 from sbc.config.calls import CallSettings, LogSettings, MediaSettings, loadCalls, loadLog, loadMedia
 from sbc.config.errors import ConfigError
-from sbc.config.gateways import loadDNSServers
+from sbc.config.gateways import GatewayTransport, loadDNSServers
 from sbc.config.registrar import RegistrarSettings, loadBans, loadDevices, loadRegistrar
 from sbc.config.routing import RoutingSettings, loadRouting
 from sbc.config.sip import (
@@ -58,6 +59,9 @@ class Config:
     warnings: tuple[str, ...] = ()
     # ``[dns] servers``: where gateway names are resolved; empty: the system's resolv.conf.
     dnsServers: tuple[tuple[str, int], ...] = ()
+    # ``[api]``: the HTTP API (sbc.ops.api); None without the table. Its listener and token are
+    # taken at start only; ``otherNodes`` is read per request, so it follows a reload.
+    api: APISettings | None = None
     access: AccessPolicy = field(compare=False, repr=False, default_factory=lambda: AccessPolicy({}))
     # The trunks by name, built once: calls look a trunk up on every message of theirs.
     _trunksByName: Mapping[str, Trunk] = field(init=False, compare=False, repr=False)
@@ -121,6 +125,7 @@ def loadConfig(path: Path | str) -> Config:
     media = loadMedia(top)
     log = loadLog(top)
     dnsServers = loadDNSServers(top)
+    api = loadAPI(top, base)
     top.done()
     return Config(
         path=path,
@@ -138,6 +143,7 @@ def loadConfig(path: Path | str) -> Config:
         media=media,
         log=log,
         dnsServers=dnsServers,
+        api=api,
         access=AccessPolicy(whitelists),
         warnings=gatewayWarnings(trunks),
     )
@@ -150,6 +156,14 @@ def _checkTLSTrunks(
     for trunk in trunks:
         if trunk.requireTls and not any(item.transport == Transport.TLS for item in listeners):
             raise ConfigError(path, "needs a TLS [[listen]] table", key=f"trunks.{trunk.name}.require_tls")
+        plain = [g.host for g in trunk.gateways if g.transport is not GatewayTransport.TLS]
+        if trunk.requireTls and plain:
+            # Its answers would come back in plain and be dropped: a TLS-only trunk sends over TLS.
+            raise ConfigError(
+                path,
+                f"a trunk that requires TLS is reached over TLS only: gateway {plain[0]} needs transport=tls",
+                key=f"trunks.{trunk.name}.gateways",
+            )
         if trunk.tlsIdentities and (tls is None or tls.ca is None):
             raise ConfigError(
                 path,

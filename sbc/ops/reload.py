@@ -29,6 +29,11 @@ class ConfigReloader:
         self.config = config
         self.apply = apply
         self.failures = 0
+        # What the HTTP API reports: how many configs have been in force (1: the one started
+        # with), and the last reload's outcome: its changes, or the error that refused it.
+        self.generation = 1
+        self.lastChanges: tuple[str, ...] = ()
+        self.lastError: str | None = None
         self._stamps = self._stat(config)
 
     @staticmethod
@@ -60,6 +65,7 @@ class ConfigReloader:
             self.apply(config)
         except ConfigError as e:
             self.failures += 1
+            self.lastError = str(e)
             self.log.error(
                 "configuration not reloaded, the previous one stays in force: {error}", error=str(e)
             )
@@ -73,7 +79,10 @@ class ConfigReloader:
             path=str(config.path),
             trunks=len(config.trunks),
         )
-        for change in trunkChanges(old, config):
+        self.generation += 1
+        self.lastError = None
+        self.lastChanges = tuple(trunkChanges(old, config))
+        for change in self.lastChanges:
             self.log.info("reload: {change}", change=change)
         for warning in config.warnings:
             self.log.warn("{warning}", warning=warning)

@@ -50,7 +50,11 @@ class TLSTrunkTests(SynchronousTestCase):
             self,
             settings={
                 "tls": {"ca": str(ca)},
-                "trunks.demo": {"require_tls": True, "tls_identities": [IDENTITY]},
+                "trunks.demo": {
+                    "require_tls": True,
+                    "tls_identities": [IDENTITY],
+                    "gateways": ["127.0.0.2:5081;transport=tls"],
+                },
             },
         )
 
