@@ -114,6 +114,8 @@ class ServerLocator:
         self.clock = clock
         self.chance = chance or random.Random()
         self._cache: dict[_Key, _Answer] = {}
+        # Lookups under way, with who else waits for each: one query chain per name at a time.
+        self._waiting: dict[_Key, list[Deferred[_Answer]]] = {}
 
     def locate(
         self, host: str, port: int | None = None, transport: Protocol | None = None, secure: bool = False
@@ -131,6 +133,12 @@ class ServerLocator:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > self.clock.seconds():
             return self._hops(host, cached[1])
+        waiters = self._waiting.get(key)
+        if waiters is not None:  # the same name is being looked up already: wait for that answer
+            waiter: Deferred[_Answer] = Deferred()
+            waiters.append(waiter)
+            return waiter.addCallback(lambda answer: self._hops(host, answer[1]))
+        self._waiting[key] = []
         d = self._lookup(host, port, transport, secure).addErrback(self._unanswered, host)
         return d.addCallback(self._remember, key, host)
 
@@ -144,6 +152,8 @@ class ServerLocator:
 
     def _remember(self, answer: _Answer, key: _Key, host: str) -> list[Hop]:
         self._cache[key] = (self.clock.seconds() + answer[0], answer[1])
+        for waiter in self._waiting.pop(key, ()):
+            waiter.callback(answer)
         return self._hops(host, answer[1])
 
     def _hops(self, host: str, services: tuple[_Service, ...]) -> list[Hop]:

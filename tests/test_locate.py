@@ -21,6 +21,14 @@ class FakeResolver:
         self.records: dict[tuple[int, str], list[dns.RRHeader]] = {}
         self.failures: dict[tuple[int, str], Exception] = {}
         self.queries: list[tuple[int, str]] = []
+        # When a list, queries wait in it until `release` answers them (as a slow server would).
+        self.held: list[tuple[defer.Deferred[Any], int, str]] | None = None
+
+    def release(self) -> None:
+        """Answer every held query from the table, as they were asked."""
+        held, self.held = self.held or [], None
+        for d, kind, name in held:
+            self._answer(kind, name).chainDeferred(d)
 
     def add(self, kind: int, name: str, payload: Any, ttl: int = 300) -> None:
         """Serve ``payload`` for ``name``."""
@@ -29,6 +37,10 @@ class FakeResolver:
 
     def _answer(self, kind: int, name: str) -> defer.Deferred[Any]:
         self.queries.append((kind, name))
+        if self.held is not None:
+            d: defer.Deferred[Any] = defer.Deferred()
+            self.held.append((d, kind, name))
+            return d
         failure = self.failures.get((kind, name))
         if failure is not None:
             return defer.fail(failure)
@@ -202,6 +214,33 @@ class CacheTests(LocateTestCase):
         self.clock.advance(61)
         self.resolver.records[(dns.A, "gw.peer.test")][0].payload = dns.Record_A("192.0.2.6")
         self.assertEqual(self.hops("gw.peer.test", port=5060)[0].host, "192.0.2.6")
+
+
+class SharedLookupTests(LocateTestCase):
+    """A name being looked up is looked up once, however many calls ask for it meanwhile."""
+
+    def test_oneQueryChainPerName(self) -> None:
+        """Two calls while the answer is on its way share one lookup and both get the hops."""
+        self.resolver.add(dns.A, "gw.peer.test", dns.Record_A("192.0.2.5"))
+        self.resolver.held = []
+        first = self.locator.locate("gw.peer.test", port=5060)
+        second = self.locator.locate("gw.peer.test", port=5060)
+        assert isinstance(first, defer.Deferred) and isinstance(second, defer.Deferred)
+        self.assertEqual(len(self.resolver.queries), 2)  # A and AAAA, once
+        self.resolver.release()
+        expected = [Hop("192.0.2.5", 5060, Protocol.UDP, "gw.peer.test")]
+        self.assertEqual(self.successResultOf(first), expected)
+        self.assertEqual(self.successResultOf(second), expected)
+
+    def test_sharedFailure(self) -> None:
+        """A name that does not resolve fails every call that waited for it."""
+        self.resolver.held = []
+        first = self.locator.locate("nowhere.test", port=5060)
+        second = self.locator.locate("nowhere.test", port=5060)
+        assert isinstance(first, defer.Deferred) and isinstance(second, defer.Deferred)
+        self.resolver.release()
+        self.failureResultOf(first, LocateError)
+        self.failureResultOf(second, LocateError)
 
 
 class FailureTests(LocateTestCase):
