@@ -14,7 +14,6 @@ import ipaddress
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
@@ -23,23 +22,17 @@ from twisted.names import dns
 from twisted.names.error import DNSNameError
 from twisted.python.failure import Failure
 
-__all__ = ["Hop", "LocateError", "Protocol", "ServerLocator"]
+from sbc.config.sip import Transport
 
-
-class Protocol(StrEnum):
-    """The transports RFC 3263 can select between."""
-
-    UDP = "udp"
-    TCP = "tcp"
-    TLS = "tls"
+__all__ = ["Hop", "LocateError", "ServerLocator"]
 
 
 # NAPTR service fields and SRV prefixes per transport (RFC 3263 sections 4.1 and 4.2).
-_NAPTR_SERVICES = {b"SIP+D2U": Protocol.UDP, b"SIP+D2T": Protocol.TCP, b"SIPS+D2T": Protocol.TLS}
-_SRV_PREFIX = {Protocol.UDP: "_sip._udp.", Protocol.TCP: "_sip._tcp.", Protocol.TLS: "_sips._tcp."}
-_DEFAULT_PORT = {Protocol.UDP: 5060, Protocol.TCP: 5060, Protocol.TLS: 5061}
+_NAPTR_SERVICES = {b"SIP+D2U": Transport.UDP, b"SIP+D2T": Transport.TCP, b"SIPS+D2T": Transport.TLS}
+_SRV_PREFIX = {Transport.UDP: "_sip._udp.", Transport.TCP: "_sip._tcp.", Transport.TLS: "_sips._tcp."}
+_DEFAULT_PORT = {Transport.UDP: 5060, Transport.TCP: 5060, Transport.TLS: 5061}
 # Without NAPTR records, SRV is asked for each transport we support, in this order.
-_SRV_ORDER = (Protocol.UDP, Protocol.TCP, Protocol.TLS)
+_SRV_ORDER = (Transport.UDP, Transport.TCP, Transport.TLS)
 # How long a failed lookup is remembered, so that a dead name is not asked on every call.
 NEGATIVE_TTL = 30.0
 # A floor for cached answers: a TTL of 0 would send a query per call.
@@ -60,7 +53,7 @@ class Hop:
 
     host: str
     port: int
-    transport: Protocol
+    transport: Transport
     name: str
 
 
@@ -71,12 +64,12 @@ class _Service:
     priority: int
     weight: int
     port: int
-    transport: Protocol
+    transport: Transport
     addresses: tuple[str, ...]
 
 
 _Answer = tuple[float, tuple[_Service, ...]]  # (TTL, services in DNS order)
-_Key = tuple[str, int | None, "Protocol | None", bool]
+_Key = tuple[str, int | None, "Transport | None", bool]
 
 
 def _isAddress(host: str) -> bool:
@@ -118,16 +111,16 @@ class ServerLocator:
         self._waiting: dict[_Key, list[Deferred[_Answer]]] = {}
 
     def locate(
-        self, host: str, port: int | None = None, transport: Protocol | None = None, secure: bool = False
+        self, host: str, port: int | None = None, transport: Transport | None = None, secure: bool = False
     ) -> list[Hop] | Deferred[list[Hop]]:
         """The hops for a gateway, in the order to try them: now when known, else a Deferred.
 
         Fails (raises, or errbacks) with `LocateError` when the name has no usable records.
         """
         if secure:
-            transport = Protocol.TLS
+            transport = Transport.TLS
         if _isAddress(host):
-            chosen = transport or Protocol.UDP
+            chosen = transport or Transport.UDP
             return [Hop(host.strip("[]"), port or _DEFAULT_PORT[chosen], chosen, host)]
         key = (host.lower(), port, transport, secure)
         cached = self._cache.get(key)
@@ -189,11 +182,11 @@ class ServerLocator:
     # --- the lookups ------------------------------------------------------------------------
 
     def _lookup(
-        self, host: str, port: int | None, transport: Protocol | None, secure: bool
+        self, host: str, port: int | None, transport: Transport | None, secure: bool
     ) -> Deferred[_Answer]:
         if port is not None:
             # Section 4.2: an explicit port means A/AAAA on the host itself.
-            return self._addresses(host, port, transport or Protocol.UDP, None)
+            return self._addresses(host, port, transport or Transport.UDP, None)
         if transport is not None:
             return self._srv(host, [transport]).addCallback(self._orAddresses, host, transport)
         d: Deferred[_Result] = self.resolver.lookupNamingAuthorityPointer(host).addErrback(_noRecords)
@@ -201,12 +194,12 @@ class ServerLocator:
 
     def _naptr(self, result: _Result, host: str, secure: bool) -> Deferred[_Answer]:
         """Section 4.1: the best NAPTR whose transport we support names the SRV domain to ask."""
-        usable: list[tuple[int, int, Protocol, str, int]] = []
+        usable: list[tuple[int, int, Transport, str, int]] = []
         for naptr, ttl in _records(result, dns.Record_NAPTR):
             service = _NAPTR_SERVICES.get(naptr.service.string.upper())
             if service is None or naptr.flags.string.lower() != b"s":
                 continue
-            if secure and service is not Protocol.TLS:
+            if secure and service is not Transport.TLS:
                 continue
             usable.append((naptr.order, naptr.preference, service, naptr.replacement.name.decode(), ttl))
         if usable:
@@ -214,10 +207,10 @@ class ServerLocator:
             _, _, transport, replacement, ttl = usable[0]
             d = self._services(replacement, transport)
             return d.addCallback(self._orAddresses, host, transport, ttl)
-        order = [Protocol.TLS] if secure else list(_SRV_ORDER)
+        order = [Transport.TLS] if secure else list(_SRV_ORDER)
         return self._srv(host, order).addCallback(self._orAddresses, host, order[0])
 
-    def _srv(self, host: str, transports: list[Protocol]) -> Deferred[_Answer]:
+    def _srv(self, host: str, transports: list[Transport]) -> Deferred[_Answer]:
         """SRV for each transport in turn; the first that has records wins (section 4.1)."""
         transport, rest = transports[0], transports[1:]
         d = self._services(_SRV_PREFIX[transport] + host, transport)
@@ -225,11 +218,11 @@ class ServerLocator:
             d.addCallback(lambda answer: answer if answer[1] else self._srv(host, rest))
         return d
 
-    def _services(self, name: str, transport: Protocol) -> Deferred[_Answer]:
+    def _services(self, name: str, transport: Transport) -> Deferred[_Answer]:
         d: Deferred[_Result] = self.resolver.lookupService(name).addErrback(_noRecords)
         return d.addCallback(self._targets, transport)
 
-    def _targets(self, result: _Result, transport: Protocol) -> Deferred[_Answer]:
+    def _targets(self, result: _Result, transport: Transport) -> Deferred[_Answer]:
         # A target of "." says the service is decidedly not available (RFC 2782).
         records = [
             (srv, ttl) for srv, ttl in _records(result, dns.Record_SRV) if srv.target.name not in (b"", b".")
@@ -246,7 +239,7 @@ class ServerLocator:
         return gatherResults(lookups, consumeErrors=True).addCallback(joined)
 
     def _orAddresses(
-        self, answer: _Answer, host: str, transport: Protocol, ttl: float | None = None
+        self, answer: _Answer, host: str, transport: Transport, ttl: float | None = None
     ) -> _Answer | Deferred[_Answer]:
         """Section 4.2: no SRV records means A/AAAA on the host at the transport's default port."""
         if answer[1]:
@@ -254,7 +247,7 @@ class ServerLocator:
         return self._addresses(host, _DEFAULT_PORT[transport], transport, None)
 
     def _addresses(
-        self, host: str, port: int, transport: Protocol, srv: dns.Record_SRV | None
+        self, host: str, port: int, transport: Transport, srv: dns.Record_SRV | None
     ) -> Deferred[_Answer]:
         """A and AAAA records of ``host``, as one service (the SRV record's priority and weight)."""
         if _isAddress(host):

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import bisect
 import errno
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, fail, succeed
@@ -20,14 +23,17 @@ from twisted.internet.protocol import AbstractDatagramProtocol, Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.logger import ILogObserver, Logger
+from twisted.names import dns
+from twisted.names.error import DNSNameError
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from sbc.calls.cdr import CDR
 from sbc.calls.parties import Party, PartyKind
-from sbc.config import Config, loadConfig
+from sbc.config import Config, ConfigError, loadConfig
 from sbc.interfaces import Address, IMediaRelay, IRouter, ISIPTransport, NotAcceptableError
 from sbc.routing import CallRequest, Decision
-from sbc.sip import Request, Response, parseMessage
+from sbc.sip import HeaderField, Headers, Request, Response, parseMessage
 
 
 @implementer(ISIPTransport)
@@ -425,3 +431,91 @@ class SortedClock(Clock):
 
     def _sortCalls(self) -> None:
         """Nothing to do: the calls are always in order."""
+
+
+class FakeResolver:
+    """Stands in for a twisted.names IResolver: answers from a table of (query type, name) -> records."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[int, str], list[dns.RRHeader]] = {}
+        self.failures: dict[tuple[int, str], Exception] = {}
+        self.queries: list[tuple[int, str]] = []
+        # When a list, queries wait in it until `release` answers them (as a slow server would).
+        self.held: list[tuple[defer.Deferred[Any], int, str]] | None = None
+
+    def release(self) -> None:
+        """Answer every held query from the table, as they were asked."""
+        held, self.held = self.held or [], None
+        for d, kind, name in held:
+            self._answer(kind, name).chainDeferred(d)
+
+    def add(self, kind: int, name: str, payload: Any, ttl: int = 300) -> None:
+        """Serve ``payload`` for ``name``."""
+        header = dns.RRHeader(name.encode(), kind, dns.IN, ttl, payload)
+        self.records.setdefault((kind, name), []).append(header)
+
+    def _answer(self, kind: int, name: str) -> defer.Deferred[Any]:
+        self.queries.append((kind, name))
+        if self.held is not None:
+            d: defer.Deferred[Any] = defer.Deferred()
+            self.held.append((d, kind, name))
+            return d
+        failure = self.failures.get((kind, name))
+        if failure is not None:
+            return defer.fail(failure)
+        records = self.records.get((kind, name))
+        if records is None:
+            return defer.fail(DNSNameError(name))
+        return defer.succeed((records, [], []))
+
+    def lookupNamingAuthorityPointer(self, name: str) -> defer.Deferred[Any]:
+        """NAPTR."""
+        return self._answer(dns.NAPTR, name)
+
+    def lookupService(self, name: str) -> defer.Deferred[Any]:
+        """SRV."""
+        return self._answer(dns.SRV, name)
+
+    def lookupAddress(self, name: str) -> defer.Deferred[Any]:
+        """A."""
+        return self._answer(dns.A, name)
+
+    def lookupIPV6Address(self, name: str) -> defer.Deferred[Any]:
+        """AAAA."""
+        return self._answer(dns.AAAA, name)
+
+
+class NoUser:
+    """Stands in for the transaction user: the health checker receives no requests."""
+
+    def requestReceived(self, request: object, transaction: object) -> None:
+        raise AssertionError("no request expected")
+
+    def strayResponse(self, response: object, transport: object, source: Address) -> None:
+        """Strays are ignored."""
+
+
+def optionsAnswer(request: Request, status: int = 200) -> Response:
+    """A peer's response to our out-of-dialog ``request`` (an OPTIONS ping), through the codec."""
+    fields = [f for f in request.headers.fields if f.key in ("via", "from", "to", "call-id", "cseq")]
+    fields.append(HeaderField("content-length", "0"))
+    message = parseMessage(Response(status, headers=Headers(fields)).toBytes())
+    assert isinstance(message, Response)
+    return message
+
+
+class ConfigTestCase(SynchronousTestCase):
+    """Loads TOML written to a temporary directory, with a whitelist beside it."""
+
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+
+    def load(self, toml: str, whitelist: str = "127.0.0.2/32\n") -> Config:
+        return loadConfig(writeConfig(self.directory, toml, whitelist))
+
+    def error(self, toml: str, whitelist: str = "127.0.0.2/32\n") -> ConfigError:
+        with self.assertRaises(ConfigError) as caught:
+            self.load(toml, whitelist)
+        error: ConfigError = caught.exception
+        return error

@@ -6,17 +6,18 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.names import dns
 
-from sbc.config.gateways import Gateway, GatewayTransport
+from sbc.config.gateways import Gateway
+from sbc.config.sip import Transport
 from sbc.interfaces import Address
 from sbc.server import SIPServer
 from sbc.sip import Request
 from sbc.transaction import Timers
 from tests.calls import SDP, TRUNK, CallTestCase, answer, callConfig, invite, route, withTrunk
-from tests.test_locate import FakeResolver
+from tests.fakes import FakeResolver
 
 A: Address = ("127.0.0.2", 5080)
 B: Address = ("127.0.0.3", 5090)
-NAME = Gateway("peer.test", transport=GatewayTransport.UDP)
+NAME = Gateway("peer.test", transport=Transport.UDP)
 
 
 class GatewayCallTestCase(CallTestCase):

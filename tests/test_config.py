@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from unittest import mock
-
-from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.access import TRUNK, BanSettings, Peer
 from sbc.config import (
@@ -28,26 +24,11 @@ from sbc.config import (
     loadConfig,
 )
 from sbc.config.errors import ConfigError
-from tests.fakes import DEMO_TOML, writeConfig
+from tests.fakes import DEMO_TOML, ConfigTestCase
 
 ETC = Path(__file__).resolve().parents[1] / "etc"
 
 DEMO = Peer(TRUNK, "demo")
-
-
-class ConfigTestCase(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.directory = Path(tempfile.mkdtemp())
-        self.addCleanup(shutil.rmtree, self.directory)
-
-    def load(self, toml: str, whitelist: str = "127.0.0.2/32\n") -> Config:
-        return loadConfig(writeConfig(self.directory, toml, whitelist))
-
-    def error(self, toml: str, whitelist: str = "127.0.0.2/32\n") -> ConfigError:
-        with self.assertRaises(ConfigError) as caught:
-            self.load(toml, whitelist)
-        error: ConfigError = caught.exception
-        return error
 
 
 class LoadConfigTests(ConfigTestCase):

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from sbc.access import BanSettings
 from sbc.config import loadConfig
-from tests.fakes import DEMO_TOML
-from tests.test_config import ConfigTestCase
+from tests.fakes import DEMO_TOML, ConfigTestCase
 
 
 class FloodConfigTests(ConfigTestCase):

@@ -11,7 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import Config, Trunk, loadConfig
 from sbc.config.errors import ConfigError
-from sbc.config.gateways import Gateway, GatewayTransport, parseGateway
+from sbc.config.gateways import Gateway, parseGateway
+from sbc.config.sip import Transport
 from tests.fakes import DEMO_TOML, writeConfig
 
 PATH = Path("sbc.toml")
@@ -44,7 +45,7 @@ class ParseGatewayTests(SynchronousTestCase):
         """``;transport=tls`` names the transport (case does not matter)."""
         self.assertEqual(
             self.parse("sip.peer.example;transport=TLS"),
-            Gateway("sip.peer.example", None, GatewayTransport.TLS),
+            Gateway("sip.peer.example", None, Transport.TLS),
         )
 
     def test_ipv6(self) -> None:
@@ -55,7 +56,7 @@ class ParseGatewayTests(SynchronousTestCase):
     def test_table(self) -> None:
         """A table gives host, port, transport, priority and weight."""
         entry = {"host": "gw.peer.example", "port": 5070, "transport": "udp", "priority": 10, "weight": 50}
-        self.assertEqual(self.parse(entry), Gateway("gw.peer.example", 5070, GatewayTransport.UDP, 10, 50))
+        self.assertEqual(self.parse(entry), Gateway("gw.peer.example", 5070, Transport.UDP, 10, 50))
 
     def test_tableDefaults(self) -> None:
         """A table with only a host takes the defaults written in Gateway."""
@@ -83,7 +84,7 @@ class ParseGatewayTests(SynchronousTestCase):
     def test_str(self) -> None:
         """A gateway prints as it could be written, for logs and sbc-ctl."""
         self.assertEqual(
-            str(Gateway("2001:db8::1", 5060, GatewayTransport.TLS)), "[2001:db8::1]:5060;transport=tls"
+            str(Gateway("2001:db8::1", 5060, Transport.TLS)), "[2001:db8::1]:5060;transport=tls"
         )
         self.assertEqual(str(Gateway("gw.peer.example")), "gw.peer.example")
 
@@ -135,7 +136,7 @@ class TrunkGatewayKeysTests(SynchronousTestCase):
         )
         self.assertEqual(
             config.trunks[0].gateways,
-            (Gateway("gw.peer.example", priority=5), Gateway("127.0.0.3", 5060, GatewayTransport.UDP)),
+            (Gateway("gw.peer.example", priority=5), Gateway("127.0.0.3", 5060, Transport.UDP)),
         )
 
     def test_dnsServers(self) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sbc.config.limits import CallLimits
-from tests.fakes import DEMO_TOML
-from tests.test_config import ConfigTestCase
+from tests.fakes import DEMO_TOML, ConfigTestCase
 
 ETC = Path(__file__).resolve().parents[1] / "etc"
 TRUNK = '[trunks.demo]\nwhitelist = "whitelist/demo.txt"\n'

@@ -8,62 +8,12 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.names import dns
-from twisted.names.error import DNSNameError, DNSServerError
+from twisted.names.error import DNSServerError
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.locate import NEGATIVE_TTL, Hop, LocateError, Protocol, ServerLocator
-
-
-class FakeResolver:
-    """A twisted.names IResolver answering from a table of (query type, name) -> records."""
-
-    def __init__(self) -> None:
-        self.records: dict[tuple[int, str], list[dns.RRHeader]] = {}
-        self.failures: dict[tuple[int, str], Exception] = {}
-        self.queries: list[tuple[int, str]] = []
-        # When a list, queries wait in it until `release` answers them (as a slow server would).
-        self.held: list[tuple[defer.Deferred[Any], int, str]] | None = None
-
-    def release(self) -> None:
-        """Answer every held query from the table, as they were asked."""
-        held, self.held = self.held or [], None
-        for d, kind, name in held:
-            self._answer(kind, name).chainDeferred(d)
-
-    def add(self, kind: int, name: str, payload: Any, ttl: int = 300) -> None:
-        """Serve ``payload`` for ``name``."""
-        header = dns.RRHeader(name.encode(), kind, dns.IN, ttl, payload)
-        self.records.setdefault((kind, name), []).append(header)
-
-    def _answer(self, kind: int, name: str) -> defer.Deferred[Any]:
-        self.queries.append((kind, name))
-        if self.held is not None:
-            d: defer.Deferred[Any] = defer.Deferred()
-            self.held.append((d, kind, name))
-            return d
-        failure = self.failures.get((kind, name))
-        if failure is not None:
-            return defer.fail(failure)
-        records = self.records.get((kind, name))
-        if records is None:
-            return defer.fail(DNSNameError(name))
-        return defer.succeed((records, [], []))
-
-    def lookupNamingAuthorityPointer(self, name: str) -> defer.Deferred[Any]:
-        """NAPTR."""
-        return self._answer(dns.NAPTR, name)
-
-    def lookupService(self, name: str) -> defer.Deferred[Any]:
-        """SRV."""
-        return self._answer(dns.SRV, name)
-
-    def lookupAddress(self, name: str) -> defer.Deferred[Any]:
-        """A."""
-        return self._answer(dns.A, name)
-
-    def lookupIPV6Address(self, name: str) -> defer.Deferred[Any]:
-        """AAAA."""
-        return self._answer(dns.AAAA, name)
+from sbc.config.sip import Transport
+from sbc.locate import NEGATIVE_TTL, Hop, LocateError, ServerLocator
+from tests.fakes import FakeResolver
 
 
 def naptr(order: int, preference: int, service: bytes, replacement: str) -> dns.Record_NAPTR:
@@ -92,10 +42,10 @@ class LiteralTests(LocateTestCase):
 
     def test_address(self) -> None:
         """An IP address is one hop on the transport's default port, with no query at all."""
-        self.assertEqual(self.hops("192.0.2.1"), [Hop("192.0.2.1", 5060, Protocol.UDP, "192.0.2.1")])
+        self.assertEqual(self.hops("192.0.2.1"), [Hop("192.0.2.1", 5060, Transport.UDP, "192.0.2.1")])
         self.assertEqual(
-            self.hops("[2001:db8::1]", transport=Protocol.TLS),
-            [Hop("2001:db8::1", 5061, Protocol.TLS, "[2001:db8::1]")],
+            self.hops("[2001:db8::1]", transport=Transport.TLS),
+            [Hop("2001:db8::1", 5061, Transport.TLS, "[2001:db8::1]")],
         )
         self.assertEqual(self.resolver.queries, [])
 
@@ -106,8 +56,8 @@ class LiteralTests(LocateTestCase):
         self.assertEqual(
             self.hops("gw.peer.test", port=5080),
             [
-                Hop("192.0.2.5", 5080, Protocol.UDP, "gw.peer.test"),
-                Hop("2001:db8::5", 5080, Protocol.UDP, "gw.peer.test"),
+                Hop("192.0.2.5", 5080, Transport.UDP, "gw.peer.test"),
+                Hop("2001:db8::5", 5080, Transport.UDP, "gw.peer.test"),
             ],
         )
         self.assertEqual({kind for kind, _ in self.resolver.queries}, {dns.A, dns.AAAA})
@@ -128,12 +78,12 @@ class NaptrTests(LocateTestCase):
 
     def test_bestSupportedNaptr(self) -> None:
         """The lowest-order NAPTR whose service we support wins; its SRV names the port."""
-        self.assertEqual(self.hops("peer.test"), [Hop("192.0.2.10", 5070, Protocol.TCP, "peer.test")])
+        self.assertEqual(self.hops("peer.test"), [Hop("192.0.2.10", 5070, Transport.TCP, "peer.test")])
 
     def test_secureTakesOnlySips(self) -> None:
         """A sips gateway follows only SIPS+D2T records."""
         self.assertEqual(
-            self.hops("peer.test", secure=True), [Hop("192.0.2.10", 5071, Protocol.TLS, "peer.test")]
+            self.hops("peer.test", secure=True), [Hop("192.0.2.10", 5071, Transport.TLS, "peer.test")]
         )
 
 
@@ -145,8 +95,8 @@ class SrvTests(LocateTestCase):
         self.resolver.add(dns.SRV, "_sips._tcp.peer.test", dns.Record_SRV(1, 0, 5061, "t.peer.test"))
         self.resolver.add(dns.A, "t.peer.test", dns.Record_A("192.0.2.20"))
         self.assertEqual(
-            self.hops("peer.test", transport=Protocol.TLS),
-            [Hop("192.0.2.20", 5061, Protocol.TLS, "peer.test")],
+            self.hops("peer.test", transport=Transport.TLS),
+            [Hop("192.0.2.20", 5061, Transport.TLS, "peer.test")],
         )
         self.assertNotIn(dns.NAPTR, [kind for kind, _ in self.resolver.queries])
 
@@ -165,7 +115,7 @@ class SrvTests(LocateTestCase):
         """Without NAPTR, SRV is asked per transport in turn; the first with records wins."""
         self.resolver.add(dns.SRV, "_sip._tcp.peer.test", dns.Record_SRV(10, 0, 5070, "t.peer.test"))
         self.resolver.add(dns.A, "t.peer.test", dns.Record_A("192.0.2.3"))
-        self.assertEqual(self.hops("peer.test"), [Hop("192.0.2.3", 5070, Protocol.TCP, "peer.test")])
+        self.assertEqual(self.hops("peer.test"), [Hop("192.0.2.3", 5070, Transport.TCP, "peer.test")])
 
     def test_weightsSpreadLoad(self) -> None:
         """Within one priority the draw follows the weights: a 90/10 pair leads mostly with the 90."""
@@ -182,14 +132,14 @@ class SrvTests(LocateTestCase):
         """An SRV target of "." says there is no service: the name falls back to A records."""
         self.resolver.add(dns.SRV, "_sip._udp.peer.test", dns.Record_SRV(0, 0, 0, b"."))
         self.resolver.add(dns.A, "peer.test", dns.Record_A("192.0.2.7"))
-        self.assertEqual(self.hops("peer.test"), [Hop("192.0.2.7", 5060, Protocol.UDP, "peer.test")])
+        self.assertEqual(self.hops("peer.test"), [Hop("192.0.2.7", 5060, Transport.UDP, "peer.test")])
 
     def test_addressFallback(self) -> None:
         """No NAPTR and no SRV: A/AAAA at the default port over UDP (TLS and 5061 for sips)."""
         self.resolver.add(dns.A, "peer.test", dns.Record_A("192.0.2.8"))
-        self.assertEqual(self.hops("peer.test"), [Hop("192.0.2.8", 5060, Protocol.UDP, "peer.test")])
+        self.assertEqual(self.hops("peer.test"), [Hop("192.0.2.8", 5060, Transport.UDP, "peer.test")])
         self.assertEqual(
-            self.hops("peer.test", secure=True), [Hop("192.0.2.8", 5061, Protocol.TLS, "peer.test")]
+            self.hops("peer.test", secure=True), [Hop("192.0.2.8", 5061, Transport.TLS, "peer.test")]
         )
 
 
@@ -205,7 +155,7 @@ class CacheTests(LocateTestCase):
         self.hops("gw.peer.test", port=5060)
         asked = len(self.resolver.queries)
         again = self.locator.locate("gw.peer.test", port=5060)
-        self.assertEqual(again, [Hop("192.0.2.5", 5060, Protocol.UDP, "gw.peer.test")])
+        self.assertEqual(again, [Hop("192.0.2.5", 5060, Transport.UDP, "gw.peer.test")])
         self.assertEqual(len(self.resolver.queries), asked)
 
     def test_expiresWithTtl(self) -> None:
@@ -228,7 +178,7 @@ class SharedLookupTests(LocateTestCase):
         assert isinstance(first, defer.Deferred) and isinstance(second, defer.Deferred)
         self.assertEqual(len(self.resolver.queries), 2)  # A and AAAA, once
         self.resolver.release()
-        expected = [Hop("192.0.2.5", 5060, Protocol.UDP, "gw.peer.test")]
+        expected = [Hop("192.0.2.5", 5060, Transport.UDP, "gw.peer.test")]
         self.assertEqual(self.successResultOf(first), expected)
         self.assertEqual(self.successResultOf(second), expected)
 

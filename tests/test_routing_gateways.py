@@ -16,19 +16,18 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.access import TRUNK, AccessPolicy, Peer
 from sbc.config import Config, Trunk
-from sbc.config.gateways import Gateway, GatewayTransport
+from sbc.config.gateways import Gateway
+from sbc.config.sip import Transport
 from sbc.droplog import DropLog
 from sbc.interfaces import Address, ISIPTransport
-from sbc.locate import Hop, Protocol, ServerLocator
+from sbc.locate import Hop, ServerLocator
 from sbc.prefixes import Entry
 from sbc.routing.gateways import GatewayAccess, Gateways, GatewayWatch, ordered
 from sbc.routing.health import GatewayHealth
 from sbc.sip import Request, parseMessage
 from sbc.transaction import Timers, TransactionLayer
 from tests.calls import callConfig, withTrunk
-from tests.fakes import LogRecorder, RecordingTransport
-from tests.test_locate import FakeResolver
-from tests.test_routing_health import NoUser, answer
+from tests.fakes import FakeResolver, LogRecorder, NoUser, RecordingTransport, optionsAnswer
 
 A: Address = ("127.0.0.2", 5080)
 B: Address = ("127.0.0.3", 5080)
@@ -123,13 +122,13 @@ class HopsTests(GatewaysTestCase):
         self.srv(
             "peer.test", (20, 0, 5090, "b.peer.test", "127.0.0.6"), (10, 0, 5080, "a.peer.test", "127.0.0.5")
         )
-        hops = self.hops(self.trunk(Gateway("peer.test", transport=GatewayTransport.UDP)))
+        hops = self.hops(self.trunk(Gateway("peer.test", transport=Transport.UDP)))
         self.assertEqual([(h.host, h.port) for h in hops], [("127.0.0.5", 5080), ("127.0.0.6", 5090)])
 
     def test_cachedNameIsAPlainList(self) -> None:
         """Once resolved, a name's hops come at once until its TTL runs out."""
         self.srv("peer.test", (10, 0, 5080, "a.peer.test", "127.0.0.5"))
-        trunk = self.trunk(Gateway("peer.test", transport=GatewayTransport.UDP))
+        trunk = self.trunk(Gateway("peer.test", transport=Transport.UDP))
         self.assertIsInstance(self.gateways.hops(trunk), defer.Deferred)
         self.assertIsInstance(self.gateways.hops(trunk), list)
         self.clock.advance(61)
@@ -167,10 +166,10 @@ class HopsTests(GatewaysTestCase):
 
     def test_tlsSkippedWithLogLine(self) -> None:
         """A TLS or TCP hop is left out (no outbound connections yet), with a log line."""
-        trunk = self.trunk(Gateway("192.0.2.9", transport=GatewayTransport.TLS), Gateway(*B))
+        trunk = self.trunk(Gateway("192.0.2.9", transport=Transport.TLS), Gateway(*B))
         self.assertEqual([(h.host, h.port) for h in self.hops(trunk)], [B])
         (line,) = self.lines("no outbound {transport}")
-        self.assertEqual(line["transport"], Protocol.TLS)
+        self.assertEqual(line["transport"], Transport.TLS)
 
     def test_downGatewaySkipped(self) -> None:
         """A gateway the pings took down is left out until it answers again."""
@@ -182,7 +181,7 @@ class HopsTests(GatewaysTestCase):
         self.assertEqual([(h.host, h.port) for h in self.hops(trunk)], [B])
         self.health.pingAll()
         ping = self.lastRequest()
-        self.layer.receiveResponse(answer(ping), self.udp, A)
+        self.layer.receiveResponse(optionsAnswer(ping), self.udp, A)
         self.assertEqual([(h.host, h.port) for h in self.hops(trunk)], [A, B])
 
     def lastRequest(self) -> Request:
@@ -221,7 +220,7 @@ class GatewayWatchTests(GatewaysTestCase):
         watch.tick()
         self.assertEqual(sorted(self.pinged()), [A, B])
         for address in (A, B):
-            self.layer.receiveResponse(answer(self.requestTo(address)), self.udp, address)
+            self.layer.receiveResponse(optionsAnswer(self.requestTo(address)), self.udp, address)
         self.clock.advance(5)
         watch.tick()
         self.assertEqual(len(self.pinged()), 2)
@@ -253,7 +252,7 @@ class GatewayWatchTests(GatewaysTestCase):
         self.srv(
             "peer.test", (10, 0, 5080, "a.peer.test", "127.0.0.5"), (20, 0, 5090, "b.peer.test", "127.0.0.6")
         )
-        gateways = (Gateway("peer.test", transport=GatewayTransport.UDP),)
+        gateways = (Gateway("peer.test", transport=Transport.UDP),)
         watch = self.watch(self.config(pingInterval=1.0, gateways=gateways))
         watch.tick()
         self.assertEqual(sorted(self.pinged()), [("127.0.0.5", 5080), ("127.0.0.6", 5090)])

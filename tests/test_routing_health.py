@@ -8,31 +8,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.interfaces import Address, ISIPTransport
 from sbc.routing.health import GatewayHealth, GatewayState
-from sbc.sip import HeaderField, Headers, Request, Response, parseMessage
+from sbc.sip import Request, parseMessage
 from sbc.transaction import Timers, TransactionLayer
-from tests.fakes import LogRecorder, RecordingTransport
+from tests.fakes import LogRecorder, NoUser, RecordingTransport, optionsAnswer
 
 GATEWAY: Address = ("127.0.0.3", 5060)
 OTHER: Address = ("127.0.0.5", 5060)
-
-
-class NoUser:
-    """Stands in for the transaction user: the health checker receives no requests."""
-
-    def requestReceived(self, request: object, transaction: object) -> None:
-        raise AssertionError("no request expected")
-
-    def strayResponse(self, response: object, transport: object, source: Address) -> None:
-        """Strays are ignored."""
-
-
-def answer(request: Request, status: int = 200) -> Response:
-    """The gateway's response to ``request``, through the codec."""
-    fields = [f for f in request.headers.fields if f.key in ("via", "from", "to", "call-id", "cseq")]
-    fields.append(HeaderField("content-length", "0"))
-    message = parseMessage(Response(status, headers=Headers(fields)).toBytes())
-    assert isinstance(message, Response)
-    return message
 
 
 class GatewayHealthTests(SynchronousTestCase):
@@ -86,7 +67,7 @@ class GatewayHealthTests(SynchronousTestCase):
         self.miss()
         self.miss()
         self.health.pingAll()
-        self.layer.receiveResponse(answer(self.lastRequest(), 404), self.udp, GATEWAY)
+        self.layer.receiveResponse(optionsAnswer(self.lastRequest(), 404), self.udp, GATEWAY)
         self.assertTrue(self.health.isUp(GATEWAY))
         self.miss()
         self.assertTrue(self.health.isUp(GATEWAY))  # one miss again, not the third
@@ -95,7 +76,7 @@ class GatewayHealthTests(SynchronousTestCase):
         """Misses must be in a row: an answer between two misses keeps the gateway up."""
         self.miss()
         self.health.pingAll()
-        self.layer.receiveResponse(answer(self.lastRequest()), self.udp, GATEWAY)
+        self.layer.receiveResponse(optionsAnswer(self.lastRequest()), self.udp, GATEWAY)
         self.miss()
         self.assertTrue(self.health.isUp(GATEWAY))
 

@@ -9,24 +9,15 @@ SRV) for a name, or is the transport's default for an address.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from sbc.config.errors import ConfigError
-from sbc.config.sip import parseHostPort
+from sbc.config.sip import Transport, parseHostPort
 from sbc.config.table import Table
 from sbc.sip.uri import isDigits
 
-__all__ = ["Gateway", "GatewayTransport", "loadDNSServers", "parseGateway"]
-
-
-class GatewayTransport(StrEnum):
-    """The transports a gateway may name (RFC 3263 chooses between them; sbc.locate.Protocol)."""
-
-    UDP = "udp"
-    TCP = "tcp"
-    TLS = "tls"
+__all__ = ["Gateway", "loadDNSServers", "parseGateway"]
 
 
 _TABLE_KEYS = frozenset({"host", "port", "transport", "priority", "weight"})
@@ -40,7 +31,7 @@ class Gateway:
     # None: from SRV for a name, the transport's default (5060, 5061 for TLS) for an address.
     port: int | None = None
     # None: from NAPTR/SRV for a name, UDP for an address.
-    transport: GatewayTransport | None = None
+    transport: Transport | None = None
     # Among a trunk's gateways: the lowest priority first; within one, a draw by weight (RFC 2782).
     priority: int = 0
     weight: int = 0
@@ -96,11 +87,11 @@ def _port(path: Path, key: str, text: str | None, entry: object) -> int | None:
     return int(text)
 
 
-def _transport(path: Path, key: str, value: str) -> GatewayTransport:
+def _transport(path: Path, key: str, value: str) -> Transport:
     try:
-        return GatewayTransport(value)
+        return Transport(value)
     except ValueError:
-        allowed = " or ".join(f'"{p.value}"' for p in GatewayTransport)
+        allowed = " or ".join(f'"{p.value}"' for p in Transport)
         raise ConfigError(path, f"a gateway's transport must be {allowed}", key=key) from None
 
 

@@ -17,7 +17,7 @@ from sbc.access import DEVICE_NETWORK, AccessPolicy, BanSettings, Peer, PeerKind
 from sbc.config.api import APISettings, loadAPI
 from sbc.config.calls import CallSettings, LogSettings, MediaSettings, loadCalls, loadLog, loadMedia
 from sbc.config.errors import ConfigError
-from sbc.config.gateways import GatewayTransport, loadDNSServers
+from sbc.config.gateways import loadDNSServers
 from sbc.config.registrar import RegistrarSettings, loadBans, loadDevices, loadRegistrar
 from sbc.config.routing import RoutingSettings, loadRouting
 from sbc.config.sip import (
@@ -156,7 +156,7 @@ def _checkTLSTrunks(
     for trunk in trunks:
         if trunk.requireTls and not any(item.transport == Transport.TLS for item in listeners):
             raise ConfigError(path, "needs a TLS [[listen]] table", key=f"trunks.{trunk.name}.require_tls")
-        plain = [g.host for g in trunk.gateways if g.transport is not GatewayTransport.TLS]
+        plain = [g.host for g in trunk.gateways if g.transport is not Transport.TLS]
         if trunk.requireTls and plain:
             # Its answers would come back in plain and be dropped: a TLS-only trunk sends over TLS.
             raise ConfigError(

@@ -29,9 +29,10 @@ from sbc.access import TRUNK, AccessPolicy, Peer
 from sbc.addresses import hostport
 from sbc.config import Config, Trunk
 from sbc.config.gateways import Gateway
+from sbc.config.sip import Transport
 from sbc.droplog import DropLog
 from sbc.interfaces import Address
-from sbc.locate import Hop, LocateError, Protocol, ServerLocator
+from sbc.locate import Hop, LocateError, ServerLocator
 from sbc.prefixes import Entry
 from sbc.routing.health import GatewayHealth, GatewayState
 from sbc.waiting import Maybe, whenAllReady, whenReady
@@ -41,7 +42,7 @@ __all__ = ["GatewayAccess", "GatewayWatch", "Gateways", "ordered"]
 # The name of each gateway's up/down gauge, before its labels.
 GAUGE = "gateway_up"
 # The transports a gateway can be reached over today.
-REACHABLE = frozenset({Protocol.UDP})
+REACHABLE = frozenset({Transport.UDP})
 
 
 def ordered(gateways: Sequence[Gateway], chance: random.Random) -> list[Gateway]:
@@ -124,7 +125,7 @@ class Gateways:
             return []
 
         try:
-            transport = None if gateway.transport is None else Protocol(gateway.transport.value)
+            transport = gateway.transport
             answer = self.locator.locate(gateway.host, gateway.port, transport)
         except LocateError:
             return failed(Failure())
