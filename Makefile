@@ -16,10 +16,11 @@ CODEC_BUILT  := build/mypyc/.built
 .PHONY: run test lint unit tools venv clean bench compiled pure
 
 # The users file holds password hashes and the state directory the TLS key: the SBC warns at start
-# when others may read them, so the demo keeps them private too.
+# when others may read them, so the demo keeps them private too. twistd.pid (in the checkout) is
+# where `sbc-ctl reload` looks by default, so that it reloads the demo.
 run: $(STAMP) $(CERT) compiled
 	chmod 600 etc/users.txt && chmod 700 $(STATE)
-	$(VENV)/bin/twistd -n --pidfile= sbc --config etc/sbc.toml
+	$(VENV)/bin/twistd -n --pidfile=twistd.pid sbc --config etc/sbc.toml
 
 # Everything on the compiled codec, then the codec's own tests (and the server's, which feed it
 # hostile bytes) again as pure Python: the code sbc runs where nothing could be compiled.

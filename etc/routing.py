@@ -5,14 +5,18 @@
 #   2. the static rules of sbc.toml ([routing.dids] and [[routing.routes]]);
 #   3. the registrar: a name of one of our users reaches that user;
 #   4. the trunks: other numbers go out through the longest matching route.
-# The first one that answers decides. As shipped, this hook answers None for every call, so the
+# (A call through one of our registrations whose [registrants.NAME] says route = "user:NAME" goes
+# to that user before any of these is asked.) The first one that answers decides. As shipped, this hook answers None for every call, so the
 # config decides everything.
 #
 # route(call) gets a read-only description of the call:
-#   call.source.kind           "trunk" or "devices"
-#   call.source.name           the trunk name (a [trunks.NAME] of sbc.toml), or "devices"
+#   call.source.kind           "trunk", "devices" or "registrant" (through our registration at a
+#                              peer's registrar, a [registrants.NAME] with route = "chain")
+#   call.source.name           the trunk name (a [trunks.NAME] of sbc.toml), "devices", or the
+#                              registrant's NAME
 #   call.fromTrunk             True when the call came in from a trunk
-#   call.user, call.domain     whom the caller dialled (the Request-URI), e.g. "+4930123456"
+#   call.user, call.domain     whom the caller dialled (the Request-URI; through a registration
+#                              the To header, since the Request-URI is our Contact), e.g. "+4930123456"
 #   call.fromUser, call.fromDomain   the caller, as the From header says
 #   call.authenticatedUser     "alice@demo.acme.sbc.test" for a device, else None
 #   call.headers               a few headers, lower-case names: call.headers.get("diversion")

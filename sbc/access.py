@@ -8,7 +8,7 @@ Bans outlive reloads: they belong to the running server, and persist through a `
 from __future__ import annotations
 
 import ipaddress
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,15 +25,18 @@ if TYPE_CHECKING:
 
 
 class PeerKind(StrEnum):
-    """What a source is to us: one of the trunks, or the device networks."""
+    """What a source is to us: one of the trunks, the device networks, or the registrar (or
+    outbound proxy) of one of our registrants (`sbc.routing.registrars`)."""
 
     TRUNK = "trunk"
     DEVICES = "devices"
+    REGISTRANT = "registrant"
 
 
 # The members under their old module names, so code that compares with these stays as it is.
 TRUNK = PeerKind.TRUNK
 DEVICES = PeerKind.DEVICES
+REGISTRANT = PeerKind.REGISTRANT
 
 _CACHE_LIMIT = 65536
 _MISSING = object()
@@ -41,7 +44,9 @@ _MISSING = object()
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """What a source address is to us: a trunk (by name) or a device network."""
+    """What a source address is to us: a trunk (by name), a device network, or a registrant (by
+    name: at the gate the first of the registrants whose registrar is there; admission then names
+    the one a request is for)."""
 
     kind: PeerKind
     name: str
@@ -166,6 +171,15 @@ def _widen(key: str, prefix: int) -> str:
     return str(network.supernet(new_prefix=prefix))
 
 
+class BanKind(StrEnum):
+    """Why a source was banned, as the metrics count bans: a closed set, unlike the reason text
+    that is logged and stored with each ban."""
+
+    AUTH = "auth"  # failed authentications
+    REQUEST_RATE = "request_rate"  # a device source past [bans] request_rate (sbc.flood)
+    OTHER = "other"
+
+
 class Bans:
     """Sources that failed authentication too often, refused at the gate until their ban ends.
 
@@ -202,6 +216,7 @@ class Bans:
         self.failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
         self.sourceFailures: OrderedDict[str, deque[float]] = OrderedDict()
         self.banCount = 0
+        self.banKinds: Counter[BanKind] = Counter()  # bans made since start, by kind (a metric)
         # The IPv6 prefix lengths a ban or counter may be filed under: the current one first,
         # then those of bans and counters made under an earlier prefix (see _reprefix).
         self._lengths: tuple[int, ...] = (settings.ipv6Prefix,)
@@ -282,16 +297,16 @@ class Bans:
             reason = f"{settings.failures} failed authentications as {username!r}"
         else:
             reason = f"{settings.failuresPerSource} failed authentications"
-        self._ban(key, settings.duration, reason)
+        self._ban(key, settings.duration, reason, BanKind.AUTH)
         return True
 
     def success(self, host: str, username: str) -> None:
         """A good password clears that username's count from that source, and nothing else."""
         self.failures.pop((self.key(host), username), None)
 
-    def ban(self, host: str, duration: float, reason: str) -> None:
+    def ban(self, host: str, duration: float, reason: str, kind: BanKind = BanKind.OTHER) -> None:
         """Ban ``host`` (an IPv6 host by its prefix) for ``duration`` seconds, logging ``reason``."""
-        self._ban(self.key(host), duration, reason)
+        self._ban(self.key(host), duration, reason, kind)
 
     def prune(self) -> None:
         """Drop ended bans (here and in the table) and counters older than the window."""
@@ -399,12 +414,13 @@ class Bans:
         recent.append(now)
         return len(recent) >= threshold and now - recent[0] <= self.settings.window
 
-    def _ban(self, key: str, duration: float, reason: str) -> None:
+    def _ban(self, key: str, duration: float, reason: str, kind: BanKind) -> None:
         until = self.clock.seconds() + duration
         self.active[key] = until
         if "/" in key and key.rpartition("/")[2] != str(self._lengths[0]):  # a network given as such
             self._findLengths()
         self.banCount += 1
+        self.banKinds[kind] += 1
         if self.table is not None:
             self.table.save(key, until, reason)
         self.log.warn(

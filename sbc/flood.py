@@ -11,10 +11,11 @@ authentication ban does, and the gate drops what follows at the cost of one dict
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 from twisted.internet.interfaces import IReactorTime
 
-from sbc.access import TRUNK, AccessPolicy, Bans, BanSettings
+from sbc.access import DEVICES, AccessPolicy, BanKind, Bans, BanSettings
 from sbc.rates import Rate, SourceRates
 from sbc.scanners import KNOWN_SCANNERS, ScannerFilter
 from sbc.sip.headers import Headers
@@ -29,6 +30,10 @@ class RequestLimit:
         self.clock = clock
         self.bans = bans
         self.banCount = 0
+        # Bindings by source host (the location store's count, kept as REGISTERs come and go): a
+        # source holding N gets N times the rate and burst, counted per address, so that an
+        # office behind one NAT re-registering at once after an outage is not banned.
+        self.registered: Mapping[str, int] = {}
         self._settings = settings
         self._rates: SourceRates | None = self._build(settings)
 
@@ -55,8 +60,10 @@ class RequestLimit:
         rates = self._rates
         if rates is None:
             return True
-        key = self.bans.key(host)  # an IPv6 source counts by its prefix, as bans do
-        if rates.take(key, self.clock.seconds()):
+        devices = self.registered.get(host, 0)
+        # An IPv6 source counts by its prefix, as bans do; one with registrations by its address.
+        key = host if devices else self.bans.key(host)
+        if rates.take(key, self.clock.seconds(), devices or 1):
             return True
         rates.forget(key)  # the ban holds it off now; a lifted or ended ban starts with a full bucket
         settings = self._settings
@@ -65,6 +72,7 @@ class RequestLimit:
             host,
             settings.requestBanDuration,
             f"request rate: more than {settings.requestRate:g}/s (burst {settings.requestBurst})",
+            BanKind.REQUEST_RATE,
         )
         return False
 
@@ -98,7 +106,9 @@ class DeviceScreen:
     def drops(self, headers: Headers | None, host: str) -> bool:
         """Whether the request from ``host`` goes unanswered (``headers`` None: it did not parse)."""
         peer = self.access.classify(host)  # a cached dict lookup: trunks pay only this
-        if peer is None or peer.kind is TRUNK:  # None: past the gate only as a removed trunk's source
+        # None: past the gate only as a removed trunk's source. A registrant's registrar is a
+        # configured server, as a trunk's gateway is: never rate-banned (its calls would stop).
+        if peer is None or peer.kind is not DEVICES:
             return False
         if not self.limit.allow(host):
             self.counts["rate_banned"] += 1

@@ -56,7 +56,8 @@ class IClientTransactionUser(Interface):
         """A provisional or final response for ``transaction``."""
 
     def transactionTimedOut(transaction: ClientTransaction) -> None:
-        """Timer B or F fired: no final response. The TU acts as if it got a 408."""
+        """Timer B or F fired, or the request could not be sent (a connection that failed): no
+        final response. The TU acts as if it got a 408."""
 
 
 class ILocationStore(Interface):

@@ -6,6 +6,12 @@ cached for the records' TTL on the injected clock, so a cached gateway costs no 
 come back as a plain list (`sbc.waiting.whenReady` joins the two cases). SRV targets are ordered
 by priority and, within one priority, by a weighted random draw (RFC 2782), drawn again for every
 call so that load spreads as the carrier asked.
+
+When DNS does not answer (a timeout, SERVFAIL) for a name that resolved before, the last good
+answer is served stale (RFC 8767) for up to `STALE_LIMIT` past its TTL, asked again every
+`NEGATIVE_TTL` seconds, with one rate-limited log line: gateways stay reachable, and whitelisted,
+through a DNS outage. An answer that the name has no records (NXDOMAIN) is an answer, not an
+outage: it replaces the old one at once.
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger, LogLevel
 from twisted.names import dns
 from twisted.names.error import DNSNameError
 from twisted.python.failure import Failure
 
 from sbc.config.sip import Transport
+from sbc.droplog import DropLog
 
 __all__ = ["Hop", "LocateError", "ServerLocator"]
 
@@ -37,6 +45,9 @@ _SRV_ORDER = (Transport.UDP, Transport.TCP, Transport.TLS)
 NEGATIVE_TTL = 30.0
 # A floor for cached answers: a TTL of 0 would send a query per call.
 MINIMUM_TTL = 1.0
+# How long past its TTL a good answer is served while DNS does not answer (RFC 8767 suggests
+# one to three days; a day, then the name is down until DNS answers again).
+STALE_LIMIT = 86400.0
 
 
 class LocateError(Exception):
@@ -69,6 +80,7 @@ class _Service:
 
 
 _Answer = tuple[float, tuple[_Service, ...]]  # (TTL, services in DNS order)
+_Stale = tuple[float, float, tuple[_Service, ...]]  # (when it arrived, served until, services)
 _Key = tuple[str, int | None, "Transport | None", bool]
 
 
@@ -93,6 +105,13 @@ def _ttl(ttls: Sequence[int]) -> float:
     return max(MINIMUM_TTL, float(min(ttls, default=NEGATIVE_TTL)))
 
 
+def _why(failure: Failure) -> str:
+    """What went wrong, for the log: the first error of a joined lookup, by its name."""
+    while isinstance(failure.value, FirstError):
+        failure = failure.value.subFailure
+    return failure.getErrorMessage() or getattr(failure.type, "__name__", "no answer")
+
+
 def _noRecords(failure: Failure) -> _Result:
     """NXDOMAIN is an answer (no records), not an error: the next step of RFC 3263 is tried."""
     failure.trap(DNSNameError)
@@ -102,11 +121,22 @@ def _noRecords(failure: Failure) -> _Result:
 class ServerLocator:
     """The RFC 3263 client side on a twisted.names ``IResolver``, with a TTL cache on a clock."""
 
-    def __init__(self, resolver: Any, clock: IReactorTime, chance: random.Random | None = None) -> None:
+    log = Logger()
+
+    def __init__(
+        self,
+        resolver: Any,
+        clock: IReactorTime,
+        chance: random.Random | None = None,
+        sourceLog: DropLog | None = None,
+    ) -> None:
         self.resolver = resolver
         self.clock = clock
         self.chance = chance or random.Random()
+        self.sourceLog = sourceLog or DropLog(clock)  # one line per name and minute
         self._cache: dict[_Key, _Answer] = {}
+        # The last good answer of each name, served stale while DNS does not answer.
+        self._good: dict[_Key, _Stale] = {}
         # Lookups under way, with who else waits for each: one query chain per name at a time.
         self._waiting: dict[_Key, list[Deferred[_Answer]]] = {}
 
@@ -132,16 +162,44 @@ class ServerLocator:
             waiters.append(waiter)
             return waiter.addCallback(lambda answer: self._hops(host, answer[1]))
         self._waiting[key] = []
-        d = self._lookup(host, port, transport, secure).addErrback(self._unanswered, host)
+        d = self._lookup(host, port, transport, secure)
+        d.addCallbacks(self._answered, self._unanswered, callbackArgs=(key,), errbackArgs=(host, key))
         return d.addCallback(self._remember, key, host)
 
     def forget(self) -> None:
-        """Drop every cached answer (a reload may point a name elsewhere)."""
+        """Drop every cached answer (a reload may point a name elsewhere); the last good ones
+        stay, to be served stale should DNS not answer the new lookups."""
         self._cache.clear()
+        now = self.clock.seconds()
+        self._good = {key: good for key, good in self._good.items() if good[1] > now}
 
-    def _unanswered(self, failure: Failure, host: str) -> _Answer:
-        """DNS did not answer (timeout, SERVFAIL): remembered as no hops for a while, like NXDOMAIN."""
-        return (NEGATIVE_TTL, ())
+    def _answered(self, answer: _Answer, key: _Key) -> _Answer:
+        """DNS answered: the answer is the last good one now (none, when the name has no records)."""
+        if answer[1]:
+            now = self.clock.seconds()
+            self._good[key] = (now, now + answer[0] + STALE_LIMIT, answer[1])
+        else:
+            self._good.pop(key, None)
+        return answer
+
+    def _unanswered(self, failure: Failure, host: str, key: _Key) -> _Answer:
+        """DNS did not answer (timeout, SERVFAIL): the last good answer, served stale for
+        `NEGATIVE_TTL` seconds at a time; without one, no hops for a while, like NXDOMAIN."""
+        now = self.clock.seconds()
+        good = self._good.get(key)
+        if good is None or good[1] <= now:
+            self._good.pop(key, None)
+            return (NEGATIVE_TTL, ())
+        self.sourceLog.emit(
+            self.log,
+            LogLevel.warn,
+            host,
+            "DNS did not answer for {name} ({why}): its last answer, {age} s old, is used meanwhile",
+            name=host,
+            why=_why(failure),
+            age=round(now - good[0]),
+        )
+        return (NEGATIVE_TTL, good[2])
 
     def _remember(self, answer: _Answer, key: _Key, host: str) -> list[Hop]:
         self._cache[key] = (self.clock.seconds() + answer[0], answer[1])

@@ -35,10 +35,11 @@ class TokenBucket:
         self.tokens = rate.burst
         self.stamp = now
 
-    def take(self, now: float) -> bool:
-        """Whether one more event fits now; a refused event takes nothing."""
+    def take(self, now: float, scale: float = 1.0) -> bool:
+        """Whether one more event fits now; a refused event takes nothing. ``scale`` multiplies
+        the rate and the burst (a source's budget per device it registered, say)."""
         rate = self.rate
-        tokens = min(rate.burst, self.tokens + (now - self.stamp) * rate.perSecond)
+        tokens = min(rate.burst * scale, self.tokens + (now - self.stamp) * rate.perSecond * scale)
         self.stamp = now
         if tokens < 1.0:
             self.tokens = tokens
@@ -63,17 +64,18 @@ class SourceRates:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def take(self, source: str, now: float) -> bool:
-        """Whether ``source`` may send one more request now."""
+    def take(self, source: str, now: float, scale: float = 1.0) -> bool:
+        """Whether ``source`` may send one more request now (at ``scale`` times the rate)."""
         buckets = self._buckets
         bucket = buckets.get(source)
         if bucket is None:
             if len(buckets) >= self.limit:
                 buckets.popitem(last=False)
             bucket = buckets[source] = TokenBucket(self.rate, now)
+            bucket.tokens *= scale  # a new source starts with its whole (scaled) burst
         else:
             buckets.move_to_end(source)
-        return bucket.take(now)
+        return bucket.take(now, scale)
 
     def forget(self, source: str) -> None:
         """Drop a source's bucket (it was banned: the ban, not the bucket, holds it off now)."""

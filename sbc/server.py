@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -24,20 +23,20 @@ from sbc.calls.cdr import CDRWriter
 from sbc.calls.context import Decide
 from sbc.calls.manager import CallManager
 from sbc.config import Config
-from sbc.config.errors import ConfigError
 from sbc.droplog import DropLog
 from sbc.flood import DeviceScreen
 from sbc.interfaces import Address, ILocationStore, IMediaRelay, ISIPTransport, ITransactionUser
 from sbc.locate import ServerLocator
-from sbc.ops.metrics import Metrics
+from sbc.ops.metrics import Metrics, serverMetrics
 from sbc.ops.reload import RetiredTrunks
 from sbc.registrar.authenticator import Authenticator
 from sbc.registrar.location import MemoryLocationStore
 from sbc.registrar.nonce import NonceManager
 from sbc.registrar.registrar import Registrar
 from sbc.routing import CallRequest, Decision, RoutingChain, buildChain
-from sbc.routing.gateways import GatewayAccess, Gateways, GatewayWatch
+from sbc.routing.gateways import Admitted, Gateways, GatewayWatch, withAdmitted
 from sbc.routing.health import GatewayHealth
+from sbc.routing.registrars import RegistrarWatch
 from sbc.scheduler import TimerQueue
 from sbc.sip.errors import SIPParseError
 from sbc.sip.headers import HeaderField, splitList
@@ -137,12 +136,16 @@ class SIPServer:
             self.respond,
             sourceLog=self.dropLog,
         )
+        # A source's request budget grows with the devices it registered (a store that counts them).
+        self.screen.limit.registered = getattr(self.registrar.store, "sources", {})
         # Trunk gateways: found by DNS (RFC 3263; no resolver: addresses only), pinged with
         # OPTIONS where a trunk has a ping_interval (`tap` runs the watch's tick), down ones skipped.
         self.health = GatewayHealth(clock, self.transactions, self._gatewayTransport, sip.serverName)
         self.gateways = Gateways(ServerLocator(resolver or ResolverBase(), clock), self.dropLog, self.health)
         self.gatewayWatch = GatewayWatch(clock, self.gateways, self.health, config, self.metrics.gauges)
         self.gatewayWatch.onAdmitted = self._gatewaysResolved
+        self.registrars = RegistrarWatch(clock, self.gateways.locator, self.dropLog, secret=secret)
+        self.registrars.onChanged = lambda: self._gatewaysResolved(self.gatewayWatch.admitted)
         # The config as loaded; `config` adds what trunks' gateway names resolve to (whitelist_gateways).
         self.loaded = config
         self.calls = CallManager(
@@ -168,6 +171,7 @@ class SIPServer:
         self.metrics.gauge("calls_active", lambda: len(self.calls.active()))
         self.metrics.gauge("transactions_server", lambda: len(self.transactions.serverTransactions))
         self.metrics.gauge("transactions_client", lambda: len(self.transactions.clientTransactions))
+        serverMetrics(self.metrics, clock, self.transactions, self.bans, self.registrar.store)
         self.methods["OPTIONS"] = self.answers.options
         self.methods["CANCEL"] = self._cancel
         self.methods["REGISTER"] = self.registrar.register
@@ -175,6 +179,7 @@ class SIPServer:
         # Methods that only make sense inside a dialog; they reach the call that owns it.
         for method in ("BYE", "UPDATE", "INFO", "PRACK", "REFER", "MESSAGE", "NOTIFY"):
             self.methods[method] = self.answers.outOfDialog
+        self._use(config)  # with the registrants' registrars admitted
 
     def setConfig(self, config: Config) -> None:
         """Swap in a new configuration: one assignment, so no request sees a mix.
@@ -186,35 +191,31 @@ class SIPServer:
         if config is not self.loaded:
             self.gateways.locator.forget()  # a reload may point a gateway's name elsewhere
         self.loaded = config
-        config = self._withGateways(config)
+        config = withAdmitted(config, self.gatewayWatch.admitted)
         self.retired.update(self.config, config)
-        self.config = config
+        self.chain = chain
+        self.gatewayWatch.setConfig(config)
+        self._use(config)
+
+    def _use(self, config: Config) -> None:
+        """Hand ``config`` to every part that reads it, and close the connections it refuses."""
+        self.config = config = self.registrars.admit(config)
         self.answers.serverName = config.sip.serverName
         self.bans.settings = config.bans
         self.screen.update(config.access, config.bans)
         self.authenticator.config = config
         self.registrar.setConfig(config)
         self.calls.config = config
-        self.chain = chain
-        self.gatewayWatch.setConfig(config)
         if self.closeConnections is not None:
             self.closeConnections(self.refused)
 
-    def _withGateways(self, config: Config) -> Config:
-        """``config`` whose access policy also admits the trunks' resolved gateway names."""
-        admitted = self.gatewayWatch.admitted
-        return replace(config, access=GatewayAccess(config.access, admitted)) if admitted else config
-
-    def _gatewaysResolved(self) -> None:
-        """What trunks' gateway names resolve to changed: the same config, with the new addresses."""
-        try:
-            self.setConfig(self.loaded)
-        except ConfigError as e:
-            self.log.error("gateway addresses not applied: {error}", error=str(e))
+    def _gatewaysResolved(self, admitted: Admitted) -> None:
+        """Gateway names resolve elsewhere now: only the access policy changes (no hook re-read)."""
+        self._use(withAdmitted(self.loaded, admitted))
 
     def _gatewayTransport(self, address: Address) -> ISIPTransport | None:
-        """Gateways are reached over the UDP transport calls use (none before it is bound)."""
-        return self.calls.legs.datagram
+        """Pings go as calls do: UDP, or the TCP/TLS connection of the gateway's transport."""
+        return self.gatewayWatch.transportFor(address)
 
     # --- transports call these ---------------------------------------------------------------
 
@@ -250,7 +251,8 @@ class SIPServer:
 
     def messageReceived(self, data: bytes, transport: ISIPTransport, source: Address) -> None:
         """Parse and check one admitted message, answer a broken request here, and pass the rest on."""
-        if self.config.tlsTrunks and refuseUnprovenTLS(self.config, transport, source[0]):
+        tls = self.config.tlsTrunks or self.retired.tls  # TLS-only trunks, or removed ones' calls
+        if tls and refuseUnprovenTLS(self.config, transport, source[0], self.retired.trunkOf):
             self.metrics.counts["tls_refused"] += 1
             return
         try:
@@ -382,4 +384,3 @@ class SIPServer:
 
     def _route(self, call: CallRequest) -> Decision | Deferred[Decision]:
         return self.chain.decide(call)  # the chain of the moment: a reload swaps it
-

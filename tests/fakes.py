@@ -325,6 +325,9 @@ class FakeUDPPort:
         self.written: list[tuple[bytes, Address]] = []
         self.open = True
         self.refuse: OSError | None = None
+        # Paused (the relay's idle pairs): datagrams wait in ``queued``, as in a kernel buffer.
+        self.reading = True
+        self.queued: list[tuple[bytes, Address]] = []
 
     def write(self, packet: bytes, addr: Address | None = None) -> None:
         assert self.open, "write on a closed socket"
@@ -334,9 +337,22 @@ class FakeUDPPort:
         self.written.append((packet, addr))
 
     def deliver(self, datagram: bytes, source: Address) -> None:
-        """A datagram arrives from ``source``."""
+        """A datagram arrives from ``source`` (and waits in ``queued`` while reading is paused)."""
         assert self.open, "datagram on a closed socket"
+        if not self.reading:
+            self.queued.append((datagram, source))
+            return
         self.protocol.datagramReceived(datagram, source)
+
+    def pauseReading(self) -> None:
+        self.reading = False
+
+    def resumeReading(self) -> int:
+        """Read again, throwing away what queued meanwhile, as `QuietDatagramPort` does."""
+        dropped = len(self.queued)
+        self.queued.clear()
+        self.reading = True
+        return dropped
 
     def startListening(self) -> None:
         """Already listening."""

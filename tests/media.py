@@ -152,5 +152,3 @@ class ClientTestCase(SynchronousTestCase):
     def replyLast(self, body: Encodable) -> None:
         cookie, _ = self.lastRequest()
         self.reply(cookie, body)
-
-

@@ -19,6 +19,7 @@ from sbc.access import (
     PRUNE_INTERVAL,
     TRUNK,
     AccessPolicy,
+    BanKind,
     Bans,
     BanSettings,
     Peer,
@@ -173,6 +174,13 @@ class BanCountingTests(BansTestCase):
         self.assertTrue(self.bans.failure("192.0.2.1", "victim"))
         self.assertTrue(self.bans.banned("192.0.2.1"))
         self.assertFalse(self.bans.banned("192.0.2.2"))
+
+    def test_kindCounted(self) -> None:
+        """An authentication ban counts under its kind, a ban by hand under "other"."""
+        for _ in range(3):
+            self.bans.failure("192.0.2.1", "victim")
+        self.bans.ban("192.0.2.2", 60.0, "by hand")
+        self.assertEqual(self.bans.banKinds, {BanKind.AUTH: 1, BanKind.OTHER: 1})
 
     def test_successClearsOnlyItsPair(self) -> None:
         """Good logins to the attacker's own account between guesses at another do not reset the count."""

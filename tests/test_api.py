@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,13 @@ from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
 from sbc.calls.call import Call
-from sbc.config import Config, ConfigError, loadConfig
+from sbc.config import Config, ConfigError, MediaEngine, loadConfig
 from sbc.config.api import DEMO_TOKEN
-from sbc.ops.api import APISources, MetricsCollector, Registrations, apiResource, callSummaries
+from sbc.config.calls import MediaSettings
+from sbc.ops.api import APISources, MetricsCollector, Registrants, Registrations, apiResource, callSummaries
 from sbc.ops.metrics import Metrics
 from sbc.ops.reload import ConfigReloader
+from sbc.registrant.status import RegistrantState, RegistrantStatus
 from sbc.registrar.location import Binding
 from tests.calls import CallTestCase
 from tests.fakes import DEMO_TOML, writeConfig
@@ -120,6 +123,29 @@ class MediaResourcesTests(APITestCase):
                 {"node": "other-1", "address": "192.0.2.8", "port_min": 30000, "port_max": 30999},
             ],
         )
+
+    def rtpengine(self, media: MediaSettings) -> list[dict[str, object]]:
+        """The media servers listed while the running config has ``media``."""
+        self.reloader.config = replace(self.reloader.config, media=media)
+        servers: list[dict[str, object]] = self.body(self.request("/media-resources", token=None))[
+            "mediaservers"
+        ]
+        return servers
+
+    def test_rtpengineAdvertisedAddresses(self) -> None:
+        """With rtpengine, its advertised media addresses are listed with the port range, and
+        never its ng control address; with none configured, no media address of ours."""
+        listed = self.rtpengine(
+            MediaSettings(
+                engine=MediaEngine.RTPENGINE, rtpengine=("10.9.9.9", 2223), rtpengineMedia=("203.0.113.20",)
+            )
+        )
+        self.assertEqual(
+            listed[0], {"node": "self", "address": "203.0.113.20", "port_min": 20000, "port_max": 29999}
+        )
+        self.assertNotIn("10.9.9.9", str(listed))
+        listed = self.rtpengine(MediaSettings(engine=MediaEngine.RTPENGINE, rtpengine=("10.9.9.9", 2223)))
+        self.assertEqual([server for server in listed if server["node"] == "self"], [])
 
     def test_nothingSecret(self) -> None:
         """The public answer carries neither the token nor trunk names nor whitelists."""
@@ -273,6 +299,70 @@ class RegistrationsFailureTests(APITestCase):
         self.assertIn("disk gone", self.body(request)["error"])
 
 
+class RegistrantsTests(APITestCase):
+    def use(self, *statuses: RegistrantStatus) -> None:
+        """Serve ``statuses`` as the registrant service's."""
+        resource = getChildForRequest(self.root, DummyRequest([b"registrants"]))
+        assert isinstance(resource, Registrants)
+        resource.sources = replace(resource.sources, registrants=lambda: statuses)
+
+    def test_registrants(self) -> None:
+        """Each registration with its state, last answer, next attempt and grant, times from now."""
+        self.use(
+            RegistrantStatus(
+                "peer-b",
+                "sip:127.0.0.5",
+                "sip:sbc@peer-b.example",
+                RegistrantState.REGISTERED,
+                lastCode=200,
+                lastReason="OK",
+                nextAttempt=500.0,
+                registeredUntil=700.0,
+                destination=("127.0.0.5", 5060),
+            ),
+            RegistrantStatus(
+                "peer-c",
+                "sip:[2001:db8::5]",
+                "sip:sbc@peer-c.example",
+                RegistrantState.FAILED,
+                lastCode=403,
+                lastReason="Forbidden",
+                nextAttempt=3700.0,
+                destination=("2001:db8::5", 5060),
+                failures=2,
+            ),
+        )
+        rows = self.body(self.request("/registrants"))["registrants"]
+        self.assertEqual(
+            rows[0],
+            {
+                "name": "peer-b",
+                "registrar": "sip:127.0.0.5",
+                "aor": "sip:sbc@peer-b.example",
+                "state": "registered",
+                "up": True,
+                "last_code": 200,
+                "last_reason": "OK",
+                "next_attempt_in": 400.0,
+                "expires_in": 600.0,
+                "destination": "127.0.0.5:5060",
+                "failures": 0,
+            },
+        )
+        self.assertEqual(
+            (rows[1]["state"], rows[1]["up"], rows[1]["expires_in"], rows[1]["destination"]),
+            ("failed", False, None, "[2001:db8::5]:5060"),
+        )
+
+    def test_noneConfigured(self) -> None:
+        """Without registrants the list is empty."""
+        self.assertEqual(self.body(self.request("/registrants")), {"registrants": []})
+
+    def test_needsToken(self) -> None:
+        """/registrants is an ops endpoint: 401 without the token."""
+        self.assertEqual(self.request("/registrants", token=None).responseCode, 401)
+
+
 class CallsTests(CallTestCase):
     def test_activeCallListed(self) -> None:
         """An answered call is listed with its id, caller, From and To, state and times."""
@@ -346,6 +436,16 @@ class PrometheusTests(APITestCase):
         self.assertIn("sbc_media_ports_in_use 8.0", text)
         self.assertIn(b"text/plain", (request.responseHeaders.getRawHeaders(b"content-type") or [b""])[0])
 
+    def test_labelledCounters(self) -> None:
+        """A labelled counter family shows one ``_total`` series per label value."""
+        methods: Counter[str] = Counter({"INVITE": 2, "other": 1})
+        self.metrics.counter("sip_requests", "method", methods)
+        self.metrics.counter("sip_responses", "code", Counter({503: 4}))
+        text = b"".join(self.request("/metrics").written).decode()
+        self.assertIn('sbc_sip_requests_total{method="INVITE"} 2.0', text)
+        self.assertIn('sbc_sip_requests_total{method="other"} 1.0', text)
+        self.assertIn('sbc_sip_responses_total{code="503"} 4.0', text)
+
     def test_readAtScrape(self) -> None:
         """A counter changed after the resource was built shows at the next scrape."""
         self.request("/metrics")
@@ -398,13 +498,13 @@ class APIConfigTests(SynchronousTestCase):
             self.load('\n[api]\ntoken = "short"\n')
 
     def test_shippedExampleLoads(self) -> None:
-        """The commented ``[api]`` example in etc/sbc.toml loads once uncommented (token_file aside)."""
+        """The demo's ``[api]`` in etc/sbc.toml (loopback, the demo token) loads, with its commented
+        other_nodes example uncommented (token_file aside)."""
         shipped = (Path(__file__).resolve().parents[1] / "etc" / "sbc.toml").read_text()
-        example = re.findall(
-            r"^#((?:\[api\]|listen =|token =|other_nodes =|  \{|\]).*)$", shipped, re.MULTILINE
-        )
-        self.assertEqual(example[0], "[api]")
-        api = self.load("\n" + "\n".join(example) + "\n").api
+        table = re.findall(r"^((?:\[api\]|listen =|token =).*)$", shipped, re.MULTILINE)
+        self.assertEqual(table[0], "[api]")
+        example = re.findall(r"^#((?:other_nodes =|  \{|\]).*)$", shipped, re.MULTILINE)
+        api = self.load("\n" + "\n".join(table + example) + "\n").api
         assert api is not None
         self.assertEqual((api.host, api.port, api.token), ("127.0.0.1", 8080, DEMO_TOKEN))
         self.assertEqual(len(api.otherNodes), 1)

@@ -52,8 +52,16 @@ class LogCallTests(SynchronousTestCase, CaptureMixin):
     def test_reasonMakesAWarning(self) -> None:
         """A call the SBC ended carries its reason and is a warning."""
         events = self.captureCallLog(self)
-        calllog.logCall(record(status=408, answer=None, disposition="no-answer", releasedBy="sbc",
-                               bLeg=None, reason="no answer (Timer C)"))
+        calllog.logCall(
+            record(
+                status=408,
+                answer=None,
+                disposition="no-answer",
+                releasedBy="sbc",
+                bLeg=None,
+                reason="no answer (Timer C)",
+            )
+        )
         (event,) = events
         self.assertEqual(event["log_level"], LogLevel.warn)
         text = formatEvent(event)

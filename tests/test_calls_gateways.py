@@ -3,15 +3,24 @@ gateways by DNS name (each SRV target one failover step) and past gateways the p
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.ssl import optionsForClientTLS
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.names import dns
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 
 from sbc.config.gateways import Gateway
 from sbc.config.sip import Transport
 from sbc.interfaces import Address
 from sbc.server import SIPServer
-from sbc.sip import Request
+from sbc.sip import Request, parseMessage
 from sbc.transaction import Timers
+from sbc.transport.outbound import OutboundStreams
 from tests.calls import SDP, TRUNK, CallTestCase, answer, callConfig, invite, route, withTrunk
 from tests.fakes import FakeResolver
 
@@ -150,3 +159,102 @@ class WhitelistGatewaysTests(GatewayCallTestCase):
         self.gateways(Gateway("gw.peer.test", 5080), whitelistGateways=False)
         self.server.gatewayWatch.tick()
         self.assertFalse(self.server.admit("127.0.0.9"))
+
+    def test_refreshSwapsOnlyTheAccessPolicy(self) -> None:
+        """A gateway name that resolves elsewhere changes the gate's policy alone: the routing
+        chain (and its hook file) is not built again, and the loaded config stays."""
+        self.resolver.add(dns.A, "gw.peer.test", dns.Record_A("127.0.0.9"))
+        self.gateways(Gateway("gw.peer.test", 5080), whitelistGateways=True)
+        chain, loaded = self.server.chain, self.server.loaded
+        self.server.gatewayWatch.tick()
+        self.assertTrue(self.server.admit("127.0.0.9"))
+        self.assertIs(self.server.calls.config.access, self.server.config.access)
+        self.assertIs(self.server.chain, chain)
+        self.assertIs(self.server.loaded, loaded)
+
+
+class StreamGatewayTests(GatewayCallTestCase):
+    """Gateways over TCP or TLS: connections of our own (sbc.transport.outbound), opened per call's need."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.reactor = MemoryReactorClock()
+        self.names: list[str] = []
+        local = {Transport.TCP: ("127.0.0.1", 5060), Transport.TLS: ("127.0.0.1", 5061)}
+        self.server.gateways.streams = OutboundStreams(
+            self.reactor,
+            self.clock,
+            self.server,
+            local,
+            60.0,
+            65535,
+            clientTLS=self.creator,
+            onFailure=self.server.transactions.transportFailed,
+        )
+        self.resolver.add(dns.A, "gw.peer.test", dns.Record_A("127.0.0.3"))
+
+    def creator(self, name: str) -> Any:
+        self.names.append(name)
+        return optionsForClientTLS(name)
+
+    def connected(self, handshake: bool = True) -> StringTransport:
+        """Let the last connection attempt succeed (and its TLS handshake); the bytes it carries."""
+        host, port = self.reactor.tcpClients[-1][:2]
+        factory: Any = self.reactor.tcpClients[-1][2]
+        inner = getattr(factory, "wrappedFactory", factory)
+        protocol = inner.buildProtocol(None)
+        wire = StringTransport(peerAddress=IPv4Address("TCP", host, port))
+        protocol.makeConnection(wire)
+        if handshake and isinstance(factory, TLSMemoryBIOFactory):
+            protocol.handshakeCompleted()
+        return wire
+
+    def test_tlsGatewayByName(self) -> None:
+        """A TLS gateway by name gets the INVITE over a TLS connection that verifies that name (not
+        the address it resolved to): Request-URI, Via and Contact all say TLS, our Via and Contact
+        name our TLS listener."""
+        self.gateways(Gateway("gw.peer.test", 5061, transport=Transport.TLS))
+        self.call()
+        self.assertEqual(self.names, ["gw.peer.test"])
+        self.assertEqual([(h, p) for h, p, *_ in self.reactor.tcpClients], [("127.0.0.3", 5061)])
+        sent = parseMessage(self.connected().value())
+        assert isinstance(sent, Request)
+        self.assertEqual(sent.method, "INVITE")
+        self.assertEqual(sent.uri.param("transport"), "tls")
+        self.assertEqual(sent.topVia().transport, "TLS")
+        self.assertEqual((sent.topVia().host, sent.topVia().port), ("127.0.0.1", 5061))
+        self.assertIn("127.0.0.1:5061;transport=tls", sent.headers.get("contact") or "")
+
+    def test_addressGatewayProvesTrunkIdentity(self) -> None:
+        """A TLS gateway by address must prove the trunk's first TLS identity."""
+        self.gateways(Gateway("127.0.0.3", 5061, transport=Transport.TLS), tlsIdentities=("carrier.test",))
+        self.call()
+        self.assertEqual(self.names, ["carrier.test"])
+
+    def test_refusedFailsOverAtOnce(self) -> None:
+        """A TLS gateway that refuses the connection is a failed step now, not after Timer B: the
+        call goes on to the next gateway at once."""
+        self.gateways(Gateway("gw.peer.test", 5061, transport=Transport.TLS), Gateway(*B))
+        self.call()
+        factory: Any = self.reactor.tcpClients[-1][2]
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        self.assertEqual(len(self.invites(B)), 1)
+
+    def test_refusedIs503(self) -> None:
+        """A connection that cannot be opened counts as a 503 (RFC 3261 section 8.1.3.1), not a
+        timeout: with no gateway left the caller hears 503."""
+        self.gateways(Gateway("gw.peer.test", 5061, transport=Transport.TLS))
+        self.call()
+        factory: Any = self.reactor.tcpClients[-1][2]
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        self.assertEqual(self.statuses(TRUNK)[-1], 503)
+
+    def test_tcpGateway(self) -> None:
+        """A TCP gateway gets the INVITE as soon as TCP connects, and its answer completes the call."""
+        self.gateways(Gateway("127.0.0.3", 5070, transport=Transport.TCP))
+        self.call()
+        wire = self.connected()
+        sent = parseMessage(wire.value())
+        assert isinstance(sent, Request)
+        self.assertEqual(sent.topVia().transport, "TCP")
+        self.assertEqual(self.names, [])

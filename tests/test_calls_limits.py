@@ -10,7 +10,7 @@ from netaddr import IPSet
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.calls.limits import BUSY_RETRY_AFTER, TrunkCounters
+from sbc.calls.limits import BUSY_RETRY_AFTER, TrunkCounters, registrantKey
 from sbc.config import Trunk
 from sbc.config.gateways import Gateway
 from sbc.config.limits import CallLimits
@@ -46,6 +46,23 @@ class TrunkCountersTests(SynchronousTestCase):
         self.assertEqual(refusal.status, 503)
         self.assertEqual(refusal.extra, (("Retry-After", "1"),))
         self.assertEqual(self.counters.counts["trunk_refused_cps"], 1)
+
+    def test_registrantCountedApart(self) -> None:
+        """A registration's limits count under its own key: a trunk of the same name shares
+        neither its calls nor its bucket, and its refusals are counted as registrant_refused_*."""
+        limits = CallLimits(maxCps=1.0, maxCalls=1)
+        key = registrantKey("demo")
+        self.assertIsNone(self.counters.admitUnder(key, limits, metric="registrant"))
+        self.counters.hold("c1", key)
+        refusal = self.counters.admitUnder(key, limits, metric="registrant")
+        assert refusal is not None
+        self.assertEqual((refusal.status, refusal.extra), (503, (("Retry-After", str(BUSY_RETRY_AFTER)),)))
+        self.assertEqual(self.counters.counts["registrant_refused_calls"], 1)
+        self.assertEqual(self.counters.calls("demo"), 0)
+        self.assertIsNone(self.counters.admit(trunk(maxCps=1.0, maxCalls=1), None))
+        self.counters.release("c1")
+        self.clock.advance(1)
+        self.assertIsNone(self.counters.admitUnder(key, limits, metric="registrant"))
 
     def test_refill(self) -> None:
         """Tokens come back at the rate: after half a second at 2 per second, one more fits."""
@@ -145,6 +162,21 @@ class TrunkCountersTests(SynchronousTestCase):
         self.assertEqual(self.counters.calls("demo"), 2)
         self.counters.release("c1")
         self.assertEqual(self.counters.calls("demo"), 0)
+
+    def test_releaseOutbound(self) -> None:
+        """A failed leg's trunk stops counting the call at once; the call's inbound count (a
+        hairpin's) and other trunks stay."""
+        demo, carrier = trunk(maxCalls=2), trunk("carrier", maxCalls=1)
+        self.counters.hold("c1", "demo")
+        self.assertTrue(self.counters.outbound(demo, "c1"))
+        self.assertTrue(self.counters.outbound(carrier, "c1"))
+        self.counters.releaseOutbound("c1", "carrier")
+        self.counters.releaseOutbound("c1", "carrier")  # once only
+        self.counters.releaseOutbound("c1", None)
+        self.assertEqual((self.counters.calls("carrier"), self.counters.calls("demo")), (0, 2))
+        self.assertTrue(self.counters.outbound(carrier, "c2"))
+        self.counters.releaseOutbound("c1", "demo")
+        self.assertEqual(self.counters.calls("demo"), 1)
 
     def test_keepOutbound(self) -> None:
         """Once a call is answered, only the answering trunk keeps counting it."""
@@ -265,6 +297,26 @@ class OutboundLimitTests(CallTestCase):
         self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
         self.assertEqual(self.statuses(TRUNK)[-1], 503)
         self.assertEqual(self.server.calls.limits.calls("demo"), 0)  # the refused call gave its count back
+
+    def test_failedLegUncountedAtOnce(self) -> None:
+        """A 503 from the carrier gives its count back while the call fails over and rings on
+        the next trunk: another call may use the carrier meanwhile."""
+        self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
+        (first,) = self.requestsTo(CARRIER_GW, "INVITE")
+        self.receive(answer(first, 503), CARRIER_GW)
+        self.assertEqual(len(self.requestsTo(("127.0.0.2", 5080), "INVITE")), 1)  # rings there
+        self.assertEqual(self.server.calls.limits.calls("carrier"), 0)
+        self.receive(invite("sip:+15559999@127.0.0.1", callId="second-call", branch="z9hG4bKa2"), TRUNK)
+        self.assertEqual(len(self.requestsTo(CARRIER_GW, "INVITE")), 2)
+        self.assertEqual(self.server.metrics["trunk_refused_outbound"], 0)
+
+    def test_silentLegUncountedAtOnce(self) -> None:
+        """A carrier leg given up for no answer within failover_timeout gives its count back too."""
+        self.receive(invite("sip:+15559999@127.0.0.1"), TRUNK)
+        self.assertEqual(self.server.calls.limits.calls("carrier"), 1)
+        self.clock.advance(self.carrier.failoverTimeout + 0.1)
+        self.assertEqual(len(self.requestsTo(("127.0.0.2", 5080), "INVITE")), 1)
+        self.assertEqual(self.server.calls.limits.calls("carrier"), 0)
 
     def test_outboundCountedUntilEnd(self) -> None:
         """A call answered by a trunk counts under it until it ends; a trunk it failed over from

@@ -5,6 +5,7 @@ The calls run through the built-in relay on a fake UDP reactor, as `tests.test_c
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from sbc.calls.media import ownerOf
@@ -12,8 +13,10 @@ from sbc.calls.parties import Party, PartyKind
 from sbc.media.ng import RtpengineTimeoutError
 from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay
+from sbc.media.targets import Networks
 from sbc.sip import Request
 from sbc.sip.sdp import parseSDP
+from sbc.tap import mediaRelay
 from tests.calls import ALICE, SDP, TRUNK, CallTestCase, answer, invite, withMedia
 from tests.fakes import FakeUDPReactor, RecordingRelay
 
@@ -77,6 +80,18 @@ class MediaSecurityTests(CallTestCase):
         assert stats is not None
         self.assertEqual(stats.refused, 3)
 
+    def test_forbiddenAsNetworks(self) -> None:
+        """Calls check SDP against the forbidden networks as Networks, built once per configuration
+        (not per call or per SDP), and a reload builds them anew."""
+        first = self.server.calls.context.forbidden
+        self.assertIsInstance(first, Networks)
+        self.configure(forbiddenTargets=("10.0.0.0/8",))
+        forbidden = self.server.calls.context.forbidden
+        self.assertIsInstance(forbidden, Networks)
+        assert isinstance(first, Networks) and isinstance(forbidden, Networks)
+        inside = ipaddress.ip_address("10.1.2.3")
+        self.assertEqual((first.contains(inside), forbidden.contains(inside)), (False, True))
+
     def test_forbiddenTarget(self) -> None:
         """SDP naming the SBC's own address gets 488 and no call; another loopback address is fine."""
         self.bind()
@@ -86,6 +101,23 @@ class MediaSecurityTests(CallTestCase):
         self.assertEqual(self.relay.activeSessions(), 0)
         self.receive(invite(body=body("127.0.0.3", 6000), callId="second", branch="z9hG4bK2"), TRUNK)
         self.assertEqual(len(self.requestsTo(ALICE, "INVITE")), 1)
+
+    def test_reloadReachesServiceRelay(self) -> None:
+        """With the relay as the service builds it, a reload that no longer forbids an address (or
+        allows more m= lines) lets such a call through: only the call layer checks, per config."""
+        self.configure(forbiddenTargets=("self", "10.0.0.0/8"), maxStreams=1)
+        relay = mediaRelay(self.clock, self.server.config, udp=self.udpReactor)
+        assert isinstance(relay, MediaRelay)
+        self.relay = self.server.calls.relay = relay
+        self.bind()
+        self.receive(invite(body=body("10.9.9.9", 6000)), TRUNK)
+        self.receive(invite(body=body("10.8.8.8", 6000, 6002), callId="two", branch="z9hG4bK2"), TRUNK)
+        self.assertEqual(self.statuses(TRUNK)[-2:], [488, 488])
+        self.configure(forbiddenTargets=("self",), maxStreams=2)
+        self.receive(invite(body=body("10.9.9.9", 6000), callId="three", branch="z9hG4bK3"), TRUNK)
+        self.receive(invite(body=body("10.8.8.8", 6000, 6002), callId="four", branch="z9hG4bK4"), TRUNK)
+        self.assertEqual(len(self.requestsTo(ALICE, "INVITE")), 2)
+        self.assertEqual(self.relay.activeSessions(), 2)
 
     def test_tooManyStreams(self) -> None:
         """An offer with more m= lines than max_streams gets 488 and binds nothing."""

@@ -335,6 +335,15 @@ class ListenerAddressConfigTests(ConfigTestCase):
         """A wildcard media address (written into SDP, where it means hold) is refused."""
         self.assertEqual(self.error(DEMO_TOML + '[media]\naddress = "0.0.0.0"\n').key, "media.address")
 
+    def test_rtpengineMedia(self) -> None:
+        """rtpengine_media takes addresses (brackets dropped) and refuses anything else, naming the key."""
+        media = self.load(DEMO_TOML + '[media]\nrtpengine_media = ["203.0.113.20", "[2001:db8::5]"]\n').media
+        self.assertEqual(media.rtpengineMedia, ("203.0.113.20", "2001:db8::5"))
+        self.assertEqual(
+            self.error(DEMO_TOML + '[media]\nrtpengine_media = ["media.example"]\n').key,
+            "media.rtpengine_media",
+        )
+
     def test_gatewayPortNotAsciiDigits(self) -> None:
         """A gateway port of non-ASCII digits is a config error naming the key, not a crash."""
         toml = DEMO_TOML.replace('"127.0.0.2:5080"', '"127.0.0.2:50\u00b2"')

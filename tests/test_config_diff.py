@@ -9,7 +9,8 @@ from netaddr import IPNetwork, IPSet
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import Refer
-from sbc.config.diff import trunkChanges
+from sbc.config.diff import registrantChanges, trunkChanges
+from sbc.config.registrants import Registrant
 from sbc.prefixes import Entry
 from tests.calls import callConfig, withTrunk
 
@@ -92,3 +93,29 @@ class TrunkChangesTests(SynchronousTestCase):
                 "trunk peer added: 192.0.2.0/24",
             ],
         )
+
+
+class RegistrantChangesTests(SynchronousTestCase):
+    def test_addedRemovedChanged(self) -> None:
+        """Registrants added, removed and changed are named, with the keys that changed; never a
+        password's value."""
+        peer = Registrant(
+            name="peer-b", registrar="sip:127.0.0.5", aor="sip:a@b.example", authUser="a", password="old-pw"
+        )
+        gone = replace(peer, name="gone")
+        old = replace(callConfig(), registrants=(peer, gone))
+        new = replace(
+            callConfig(),
+            registrants=(replace(peer, password="new-pw", expires=900), replace(peer, name="new")),
+        )
+        lines = registrantChanges(old, new)
+        self.assertEqual(
+            lines,
+            [
+                "registrant gone removed (it unregisters)",
+                "registrant peer-b changed: password, expires",
+                "registrant new added",
+            ],
+        )
+        self.assertNotIn("pw", "\n".join(lines))
+        self.assertEqual(registrantChanges(old, old), [])

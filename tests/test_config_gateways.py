@@ -83,9 +83,7 @@ class ParseGatewayTests(SynchronousTestCase):
 
     def test_str(self) -> None:
         """A gateway prints as it could be written, for logs and sbc-ctl."""
-        self.assertEqual(
-            str(Gateway("2001:db8::1", 5060, Transport.TLS)), "[2001:db8::1]:5060;transport=tls"
-        )
+        self.assertEqual(str(Gateway("2001:db8::1", 5060, Transport.TLS)), "[2001:db8::1]:5060;transport=tls")
         self.assertEqual(str(Gateway("gw.peer.example")), "gw.peer.example")
 
 
@@ -138,6 +136,20 @@ class TrunkGatewayKeysTests(SynchronousTestCase):
             config.trunks[0].gateways,
             (Gateway("gw.peer.example", priority=5), Gateway("127.0.0.3", 5060, Transport.UDP)),
         )
+
+    def test_streamGatewayWithoutListenerWarned(self) -> None:
+        """A TCP or TLS gateway with no listener of its transport (our Via would name none) is a
+        warning at load; with the listener there is none."""
+        gateways = 'gateways = ["127.0.0.2:5080", "127.0.0.2:5081;transport=tcp"]'
+        toml = DEMO_TOML.replace('gateways = ["127.0.0.2:5080"]', gateways)
+        config = loadConfig(writeConfig(self.directory, toml))
+        self.assertEqual(
+            config.warnings,
+            ("trunk demo: gateway 127.0.0.2:5081;transport=tcp is skipped: no tcp [[listen]] table",),
+        )
+        listener = '[[listen]]\ntransport = "tcp"\nhost = "127.0.0.1"\nport = 5060\n\n[trunks.demo]'
+        config = loadConfig(writeConfig(self.directory, toml.replace("[trunks.demo]", listener)))
+        self.assertEqual(config.warnings, ())
 
     def test_dnsServers(self) -> None:
         """``[dns] servers`` lists host:port name servers; a bad one is an error naming the key."""

@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sbc.config import Transport, loadConfig
 from sbc.ops import configctl, ctl
 from sbc.ops.explain import Source, SourceError, explainSource, parseSource, readBans
+from sbc.ops.pidfile import DEFAULT_PIDFILE
 from sbc.ops.starter import writeSelfSignedCertificate
 from sbc.ops.state import BanTable, openDatabase
 from sbc.tap import Options
@@ -206,6 +207,68 @@ class ExplainSourceTests(CommandTestCase):
         self.assertEqual(status, 0)
         self.assertIn("127.0.0.2 over tls: accepted: trunk demo", out)
 
+    def test_requireTLSWithoutTransport(self) -> None:
+        """Without --transport, a TLS-only trunk's source is accepted with a line saying TLS only."""
+        writeSelfSignedCertificate(self.directory)
+        path = self.write(TLS_TOML)
+        status, out, _ = self.sbcCtl("explain", "127.0.0.2", "--config", str(path))
+        self.assertEqual(status, 0)
+        self.assertIn("127.0.0.2: accepted: trunk demo", out)
+        self.assertIn("  over TLS only: trunk demo requires TLS, its UDP and TCP are dropped", out)
+
+    def test_gatewayNamesNamed(self) -> None:
+        """A source no file holds: a trunk with whitelist_gateways says which names would admit it."""
+        toml = DEVICES_TOML.replace(
+            'gateways = ["127.0.0.2:5080"]',
+            'gateways = ["gw.peer.example", "127.0.0.3"]\nwhitelist_gateways = true',
+        )
+        path = self.write(toml)
+        status, out, _ = self.sbcCtl("explain", "127.0.0.9", "--config", str(path))
+        self.assertEqual(status, 1)
+        self.assertEqual(
+            out.splitlines(),
+            [
+                "127.0.0.9: dropped: no trunk whitelist and no device network holds 127.0.0.9",
+                "  unless gw.peer.example resolves to it: then it is trunk demo (whitelist_gateways),"
+                " as long as DNS says so",
+            ],
+        )
+
+    def test_registrar(self) -> None:
+        """A registrant's registrar given by address is accepted as the running gate takes it."""
+        toml = DEVICES_TOML + (
+            '\n[registrants.peer-b]\nregistrar = "sip:127.0.0.9"\naor = "sip:sbc@peer-b.example"\n'
+            'password = "secret"\n'
+        )
+        path = self.write(toml)
+        status, out, _ = self.sbcCtl("explain", "127.0.0.9", "--config", str(path))
+        self.assertEqual(status, 0)
+        self.assertEqual(
+            out.splitlines(),
+            [
+                "127.0.0.9: accepted: the registrar of registrant peer-b",
+                "  only for new INVITEs to the Contact of registrant peer-b (over udp); any other new"
+                " INVITE gets 404, REGISTER 403",
+            ],
+        )
+
+    def test_registrarOfSeveral(self) -> None:
+        """A registrar of several registrants names them all (not the first alone), each with its
+        transport."""
+        toml = DEVICES_TOML + (
+            '\n[[listen]]\ntransport = "tcp"\nhost = "127.0.0.1"\nport = 5062\n'
+            '\n[registrants.peer-b]\nregistrar = "sip:127.0.0.9"\naor = "sip:sbc@peer-b.example"\n'
+            'password = "secret"\n'
+            '\n[registrants.peer-c]\nregistrar = "sip:127.0.0.9"\naor = "sip:sbc@peer-c.example"\n'
+            'password = "secret"\ntransport = "tcp"\n'
+        )
+        path = self.write(toml)
+        status, out, _ = self.sbcCtl("explain", "127.0.0.9", "--config", str(path))
+        self.assertEqual(status, 0)
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "127.0.0.9: accepted: the registrar of registrants peer-b, peer-c")
+        self.assertIn("registrant peer-b (over udp), peer-c (over tcp);", lines[1])
+
     def test_noListener(self) -> None:
         """A transport no [[listen]] table takes is dropped."""
         path = self.write()
@@ -298,6 +361,28 @@ class ExplainCallTests(CommandTestCase):
         self.assertIn("call from 127.0.0.2 (trunk demo) to +4930123@example.com:", out)
         self.assertTrue(out.endswith("result: chain: reject 404 No route\n"), out)
 
+    def test_trunkAcceptListRefuses(self) -> None:
+        """A trunk's number outside its accept list is refused with 404 before routing; its
+        limits are said."""
+        limits = '\nmax_cps = 5\nmax_calls = 10\naccept = ["+4930*"]\n'
+        path = self.write(
+            ROUTED_TOML.replace('gateways = ["127.0.0.2:5080"]\n', 'gateways = ["127.0.0.2:5080"]' + limits)
+        )
+        status, out, _ = self.sbcCtl("explain", "--call", "127.0.0.2", "+4940123", "--config", str(path))
+        self.assertEqual(status, 0)
+        self.assertEqual(
+            out.splitlines(),
+            [
+                "call from 127.0.0.2 (trunk demo) to +4940123@example.com:",
+                "  trunk demo limits: max_cps 5 (burst 5), max_calls 10: past either, 503 with Retry-After",
+                "  trunk demo may not call +4940123: not in accept = [+4930*]  <- refused",
+                "result: reject 404 Not Found (trunk accept list)",
+            ],
+        )
+        status, out, _ = self.sbcCtl("explain", "--call", "127.0.0.2", "+4930123", "--config", str(path))
+        self.assertIn("  trunk demo accepts +4930123 (accept = +4930*)", out)
+        self.assertNotIn("refused", out)  # the chain decides from here on
+
     def test_hookAnswers(self) -> None:
         """The hook is asked first, as in the server's chain."""
         (self.directory / "routing.py").write_text(
@@ -356,6 +441,15 @@ class ReloadTests(CommandTestCase):
         os.chdir(self.directory)
         self.assertEqual(self.sbcCtl("reload")[0], 0)
         self.assertEqual(self.signals, [(4242, signal.SIGHUP)])
+
+    def test_makeRunWritesTheDefaultPidfile(self) -> None:
+        """`make run` (run in the checkout) has twistd write its pid where a plain `sbc-ctl reload`
+        in the checkout looks, so that it reloads the demo."""
+        makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+        recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+        (twistd,) = [line for line in recipe.splitlines() if "/bin/twistd " in line]
+        options = [word for word in twistd.split() if word.startswith("--pidfile")]
+        self.assertEqual(options, [f"--pidfile={DEFAULT_PIDFILE}"])
 
     def test_missing(self) -> None:
         """A missing pidfile is a clear error, exit 1."""

@@ -14,7 +14,7 @@ from netaddr import IPSet
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from sbc.access import DEVICE_NETWORK, TRUNK, AccessPolicy, Bans, BanSettings, Peer
+from sbc.access import DEVICE_NETWORK, TRUNK, AccessPolicy, BanKind, Bans, BanSettings, Peer
 from sbc.flood import DeviceScreen, RequestLimit
 from sbc.ops.state import BanTable, openDatabase
 from sbc.sip.headers import HeaderField, Headers
@@ -55,6 +55,11 @@ class RequestLimitTests(SynchronousTestCase):
         self.assertIn("request rate", reason)
         self.assertIn("10/s", reason)
 
+    def test_banKind(self) -> None:
+        """A flood ban counts as a request-rate ban, for the metrics' bans by reason."""
+        self.allowed("192.0.2.1", 6)
+        self.assertEqual(self.bans.banKinds, {BanKind.REQUEST_RATE: 1})
+
     def test_banClosesConnections(self) -> None:
         """A flood ban tells onBan, as an authentication ban does, so open connections close."""
         self.allowed("192.0.2.1", 6)
@@ -81,6 +86,20 @@ class RequestLimitTests(SynchronousTestCase):
         self.assertEqual([self.limit.allow(host) for host in hosts], [True] * 5 + [False])
         self.assertTrue(self.bans.banned("2001:db8::99"))
         self.assertIn("2001:db8::/64", self.table.load())
+
+    def test_budgetPerRegisteredDevice(self) -> None:
+        """A source holding N registrations gets N times the burst (and rate): an office behind
+        one NAT re-registering at once is not banned; past N bursts it still is."""
+        self.limit.registered = {"192.0.2.1": 20}
+        self.assertEqual(self.allowed("192.0.2.1", 100), [True] * 100)
+        self.assertEqual(self.allowed("192.0.2.1", 1), [False])
+        self.assertEqual(self.allowed("192.0.2.2", 6), [True] * 5 + [False])  # no registrations
+
+    def test_registeredIPv6CountedByAddress(self) -> None:
+        """A registered IPv6 address has its own budget, not its prefix's shared one."""
+        self.limit.registered = {"2001:db8::1": 2}
+        self.assertEqual(self.allowed("2001:db8::2", 5), [True] * 5)
+        self.assertEqual(self.allowed("2001:db8::1", 10), [True] * 10)
 
     def test_freshBucketAfterBan(self) -> None:
         """A source whose ban ended starts again with a full burst."""

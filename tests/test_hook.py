@@ -297,9 +297,7 @@ class SampleHookTests(SynchronousTestCase):
         without = shippedChain(RoutingSettings(RULES), users=USERS, domains=[DOMAIN])
         for call in CALLS:
             self.assertIsNone(hook(call))
-            self.assertEqual(
-                withHook.route(call), without.route(call)
-            )
+            self.assertEqual(withHook.route(call), without.route(call))
             self.assertEqual(explain(withHook, call)[0], "hook: pass")
 
     def test_examplesWork(self) -> None:

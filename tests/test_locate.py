@@ -8,12 +8,12 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.names import dns
-from twisted.names.error import DNSServerError
+from twisted.names.error import DNSQueryTimeoutError, DNSServerError
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config.sip import Transport
-from sbc.locate import NEGATIVE_TTL, Hop, LocateError, ServerLocator
-from tests.fakes import FakeResolver
+from sbc.locate import NEGATIVE_TTL, STALE_LIMIT, Hop, LocateError, ServerLocator
+from tests.fakes import FakeResolver, LogRecorder
 
 
 def naptr(order: int, preference: int, service: bytes, replacement: str) -> dns.Record_NAPTR:
@@ -220,3 +220,76 @@ class FailureTests(LocateTestCase):
         self.clock.advance(NEGATIVE_TTL + 1)
         self.resolver.add(dns.A, "nowhere.test", dns.Record_A("192.0.2.9"))
         self.assertEqual(self.hops("nowhere.test", port=5060)[0].host, "192.0.2.9")
+
+
+class StaleTests(LocateTestCase):
+    """When DNS does not answer, a name that resolved before keeps its last good answer (RFC 8767)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.events = LogRecorder()
+        self.patch(ServerLocator, "log", self.events.log)
+        self.resolver.add(dns.A, "gw.peer.test", dns.Record_A("192.0.2.5"), ttl=60)
+        self.good = [Hop("192.0.2.5", 5060, Transport.UDP, "gw.peer.test")]
+        self.assertEqual(self.hops("gw.peer.test", port=5060), self.good)
+
+    def outage(self) -> None:
+        """DNS stops answering for gw.peer.test."""
+        self.resolver.failures[(dns.A, "gw.peer.test")] = DNSQueryTimeoutError("gw.peer.test")
+
+    def test_servedStaleOnTimeout(self) -> None:
+        """Past the TTL, a timeout serves the last answer, asked again after NEGATIVE_TTL, with one
+        log line a minute."""
+        self.outage()
+        self.clock.advance(61)
+        self.assertEqual(self.hops("gw.peer.test", port=5060), self.good)
+        asked = len(self.resolver.queries)
+        self.assertEqual(self.locator.locate("gw.peer.test", port=5060), self.good)
+        self.assertEqual(len(self.resolver.queries), asked)
+        self.clock.advance(NEGATIVE_TTL + 1)
+        self.assertEqual(self.hops("gw.peer.test", port=5060), self.good)
+        self.assertGreater(len(self.resolver.queries), asked)
+        self.assertEqual(len(self.events.events), 1)
+        self.assertEqual(self.events.events[0]["name"], "gw.peer.test")
+        self.assertEqual(self.events.events[0]["why"], "DNSQueryTimeoutError")
+
+    def test_serverFailureServedStale(self) -> None:
+        """SERVFAIL is an outage too: the last answer is served."""
+        self.resolver.failures[(dns.A, "gw.peer.test")] = DNSServerError("SERVFAIL")
+        self.clock.advance(61)
+        self.assertEqual(self.hops("gw.peer.test", port=5060), self.good)
+
+    def test_bounded(self) -> None:
+        """STALE_LIMIT past its TTL, the last answer is no longer served: the name fails."""
+        self.outage()
+        self.clock.advance(60 + STALE_LIMIT + 1)
+        result = self.locator.locate("gw.peer.test", port=5060)
+        assert isinstance(result, defer.Deferred)
+        self.failureResultOf(result, LocateError)
+
+    def test_answerReplacesStale(self) -> None:
+        """Once DNS answers again, its answer is used, and a later outage serves that one."""
+        self.outage()
+        self.clock.advance(61)
+        self.hops("gw.peer.test", port=5060)
+        del self.resolver.failures[(dns.A, "gw.peer.test")]
+        self.resolver.records[(dns.A, "gw.peer.test")][0].payload = dns.Record_A("192.0.2.6")
+        self.clock.advance(NEGATIVE_TTL + 1)
+        self.assertEqual(self.hops("gw.peer.test", port=5060)[0].host, "192.0.2.6")
+        self.outage()
+        self.clock.advance(61)
+        self.assertEqual(self.hops("gw.peer.test", port=5060)[0].host, "192.0.2.6")
+
+    def test_noRecordsIsAnAnswer(self) -> None:
+        """NXDOMAIN is DNS answering that the name is gone: no stale answer is served."""
+        del self.resolver.records[(dns.A, "gw.peer.test")]
+        self.clock.advance(61)
+        result = self.locator.locate("gw.peer.test", port=5060)
+        assert isinstance(result, defer.Deferred)
+        self.failureResultOf(result, LocateError)
+
+    def test_survivesForget(self) -> None:
+        """A reload drops the cache but not the last good answers: an outage then still serves them."""
+        self.outage()
+        self.locator.forget()
+        self.assertEqual(self.hops("gw.peer.test", port=5060), self.good)

@@ -155,6 +155,26 @@ class LocationStoreTestsMixin(_TestCase):
         self.assertEqual(self.successResultOf(store.expire()), 0)
         self.assertEqual(self.successResultOf(store.all()), [keep])
 
+    def test_sourcesCounted(self) -> None:
+        """Bindings are counted by source host as they are saved, replaced, removed and expired."""
+        store = self.makeStore()
+        nat, other = ("198.51.100.7", 5060), ("198.51.100.8", 5060)
+        for n in range(3):
+            phone = dataclasses.replace(binding(f"sip:a@10.0.0.{n}", 30), source=nat)
+            self.successResultOf(store.save(phone))
+        bob = dataclasses.replace(binding("sip:bob@10.0.0.9", 60, aor=BOB), source=nat)
+        self.successResultOf(store.save(bob))
+        self.successResultOf(store.save(dataclasses.replace(bob, cseq=2)))  # a refresh: no new device
+        self.assertEqual(store.sources, {"198.51.100.7": 4})
+        self.successResultOf(store.save(dataclasses.replace(bob, source=other)))  # it moved
+        self.successResultOf(store.remove(ALICE, "sip:a@10.0.0.0"))
+        self.assertEqual(store.sources, {"198.51.100.7": 2, "198.51.100.8": 1})
+        self.successResultOf(store.removeAll(ALICE))
+        self.assertEqual(store.sources, {"198.51.100.8": 1})
+        self.clock.advance(60)
+        self.successResultOf(store.expire())
+        self.assertEqual(store.sources, {})
+
     def test_all(self) -> None:
         """all lists the live bindings of every AOR."""
         store = self.makeStore()
@@ -230,6 +250,14 @@ class SQLiteLocationStoreTests(LocationStoreTestsMixin, SynchronousTestCase):
         store = self.restart()
         self.assertEqual(self.lookup(store), before)
         self.assertEqual(self.lookup(store, BOB), [bob])
+
+    def test_sourcesCountedAfterRestart(self) -> None:
+        """The bindings loaded at a restart are counted by source host too."""
+        store = self.makeStore()
+        for n in range(2):
+            saved = dataclasses.replace(binding(f"sip:a@10.0.0.{n}", 60), source=("198.51.100.7", 5060))
+            self.successResultOf(store.save(saved))
+        self.assertEqual(self.restart().sources, {"198.51.100.7": 2})
 
     def test_newSaveAfterRestartIsMostRecent(self) -> None:
         """The save order continues across a restart, so a new binding still ranks as newest."""

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import errno
+import resource
 
 from netaddr import IPSet
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import AbstractDatagramProtocol
 from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from sbc.interfaces import Address, IMediaRelay, NotAcceptableError
 from sbc.media.ports import PortPool, PortPoolExhaustedError
-from sbc.media.relay import MAX_PACKET_SIZE, MediaRelay
-from sbc.media.streams import MediaStats, UnknownCallError
+from sbc.media.relay import MAX_PACKET_SIZE, MediaRelay, PairBinder, sparePairs
+from sbc.media.streams import MediaStats, RelaySocket, UnknownCallError, canonicalIP
 from sbc.sip.sdp import SDPParseError, parseSDP
+from tests.fakes import FakeUDPPort, FakeUDPReactor, LogRecorder
 from tests.media import ANSWER, NAT_A, OFFER, PHONE_A, PHONE_B, US, RelayTestCase, phone, sdp
 
 
@@ -680,3 +685,225 @@ class PortReuseTests(RelayTestCase):
         self.assertEqual((self.relay.activeSessions(), self.reactor.open), (0, {}))
         self.assertEqual(self.pool.available, self.pool.capacity)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class SparePairTests(RelayTestCase):
+    """With ``spare``, an ended call's pairs stay bound and go to the next calls that get their ports."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.pool = PortPool(20000, 20003)  # two pairs, both of every call: the next call reuses both
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool, spare=2)
+
+    def test_pairReturnsAndIsReused(self) -> None:
+        """An ended call's pairs go back to the pool, stay bound, and serve the next call: no new bind."""
+        toB, toA = self.call("old", aSource=NAT_A[0])
+        binds = len(self.reactor.binds)
+        self.relay.delete("old")
+        self.assertEqual((self.pool.inUse, self.pool.available, self.relay.idlePairs), (0, 2, 2))
+        self.assertEqual(len(self.reactor.open), 4)
+        again = self.call("new")
+        self.assertEqual(set(again), {toB, toA})
+        self.assertEqual((len(self.reactor.binds), self.relay.idlePairs, self.pool.inUse), (binds, 0, 2))
+
+    def test_reusedPairCarriesNothing(self) -> None:
+        """A reused pair has no peer, latch, counter or quiet time of the old call."""
+        toB, toA = self.call("old", aSource=NAT_A[0])
+        self.socket(toA).deliver(b"old A", NAT_A)  # A latched to its NAT
+        self.socket(toB).deliver(b"old B", PHONE_B)
+        self.socket(toA).deliver(b"stranger", STRANGER)
+        self.relay.delete("old")
+        newA, newB = ("10.9.9.9", 7000), ("192.0.2.99", 8000)
+        toB = self.offer(phone(*newA), callId="new").media[0].port
+        toA = self.answer(phone(*newB), callId="new").media[0].port
+        self.assertEqual(self.relay.stats("new"), MediaStats(0, 0, 0, 0, 0, 0))
+        self.socket(toA).deliver(b"old peer", NAT_A)  # the old latch is gone: refused
+        self.socket(toB).deliver(b"old peer", PHONE_B)
+        self.socket(toA).deliver(b"new A", newA)
+        self.socket(toB).deliver(b"new B", newB)
+        self.assertEqual(self.socket(toB).written[-1:], [(b"new A", newB)])
+        self.assertEqual(self.socket(toA).written[-1:], [(b"new B", newA)])
+        self.assertEqual(self.relay.stats("new"), MediaStats(1, 5, 1, 5, 0, 2))
+
+    def test_reusedPairCarriesNoQuietTime(self) -> None:
+        """The old call's relatch timer (armed by another allowed source) does not let an allowed
+        source of the new call take over a latched one that just spoke."""
+        _, toA = self.call("old", aSource=NAT_A[0])
+        self.socket(toA).deliver(b"old A", NAT_A)  # A latched to its NAT
+        self.socket(toA).deliver(b"moved", (NAT_A[0], NAT_A[1] + 1))  # arms the quiet timer
+        self.relay.delete("old")
+        self.clock.advance(self.relay.relatchAfter + 1)
+        newX: Address = ("10.9.9.9", 7000)
+        toB = self.offer(phone(*newX), callId="new", sipSource=newX[0]).media[0].port
+        toA = self.answer(phone(*PHONE_B), callId="new").media[0].port
+        self.socket(toB).written.clear()  # what the old call sent through the same socket
+        self.socket(toA).deliver(b"X", newX)  # latches X
+        self.socket(toA).deliver(b"Y", (newX[0], 7002))  # allowed (X's signalling IP), X not silent
+        self.assertEqual([data for data, _ in self.socket(toB).written], [b"X"])
+        stats = self.relay.stats("new")
+        assert stats is not None
+        self.assertEqual((stats.packetsFromA, stats.refused), (1, 1))
+
+    def test_resetForgetsQuietTime(self) -> None:
+        """A socket's reset clears its relatch timer with the rest of the old call."""
+        _, toA = self.call("old", aSource=NAT_A[0])
+        relaySocket = self.socket(toA).protocol
+        assert isinstance(relaySocket, RelaySocket)
+        relaySocket.datagramReceived(b"old A", NAT_A)
+        self.clock.advance(1)
+        relaySocket.datagramReceived(b"moved", (NAT_A[0], NAT_A[1] + 1))
+        self.assertEqual((relaySocket._quietCount, relaySocket._quietSince), (1, 1.0))
+        relaySocket.reset()
+        self.assertEqual((relaySocket._quietCount, relaySocket._quietSince), (-1, 0.0))
+
+    def test_idlePairNotRead(self) -> None:
+        """An idle pair's sockets are not read; what queued on them is thrown away when a call
+        takes them again, so a packet from an address the new call allows never latches."""
+        toB, toA = self.call("old")
+        self.relay.delete("old")
+        idle = [self.socket(port) for port in (toA, toA + 1, toB, toB + 1)]
+        self.assertEqual([port.reading for port in idle], [False] * 4)
+        for port in idle:
+            port.deliver(b"stale", PHONE_A)
+            port.deliver(b"stale", PHONE_B)
+        self.assertEqual([len(port.queued) for port in idle], [2] * 4)
+        self.call("new")  # the same addresses: the stale packets came from allowed sources
+        self.assertEqual([(port.reading, port.queued) for port in idle], [(True, [])] * 4)
+        self.assertEqual(self.relay.stats("new"), MediaStats(0, 0, 0, 0, 0, 0))
+        self.assertEqual([port.written for port in idle], [[]] * 4)
+
+    def test_strayToIdlePairReachesNobody(self) -> None:
+        """A late packet of an ended call, on its idle pair, goes nowhere and counts in no later call."""
+        toB, toA = self.call("old")
+        self.relay.delete("old")
+        self.socket(toA).deliver(b"late A", PHONE_A)
+        self.socket(toB).deliver(b"late B", PHONE_B)
+        self.assertEqual([len(self.socket(port).written) for port in (toA, toB)], [0, 0])
+        self.call("new")
+        self.assertEqual(self.relay.stats("new"), MediaStats(0, 0, 0, 0, 0, 0))
+
+    def test_reusedPairTimesOut(self) -> None:
+        """The media timeout of a call on reused pairs runs from its own start, not the old call's counts."""
+        _, toA = self.call("old")
+        for _ in range(5):
+            self.socket(toA).deliver(b"rtp", PHONE_A)
+        self.relay.delete("old")
+        self.call("new")
+        self.clock.pump([1] * 29)
+        self.assertEqual(self.timedOut, [])
+        self.clock.advance(1)
+        self.assertEqual(self.timedOut, ["new"])
+
+    def test_spareBounded(self) -> None:
+        """No more than ``spare`` idle pairs stay bound; the others close and return once closed."""
+        self.relay.spare = 1
+        self.call()
+        self.relay.delete("call-1")
+        self.assertEqual((self.relay.idlePairs, len(self.reactor.open), self.pool.inUse), (1, 2, 0))
+
+    def test_closeClosesIdle(self) -> None:
+        """close (service shutdown) closes the idle pairs too, and leaves the pool whole."""
+        self.call()
+        self.relay.delete("call-1")
+        self.relay.close()
+        self.assertEqual((self.reactor.open, self.relay.idlePairs), ({}, 0))
+        self.assertEqual((self.pool.available, self.pool.inUse), (self.pool.capacity, 0))
+
+    def test_thousandCalls(self) -> None:
+        """1,000 calls over 20 pairs bind 40 sockets in all; ports go out at random and all come back."""
+        self.pool = PortPool(20000, 20039)
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool, spare=self.pool.capacity)
+        seen: set[int] = set()
+        for index in range(1000):
+            callId = f"call-{index}"
+            toB, toA = self.call(callId)
+            seen.update((toB, toA))
+            self.socket(toA).deliver(b"rtp", PHONE_A)
+            self.assertEqual(self.socket(toB).written[-1], (b"rtp", PHONE_B))
+            self.relay.delete(callId)
+        self.assertEqual(seen, set(range(20000, 20040, 2)))
+        self.assertEqual(len(self.reactor.binds), 40)
+        self.assertEqual((self.pool.available, self.pool.inUse), (self.pool.capacity, 0))
+        self.assertEqual((len(self.reactor.open), self.relay.activeSessions()), (40, 0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_quarantineKept(self) -> None:
+        """A reused pair still waits out the pool's quarantine: the next call gets other free pairs first."""
+        self.pool = PortPool(20000, 20079)  # 40 pairs, a quarantine of 10
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool, spare=self.pool.capacity)
+        toB, toA = self.call("old")
+        self.relay.delete("old")
+        for index in range(4):
+            self.assertFalse({toB, toA} & set(self.call(f"new-{index}")))
+
+    def test_sparePairs(self) -> None:
+        """The service keeps the whole range bound if descriptors allow, else pairs for a quarter of them."""
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.assertEqual(sparePairs(10), 10)
+        self.assertEqual(sparePairs(10**9), 10**9 if limit == resource.RLIM_INFINITY else limit // 8)
+
+
+class DescriptorLimitedReactor(FakeUDPReactor):
+    """A process that may hold ``limit`` sockets: binding one more fails with EMFILE."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def listenUDP(
+        self, port: int, protocol: AbstractDatagramProtocol, interface: str = "", maxPacketSize: int = 8192
+    ) -> FakeUDPPort:
+        if len(self.open) >= self.limit:
+            raise CannotListenError(interface, port, OSError(errno.EMFILE, "Too many open files"))
+        return super().listenUDP(port, protocol, interface, maxPacketSize)
+
+
+class DescriptorShortageTests(RelayTestCase):
+    """Idle pairs give their descriptors up to active calls; a shortage is named as such."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.reactor = DescriptorLimitedReactor(8)
+        self.pool = PortPool(20000, 20015)  # eight pairs; a released pair waits out a quarantine of 2
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool, spare=8)
+
+    def test_idlePairClosedForActiveCall(self) -> None:
+        """Out of descriptors, the relay closes idle pairs and binds the active call's sockets;
+        the log says so once, naming the open-file limit."""
+        events = LogRecorder()
+        self.patch(PairBinder, "log", events.log)
+        self.call("old")
+        self.relay.delete("old")
+        self.call("one")  # the old pairs are in quarantine: four more sockets, eight in all
+        self.assertEqual((len(self.reactor.open), self.relay.idlePairs), (8, 2))
+        toB, toA = self.call("two")
+        self.assertEqual((len(self.reactor.open), self.relay.idlePairs), (8, 0))
+        self.assertEqual(self.relay.descriptorShortages, 2)
+        [event] = events.events
+        self.assertIn("out of file descriptors", event["log_format"])
+        self.assertEqual(event["limit"], resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        self.socket(toA).deliver(b"rtp", PHONE_A)
+        self.assertEqual(self.socket(toB).written, [(b"rtp", PHONE_B)])
+        self.assertEqual(self.pool.inUse, 4)
+
+    def test_shortageNamed(self) -> None:
+        """With no idle pair left to close, the offer fails (503) naming the descriptor limit, not
+        another program, and holds no port."""
+        self.call("one")
+        self.call("two")
+        error = self.assertRaises(
+            PortPoolExhaustedError, self.relay.offer, "three", "A", OFFER, self.onTimeout
+        )
+        self.assertIn("out of file descriptors (EMFILE", str(error))
+        self.assertNotIn("another program", str(error))
+        self.assertEqual((self.pool.inUse, len(self.reactor.open), self.relay.activeSessions()), (4, 8, 2))
+
+
+class CanonicalIPTests(SynchronousTestCase):
+    def test_formAndCache(self) -> None:
+        """A signalling IP comes back as sockets write sources, and a repeated one is not parsed again."""
+        self.assertEqual(canonicalIP("[2001:DB8:0::A]"), "2001:db8::a")
+        self.assertIsNone(canonicalIP("sbc.example"))
+        hits = canonicalIP.cache_info().hits
+        self.assertEqual(canonicalIP("[2001:DB8:0::A]"), "2001:db8::a")
+        self.assertEqual(canonicalIP.cache_info().hits, hits + 1)

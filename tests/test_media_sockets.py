@@ -34,8 +34,9 @@ from zope.interface.verify import verifyObject
 
 from sbc.interfaces import Address
 from sbc.media.ports import PortPool
-from sbc.media.relay import MediaRelay
+from sbc.media.relay import MediaRelay, sparePairs
 from sbc.media.sockets import READS_PER_EVENT, QuietDatagramPort, QuietUDP
+from sbc.media.streams import MediaStats
 from sbc.tap import mediaRelay
 from tests.fakes import demoConfig
 
@@ -254,6 +255,70 @@ class ReadTests(SocketTestCase):
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
 
+class PauseTests(SocketTestCase):
+    def test_pausedIsNotRead(self) -> None:
+        """A paused port leaves the reactor: nothing registers it as a reader until it resumes."""
+        self.port.pauseReading()
+        self.port.pauseReading()  # twice is once
+        self.assertEqual((self.reactor.readers, self.port.reading), ([], False))
+        self.assertEqual(self.port.resumeReading(), 0)
+        self.assertEqual((self.reactor.readers, self.port.reading), ([self.port], True))
+        self.assertEqual(self.port.resumeReading(), 0)  # reading already: nothing to do
+        self.assertEqual(self.reactor.added, 2)
+
+    def test_resumeDiscardsWhatQueued(self) -> None:
+        """Datagrams that queued while paused are thrown away at resume, none handed on; later ones are."""
+        self.port.pauseReading()
+        for n in range(3):
+            self.peer.sendto(b"stale %d" % n, self.address)
+        waitReadable(self.port)
+        self.assertEqual(self.port.resumeReading(), 3)
+        self.port.doRead()
+        self.assertEqual(self.protocol.received, [])
+        self.peer.sendto(b"fresh", self.address)
+        waitReadable(self.port)
+        self.port.doRead()
+        self.assertEqual(self.protocol.received, [(b"fresh", self.peer.getsockname())])
+
+    def test_resumeDiscardsBounded(self) -> None:
+        """Resuming throws away at most ``discard`` datagrams: a flood cannot hold the reactor."""
+        self.port.pauseReading()
+        for n in range(4):
+            self.peer.sendto(b"%d" % n, self.address)
+        waitReadable(self.port)
+        self.assertEqual(self.port.resumeReading(discard=3), 3)
+        self.port.doRead()
+        self.assertEqual([data for data, _ in self.protocol.received], [b"3"])
+
+    def test_resumeLogsFailureAgain(self) -> None:
+        """A socket reused for another call logs a protocol failure again (once per socket and call)."""
+
+        def broken(datagram: bytes, addr: Any) -> None:
+            raise ZeroDivisionError()
+
+        self.protocol.datagramReceived = broken  # type: ignore[method-assign]
+        for _ in range(2):
+            self.peer.sendto(b"bad", self.address)
+            waitReadable(self.port)
+            self.port.doRead()
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.port.pauseReading()
+        self.port.resumeReading()
+        self.peer.sendto(b"bad", self.address)
+        waitReadable(self.port)
+        self.port.doRead()
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_closePaused(self) -> None:
+        """A paused port closes without unregistering a reader it no longer is."""
+        self.port.pauseReading()
+        removed = self.reactor.removed
+        self.port.stopListening()
+        self.assertEqual((self.reactor.removed, self.port.fileno()), (removed, -1))
+        self.assertEqual(self.port.resumeReading(), 0)  # closed: stays out of the reactor
+        self.assertEqual(self.reactor.readers, [])
+
+
 class WriteTests(SocketTestCase):
     def test_write(self) -> None:
         """write sends the datagram from the port's address."""
@@ -370,6 +435,63 @@ class RelayTests(SocketTestCase):
         self.assertEqual(self.reactor.readers, [self.port])
         self.assertEqual(pool.inUse, 0)  # released at once: no close waits a reactor turn
         self.assertEqual(events, [])
+
+    def test_takenPortSkipped(self) -> None:
+        """A port another program holds is stepped over when the relay binds: the call gets other pairs."""
+        taken = self.socket()  # the other program: it holds a port of the pair tried first
+        blocked = taken.getsockname()[1] & ~1  # that pair's RTP port
+        # Ten pairs, the highest free one first: the blocked pair is tried first.
+        pool = PortPool(blocked - 18, blocked + 1, randbelow=lambda free: free - 1)
+        relay = MediaRelay(QuietUDP(self.reactor), self.reactor, US, pool, spare=pool.capacity)
+        self.addCleanup(relay.close)
+        offer = relay.offer("call", "A", phone(self.peer.getsockname()[1]), lambda: None)
+        relay.answer("call", "B", phone(self.peer.getsockname()[1]))
+        ports = {_port(reader) for reader in self.reactor.readers if reader is not self.port}
+        self.assertFalse({blocked, blocked + 1} & ports)
+        self.assertEqual(len(ports), 4)
+        self.assertIn(mediaPort(offer), ports)
+        self.assertEqual((pool.inUse, blocked in pool), (2, False))
+        relay.delete("call")
+        self.assertEqual((pool.inUse, relay.idlePairs), (0, 2))
+
+    def test_idlePairNotReadAndDrained(self) -> None:
+        """An ended call's idle pairs are not read; what a peer sent them meanwhile, even from an
+        address the next call allows, is thrown away when the next call takes them: never latched."""
+        pool = PortPool(41200, 41203)  # two pairs: the next call reuses both
+        relay = MediaRelay(QuietUDP(self.reactor), self.reactor, US, pool, spare=pool.capacity)
+        self.addCleanup(relay.close)
+        phoneA, phoneB = self.socket(), self.socket()
+        relay.offer("old", "A", phone(phoneA.getsockname()[1]), lambda: None)
+        relay.answer("old", "B", phone(phoneB.getsockname()[1]))
+        relay.delete("old")
+        self.assertEqual((self.reactor.readers, relay.idlePairs), ([self.port], 2))
+        for port in (41200, 41202):
+            phoneA.sendto(b"stale", (US, port))
+            phoneB.sendto(b"stale", (US, port))
+        probe = self.socket()
+        probe.sendto(b"sync", (US, 41200))  # loopback delivers in order: once this is there, all are
+        offer = relay.offer("new", "A", phone(phoneA.getsockname()[1]), lambda: None)
+        relay.answer("new", "B", phone(phoneB.getsockname()[1]))
+        readers = [reader for reader in self.reactor.readers if reader is not self.port]
+        self.assertEqual(sorted(_port(reader) for reader in readers), [41200, 41201, 41202, 41203])
+        for reader in readers:
+            reader.doRead()  # nothing left to read: the stale datagrams were thrown away
+        self.assertEqual(relay.stats("new"), MediaStats(0, 0, 0, 0, 0, 0))
+        toA = mediaPort(offer)  # where B sends: the pair facing B
+        phoneB.sendto(b"rtp", (US, toA))
+        facingB = next(reader for reader in readers if _port(reader) == toA)
+        waitReadable(facingB)
+        facingB.doRead()
+        self.assertEqual(phoneA.recvfrom(100)[0], b"rtp")
+
+    def test_tapKeepsPairsBound(self) -> None:
+        """The service's relay keeps ended calls' pairs bound for later calls, as descriptors allow."""
+        directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, directory)
+        relay = mediaRelay(self.reactor, demoConfig(directory))
+        assert isinstance(relay, MediaRelay)
+        self.assertEqual(relay.spare, sparePairs(relay.pool.capacity))
+        self.assertGreater(relay.spare, 0)
 
 
 def _port(reader: IReadDescriptor) -> int:

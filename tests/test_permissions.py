@@ -51,3 +51,17 @@ class ExposureTests(SynchronousTestCase):
         for path in (self.directory / "users.txt", self.directory / "tls.key", self.directory / "state"):
             path.chmod(0o700)
         self.assertEqual(exposedSecrets(config), [])
+
+    def test_inlineRegistrantPassword(self) -> None:
+        """A config readable by others that holds a registrant's password inline gets a warning
+        naming the registrant (never the password); readable by its owner alone, none."""
+        toml = DEMO_TOML + '\n[registrants.peer-b]\nregistrar = "sip:127.0.0.5"\naor = "sip:a@b.example"\n'
+        path = writeConfig(self.directory, toml + 'password = "hunter2-pw"\n')
+        (self.directory / "state").mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o644)
+        warnings = [w for w in exposedSecrets(loadConfig(path)) if str(path) in w]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("registrant peer-b", warnings[0])
+        self.assertNotIn("hunter2", warnings[0])
+        path.chmod(0o600)
+        self.assertFalse([w for w in exposedSecrets(loadConfig(path)) if str(path) in w])

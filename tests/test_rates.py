@@ -24,6 +24,18 @@ class TokenBucketTests(SynchronousTestCase):
         self.assertTrue(bucket.take(0.0))
         self.assertEqual([bucket.take(100.0) for _ in range(3)], [True, True, False])
 
+    def test_scaled(self) -> None:
+        """``scale`` multiplies both the refill rate and the burst."""
+        bucket = TokenBucket(Rate(perSecond=2, burst=2), now=0.0)
+        self.assertEqual([bucket.take(100.0, scale=3) for _ in range(7)], [True] * 6 + [False])
+        self.assertEqual([bucket.take(100.5, scale=3) for _ in range(4)], [True] * 3 + [False])
+        self.assertEqual([bucket.take(200.0) for _ in range(3)], [True, True, False])
+
+    def test_scaledSourceStartsFull(self) -> None:
+        """A new source at scale N starts with N bursts."""
+        rates = SourceRates(Rate(perSecond=1, burst=2))
+        self.assertEqual([rates.take("a", 0.0, 3) for _ in range(7)], [True] * 6 + [False])
+
     def test_wait(self) -> None:
         """wait says how long until the next event fits, for Retry-After."""
         bucket = TokenBucket(Rate(perSecond=2, burst=1), now=0.0)

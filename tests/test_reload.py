@@ -61,6 +61,16 @@ class PollTests(ReloadTestCase):
         self.assertEqual(self.applied[0].access.classify("127.0.0.3"), DEMO)
         self.assertIs(self.reloader.config, self.applied[0])
 
+    def test_registrantChangesListed(self) -> None:
+        """A reload that adds a registrant lists it among its changes, without its password."""
+        self.path.write_text(
+            DEMO_TOML + '\n[registrants.peer-b]\nregistrar = "sip:127.0.0.5"\n'
+            'aor = "sip:sbc@peer-b.example"\npassword = "hunter2-pw"\n'
+        )
+        self.assertTrue(self.reloader.reload())
+        self.assertIn("registrant peer-b added", self.reloader.lastChanges)
+        self.assertNotIn("hunter2", " ".join(self.reloader.lastChanges))
+
     def test_badFileKeepsOld(self) -> None:
         """A whitelist with an error keeps the old one and logs file, line and reason."""
         old = self.reloader.config

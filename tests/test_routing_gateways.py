@@ -7,11 +7,15 @@ import random
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from netaddr import IPNetwork, IPSet
 from twisted.internet import defer
+from twisted.internet.ssl import optionsForClientTLS
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.names import dns
+from twisted.names.error import DNSQueryTimeoutError
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.access import TRUNK, AccessPolicy, Peer
@@ -26,8 +30,9 @@ from sbc.routing.gateways import GatewayAccess, Gateways, GatewayWatch, ordered
 from sbc.routing.health import GatewayHealth
 from sbc.sip import Request, parseMessage
 from sbc.transaction import Timers, TransactionLayer
+from sbc.transport.outbound import OutboundStreams
 from tests.calls import callConfig, withTrunk
-from tests.fakes import FakeResolver, LogRecorder, NoUser, RecordingTransport, optionsAnswer
+from tests.fakes import FakeController, FakeResolver, LogRecorder, NoUser, RecordingTransport, optionsAnswer
 
 A: Address = ("127.0.0.2", 5080)
 B: Address = ("127.0.0.3", 5080)
@@ -165,10 +170,11 @@ class HopsTests(GatewaysTestCase):
         self.assertNotIn(gateway, self.gateways.unresolved)
 
     def test_tlsSkippedWithLogLine(self) -> None:
-        """A TLS or TCP hop is left out (no outbound connections yet), with a log line."""
+        """A TLS or TCP hop is left out when we cannot open that transport (no listener of it to
+        name in our Via), with a log line."""
         trunk = self.trunk(Gateway("192.0.2.9", transport=Transport.TLS), Gateway(*B))
         self.assertEqual([(h.host, h.port) for h in self.hops(trunk)], [B])
-        (line,) = self.lines("no outbound {transport}")
+        (line,) = self.lines("no {transport} listener")
         self.assertEqual(line["transport"], Transport.TLS)
 
     def test_downGatewaySkipped(self) -> None:
@@ -266,6 +272,35 @@ class GatewayWatchTests(GatewaysTestCase):
         self.assertEqual(self.health.states(), {})
         self.assertEqual([name for name in self.gauges if name.startswith("gateway_up")], [])
 
+    def test_streamGatewayPingedOverItsTransport(self) -> None:
+        """A TLS gateway's pings go over a TLS connection of ours that verifies the name it must
+        prove; a UDP gateway's over UDP."""
+        reactor = MemoryReactorClock()
+        names: list[str] = []
+
+        def creator(name: str) -> Any:
+            names.append(name)
+            return optionsForClientTLS(name)
+
+        local = {Transport.TLS: ("127.0.0.1", 5061)}
+        self.gateways.streams = OutboundStreams(
+            reactor, self.clock, FakeController(), local, 60.0, 65535, creator
+        )
+        self.gateways.datagram = self.udp
+        tls = Gateway("127.0.0.5", 5061, transport=Transport.TLS)
+        watch = self.watch(
+            self.config(pingInterval=1.0, gateways=(tls, Gateway(*B)), tlsIdentities=("gw.test",))
+        )
+        self.health.transportFor = watch.transportFor
+        watch.tick()
+        self.assertEqual(self.pinged(), [B])
+        self.assertEqual([(h, p) for h, p, *_ in reactor.tcpClients], [("127.0.0.5", 5061)])
+        self.assertEqual(names, ["gw.test"])
+        stream = self.gateways.streams.stream(Transport.TLS, ("127.0.0.5", 5061), "gw.test")
+        assert stream is not None
+        (ping,) = stream.pending
+        self.assertIn(b"Via: SIP/2.0/TLS 127.0.0.1:5061", ping)
+
     def requestTo(self, address: Address) -> Request:
         """The newest OPTIONS sent to ``address``."""
         data = [data for data, where in self.udp.sent if where == address][-1]
@@ -315,9 +350,38 @@ class WhitelistGatewaysTests(GatewaysTestCase):
         watch.onAdmitted = self.changed
         return watch
 
-    def changed(self) -> None:
+    def changed(self, admitted: object) -> None:
         """Counts the watch's news."""
         self.changes += 1
+
+    def test_keptThroughDNSOutage(self) -> None:
+        """When DNS stops answering, the name's last addresses stay admitted, and its gateway
+        is not counted as unresolved."""
+        watch = self.watch(whitelistGateways=True)
+        watch.tick()
+        self.resolver.failures[(dns.A, "gw.peer.test")] = DNSQueryTimeoutError("gw.peer.test")
+        self.clock.advance(61)
+        watch.tick()
+        self.assertEqual((set(watch.admitted), self.changes), ({"203.0.113.9"}, 1))
+        self.assertEqual(self.gateways.unresolved, set())
+
+    def test_admittedOnlyOnceApplied(self) -> None:
+        """When applying new addresses fails, ``admitted`` keeps the old ones and the next tick
+        tries again (and the tick's timer lives on)."""
+        watch = self.watch(whitelistGateways=True)
+        failures = [RuntimeError("swap failed")]
+
+        def apply(admitted: object) -> None:
+            if failures:
+                raise failures.pop()
+            self.changed(admitted)
+
+        watch.onAdmitted = apply
+        watch.tick()
+        self.assertEqual((watch.admitted, self.changes), ({}, 0))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        watch.tick()
+        self.assertEqual((set(watch.admitted), self.changes), ({"203.0.113.9"}, 1))
 
     def test_namesAdmitted(self) -> None:
         """With whitelist_gateways, a name's addresses are admitted for its trunk (not the

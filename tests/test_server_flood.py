@@ -9,6 +9,7 @@ from twisted.internet.address import IPv4Address
 from twisted.logger import capturedLogs
 
 from sbc.config import loadConfig
+from sbc.registrar.location import Binding
 from sbc.server import SIPServer
 from sbc.transport import SIPStreamFactory, StreamConnections
 from tests.fakes import connectStream, options
@@ -43,6 +44,17 @@ class RequestRateTests(FloodTestCase):
         self.assertTrue(self.server.admit("127.0.0.5"))  # a neighbour is not touched
         self.clock.advance(30)
         self.assertTrue(self.server.admit(DEVICE[0]))
+
+    def test_registeredDevicesWidenTheBudget(self) -> None:
+        """A source holding three registrations gets three bursts before the ban (the store's
+        count reaches the screen)."""
+        for n in range(3):
+            contact = f"sip:phone{n}@127.0.0.4:5070"
+            saved = Binding(aor=f"phone{n}@example.com", contact=contact, expires=3600, source=DEVICE)
+            self.successResultOf(self.server.registrar.store.save(saved))
+        answers = [self.send(self.deviceOptions(n)) for n in range(16)]
+        self.assertEqual([a.status if a else None for a in answers], [200] * 15 + [None])
+        self.assertEqual(self.server.metrics["rate_banned"], 1)
 
     def test_responsesNotCounted(self) -> None:
         """A device's responses (sent at our pace) do not count against its request rate."""

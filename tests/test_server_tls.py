@@ -38,6 +38,17 @@ ca = "peers-ca.pem"
 """
 )
 
+# The TLS config after a reload that removed the TLS-only trunk (``demo``).
+REMOVED_TOML = TLS_TOML.replace(
+    """[trunks.demo]
+whitelist = "whitelist/demo.txt"
+gateways = ["127.0.0.2:5081;transport=tls"]
+require_tls = true
+tls_identities = ["pbx.peer.example"]
+""",
+    "",
+)
+
 
 class TLSPeer(RecordingTransport):
     """A stream transport whose client certificate proves ``names`` (and that records an abort)."""
@@ -52,6 +63,17 @@ class TLSPeer(RecordingTransport):
 
     def abort(self) -> None:
         self.aborted = True
+
+
+class OpenedFor(TLSPeer):
+    """A TLS connection the SBC opened to a gateway of ``trunk`` (sbc.transport.outbound)."""
+
+    def __init__(self, trunk: str) -> None:
+        super().__init__(names=("gw.peer.example",))
+        self.trunk = trunk
+
+    def openedFor(self, trunk: str) -> bool:
+        return trunk == self.trunk
 
 
 class TLSTrunkTests(SynchronousTestCase):
@@ -98,6 +120,15 @@ class TLSTrunkTests(SynchronousTestCase):
             self.assertTrue(tls.aborted)
         self.assertEqual(self.server.metrics["tls_refused"], 2)
 
+    def test_ourConnectionToItsGatewayAnswered(self) -> None:
+        """Answers on a TLS connection we opened to this trunk's gateway (verified against the name
+        its config gives it, not one of tls_identities) pass; one opened for another trunk does not."""
+        ours = OpenedFor("demo")
+        self.assertEqual(self.send(ours), [200])
+        other = OpenedFor("other")
+        self.assertEqual(self.send(other), [])
+        self.assertTrue(other.aborted)
+
     def test_withoutIdentitiesAnyTLS(self) -> None:
         """A trunk that requires TLS but names no identities accepts TLS without a certificate."""
         toml = TLS_TOML.replace('tls_identities = ["pbx.peer.example"]\n', "")
@@ -117,6 +148,21 @@ class TLSTrunkTests(SynchronousTestCase):
         self.assertEqual(self.send(RecordingTransport()), [200])
         server.setConfig(self.load(TLS_TOML))
         self.assertEqual(self.send(RecordingTransport()), [])
+
+    def test_removedTrunkStaysTLSOnly(self) -> None:
+        """A TLS-only trunk that a reload removed while its calls go on: its sources' plain UDP
+        and TCP stay dropped, and their TLS still has to prove the trunk's name."""
+        self.server.retired.live = lambda: ["demo"]  # a call of the trunk is up
+        self.server.setConfig(self.load(REMOVED_TOML))
+        self.assertIsNone(self.server.config.trunk("demo"))
+        self.assertEqual(self.send(RecordingTransport()), [])
+        tcp = TLSPeer(name="TCP")
+        self.assertEqual(self.send(tcp), [])
+        self.assertTrue(tcp.aborted)
+        self.assertEqual(self.send(TLSPeer(names=("someone.else",))), [])
+        self.assertEqual(self.server.metrics["tls_refused"], 3)
+        self.assertEqual(self.send(TLSPeer(names=("pbx.peer.example",))), [200])
+        self.assertEqual(self.send(RecordingTransport(), OTHER), [200])
 
 
 class TLSTrunkConfigTests(SynchronousTestCase):

@@ -11,6 +11,7 @@ from cryptography import x509
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import loadConfig
+from sbc.config.api import DEMO_TOKEN
 from sbc.ops import starter
 
 
@@ -38,9 +39,9 @@ class StarterTests(SynchronousTestCase):
         self.assertTrue((state / "tls" / "sbc.key").exists())
 
     def test_secretsPrivate(self) -> None:
-        """The users file, the key and the state directory are for their owner alone."""
+        """The users file, the API token, the key and the state directory are for their owner alone."""
         starter.writeStarter(self.directory)
-        secrets = ("users.txt", "state", "state/tls/sbc.key")
+        secrets = ("users.txt", "api.token", "state", "state/tls/sbc.key")
         for path in (self.directory / name for name in secrets):
             self.assertEqual(stat.S_IMODE(path.stat().st_mode) & 0o077, 0, path)
 
@@ -52,7 +53,18 @@ class StarterTests(SynchronousTestCase):
             if path.is_file() and "__pycache__" not in path.parts and path.name != "sbc.toml":
                 self.assertEqual((self.directory / path.relative_to(source)).read_bytes(), path.read_bytes())
         shipped = (source / "sbc.toml").read_text().replace(starter.SHIPPED_STATE, '"state')
+        shipped = shipped.replace(starter.SHIPPED_TOKEN, f'token_file = "{starter.TOKEN_FILE}"')
         self.assertEqual((self.directory / "sbc.toml").read_text(), shipped)
+
+    def test_ownAPIToken(self) -> None:
+        """The starter's API takes a random token from its own file, never the demo's; two starters differ."""
+        first = loadConfig(starter.writeStarter(self.directory / "a"))
+        second = loadConfig(starter.writeStarter(self.directory / "b"))
+        assert first.api is not None and second.api is not None
+        self.assertNotEqual(first.api.token, DEMO_TOKEN)
+        self.assertEqual(len(first.api.token or ""), 64)
+        self.assertNotEqual(first.api.token, second.api.token)
+        self.assertNotIn(DEMO_TOKEN, (self.directory / "a" / "sbc.toml").read_text())
 
     def test_neverOverwrites(self) -> None:
         """An existing sbc.toml stays, and nothing else is written."""
@@ -65,7 +77,5 @@ class StarterTests(SynchronousTestCase):
         starter.writeSelfSignedCertificate(self.directory)
         certificate = x509.load_pem_x509_certificate((self.directory / "sbc.crt").read_bytes())
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        self.assertEqual(
-            {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}, {"127.0.0.1", "::1"}
-        )
+        self.assertEqual({str(ip) for ip in names.get_values_for_type(x509.IPAddress)}, {"127.0.0.1", "::1"})
         self.assertEqual(names.get_values_for_type(x509.DNSName), ["localhost"])

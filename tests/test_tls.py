@@ -25,7 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sbc.config import TLSSettings
 from sbc.config.errors import ConfigError
 from sbc.transport import SIPStreamFactory
-from sbc.transport.tls import peerProves, serverContextFactory
+from sbc.transport.tls import clientTLS, peerProves, serverContextFactory
 from tests.certs import makeCertificate
 from tests.fakes import FakeController, options
 
@@ -196,3 +196,70 @@ class ClientCertificateTests(SynchronousTestCase):
     def test_plainTransportProvesNothing(self) -> None:
         """A transport with no TLS handle (TCP) proves no name."""
         self.assertFalse(peerProves(object(), ("pbx.peer.example",)))
+
+
+class ClientTLSTests(SynchronousTestCase):
+    """`clientTLS`: our side of TLS to a gateway: it verifies the name, and shows our certificate."""
+
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+        self.ours = makeCertificate(self.directory, "sbc.test")
+        self.gateways: dict[str, tuple[Path, Path]] = {}
+        for name in ("gw.peer.test", "untrusted.test"):
+            folder = self.directory / name
+            folder.mkdir()
+            self.gateways[name] = makeCertificate(folder, name)
+        # Our CA bundle trusts the gateway (self-signed: its own CA), and the gateway trusts us.
+        self.ca = self.directory / "ca.pem"
+        self.ca.write_bytes(self.gateways["gw.peer.test"][0].read_bytes())
+        self.settings = TLSSettings(self.ours[0], self.ours[1], ca=self.ca)
+
+    def connect(self, gateway: str, name: str) -> tuple[Collect, Any]:
+        """A connection from us to a gateway holding ``gateway``'s certificate, verifying ``name``."""
+        self.clock = Clock()
+        controller = FakeController(allowed=("127.0.0.2",))
+        inner = SIPStreamFactory(controller, "TLS", self.clock, 30.0, 65536)
+        cert, key = self.gateways[gateway]
+        context = serverContextFactory(TLSSettings(cert, key, ca=self.ours[0]))
+        server = TLSMemoryBIOFactory(context, False, inner, clock=self.clock)
+        collect = Collect()
+        creator = clientTLS(self.settings)(name)
+        clientFactory = TLSMemoryBIOFactory(
+            creator, True, Factory.forProtocol(lambda: collect), clock=self.clock
+        )
+        clientProtocol, serverProtocol, pump = connectedServerAndClient(
+            lambda: server.buildProtocol(PEER),
+            lambda: clientFactory.buildProtocol(PEER),
+            serverTransportFactory=lambda p: FakeTransport(p, isServer=True, peerAddress=PEER),
+            clock=self.clock,
+        )
+        clientProtocol.write(options())
+        for _ in range(3):
+            pump.flush()
+            self.clock.advance(0)
+        return collect, (clientProtocol, serverProtocol, controller)
+
+    def test_nameProvenAndOurCertificateShown(self) -> None:
+        """A gateway whose certificate proves the name gets our message, and sees our certificate."""
+        _, (_, server, controller) = self.connect("gw.peer.test", "gw.peer.test")
+        self.assertEqual([m[0] for m in controller.messages], [options()])
+        self.assertTrue(peerProves(server.wrappedProtocol.transport, ("sbc.test",)))
+
+    def test_otherNameRefused(self) -> None:
+        """A trusted certificate for another name is refused: nothing is sent."""
+        _, (client, _, controller) = self.connect("gw.peer.test", "other.peer.test")
+        self.assertEqual(controller.messages, [])
+        self.assertTrue(client._lostTLSConnection)
+
+    def test_untrustedRefused(self) -> None:
+        """A certificate for the right name from outside [tls] ca is refused."""
+        _, (client, _, controller) = self.connect("untrusted.test", "untrusted.test")
+        self.assertEqual(controller.messages, [])
+        self.assertTrue(client._lostTLSConnection)
+
+    def test_creatorPerNameBuiltOnce(self) -> None:
+        """The client context for a name is built once and reused."""
+        creator = clientTLS(self.settings)
+        self.assertIs(creator("gw.peer.test"), creator("gw.peer.test"))
+        self.assertIsNot(creator("gw.peer.test"), creator("other.peer.test"))

@@ -950,6 +950,23 @@ class NonInviteClientTests(LayerTestCase):
         self.assertQuiet()
 
 
+class TransportFailedTests(LayerTestCase):
+    """A connection we opened that failed before carrying anything (sbc.transport.outbound)."""
+
+    def test_waitingTransactionsEndAtOnce(self) -> None:
+        """Every transaction on the failed transport that heard nothing ends now as timed out;
+        others, and ones already answered, are untouched."""
+        invite = self.send(makeRequest(transport="TCP"), self.tcp)
+        options = self.send(makeRequest("OPTIONS", transport="TCP", branch="z9hG4bKother"), self.tcp)
+        other = self.send(makeRequest(branch="z9hG4bKudp"))
+        self.layer.receiveResponse(makeResponse(options.request, 100), self.tcp, DESTINATION)
+        self.layer.transportFailed(self.tcp)
+        self.assertEqual(self.user.timedOut, [invite])
+        self.assertEqual(invite.state, "Terminated")
+        self.assertEqual(options.state, "Proceeding")
+        self.assertEqual(other.state, "Calling")
+
+
 class ClientMatchingTests(LayerTestCase):
     """Responses find their client transaction by branch and CSeq method (RFC 3261 17.1.3)."""
 

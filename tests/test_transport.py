@@ -6,7 +6,7 @@ from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransportWithDisconnection
+from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -19,6 +19,7 @@ from sbc.transport import (
     SIPStreamProtocol,
     StreamConnections,
 )
+from sbc.transport.stream import CLOSE_GRACE
 from tests.fakes import FakeController, FakeDatagramTransport, options
 
 
@@ -119,6 +120,18 @@ class StreamTests(StreamTestCase):
         self.assertFalse(self.transport.connected)
         self.assertEqual(self.controller.closed, [self.protocol])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_closeThatNeverEndsIsAborted(self) -> None:
+        """A close the peer never lets finish (it stops reading; TLS waits for its close_notify) is
+        cut off after CLOSE_GRACE, so it holds neither the connection nor its source's slot."""
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.2", 40002))
+        protocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.2", 40002))
+        assert isinstance(protocol, SIPStreamProtocol)
+        protocol.makeConnection(transport)
+        protocol.close()
+        self.assertFalse(transport.disconnected)
+        self.clock.advance(CLOSE_GRACE)
+        self.assertTrue(transport.disconnected)
 
     def test_missingContentLength(self) -> None:
         """On a stream, a message without Content-Length closes the connection."""

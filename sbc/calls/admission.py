@@ -6,12 +6,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
-from sbc.access import DEVICES, Peer
+from sbc.access import DEVICES, REGISTRANT, Peer
 from sbc.calls.context import Respond
 from sbc.config import Config
 from sbc.media.bodies import UnreadableBodyError, readBody
 from sbc.registrar.authenticator import Authenticator, Outcome
 from sbc.routing import CallRequest
+from sbc.routing.registrants import calledURI, registrantFor
 from sbc.sip.errors import SIPParseError
 from sbc.sip.message import Request
 from sbc.sip.uri import isDigits, unescape
@@ -45,6 +46,12 @@ def admit(
     if peer is None:
         respond(transaction, 403)
         return None
+    if peer.kind == REGISTRANT:  # a registrar: only for a registration of its own (sbc.routing.registrants)
+        registrant = registrantFor(config, source[0], request, transaction.transport)
+        if registrant is None:
+            respond(transaction, 404)
+            return None
+        peer = Peer(REGISTRANT, registrant.name)
     if not readable(request, transaction, respond):
         return None
     accept = request.headers.getAll("accept")
@@ -79,7 +86,7 @@ def admit(
             respond(transaction, 407, extra=authenticator.challenges(domain, verdict, proxy=True))
             return None
         authenticated = verdict.aor
-    uri = request.uri
+    uri = calledURI(request, peer.kind == REGISTRANT)
     callRequest = CallRequest(
         source=peer,
         fromUser=unescape(fromAddr.uri.user or ""),

@@ -120,13 +120,15 @@ class Branch:
             self.events.failed(self, status, response)
 
     def transactionTimedOut(self, transaction: ClientTransaction) -> None:
-        """Timer B: as if the callee had said 408."""
+        """Timer B: as if the callee had said 408; a connection that could not be opened: 503
+        (RFC 3261 section 8.1.3.1), which failover_codes may name."""
         if self.final is not None:
             return
-        self.final = 408
+        status = 503 if transaction.transportFailed else 408
+        self.final = status
         self.context.index.dropLeg(self.leg)
         if not self.cancelled:
-            self.events.failed(self, 408, None)
+            self.events.failed(self, status, None)
 
     def _provisional(self, response: Response) -> None:
         self.provisional = True

@@ -145,8 +145,7 @@ class Call:
 
     def tryNext(self) -> None:
         """Try the next gateway or user; when none is left, give A the best answer we had."""
-        forker = self.forker
-        if self.state not in _RINGING or self.cancelled or forker is None:
+        if self.state not in _RINGING or self.cancelled or (forker := self.forker) is None:
             return
         try:
             attempt = forker.next()
@@ -162,10 +161,9 @@ class Call:
     def placeAll(self, attempt: Attempt, legs: list[tuple[Leg, Request]]) -> None:
         """Place the legs of an attempt (or the first, forking sequentially), unless the call
         ended or was cancelled while they were looked up."""
-        forker = self.forker
         if self.state not in _RINGING or self.cancelled:
             return
-        if forker is None or not legs:
+        if (forker := self.forker) is None or not legs:
             self.failed(None, 480, None)
             return
         if attempt.trunk is not None and not self.context.limits.outbound(attempt.trunk, self.id):
@@ -212,9 +210,9 @@ class Call:
 
     def failed(self, branch: Branch | None, status: int, response: Response | None) -> None:
         """A branch (or an attempt that placed none) ended without an answer: act on the verdict."""
-        forker = self.forker
-        if self.state not in _RINGING or forker is None:
+        if self.state not in _RINGING or (forker := self.forker) is None:
             return
+        self.context.limits.releaseOutbound(self.id, forker.trunkLeft(branch))  # failover: uncounted
         verdict = forker.failed(branch, status, response)
         if verdict is Verdict.NEXT:
             self.tryNext()
@@ -241,7 +239,9 @@ class Call:
                 self.tryNext()
 
     def silent(self, branch: Branch) -> None:
-        """A gateway gave no provisional in time: try the next."""
+        """A gateway gave no provisional in time: its trunk stops counting the leg; try the next."""
+        if self.forker is not None:
+            self.context.limits.releaseOutbound(self.id, self.forker.trunkLeft(branch))
         self.tryNext()
 
     def mediaRefused(self, failure: Failure) -> None:

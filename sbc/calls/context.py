@@ -20,6 +20,7 @@ from sbc.config import Config
 from sbc.droplog import DropLog
 from sbc.interfaces import IClientTransactionUser, IMediaRelay
 from sbc.media.quota import PortQuota
+from sbc.media.targets import Networks
 from sbc.routing import CallRequest, Decision
 from sbc.sip.message import Response
 from sbc.transaction import ClientTransaction, TransactionLayer
@@ -50,7 +51,7 @@ class CallContext:
     respond: Respond
     relay: IMediaRelay | None
     quota: PortQuota
-    forbidden: IPSet
+    forbidden: IPSet | Networks  # Networks in service: asked several times per SDP
     legs: LegFactory
     index: DialogIndex
     sourceLog: DropLog

@@ -125,6 +125,12 @@ class Forker:
         """Whether any branch still waits for its final answer."""
         return any(branch.ringing for branch in self.branches)
 
+    def trunkLeft(self, branch: Branch | None) -> str | None:
+        """The trunk that ``branch`` (ended) was a leg to, unless another leg to it still rings."""
+        name = branch.trunk.name if branch is not None and branch.trunk is not None else None
+        ringing = {b.trunk.name for b in self.branches if b.ringing and b.trunk is not None}
+        return None if name is None or name in ringing else name
+
     def failed(self, branch: Branch | None, status: int, response: Response | None) -> Verdict:
         """A branch (or, with None, an attempt that placed none) ended without an answer."""
         if 300 <= status < 400:

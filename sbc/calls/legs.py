@@ -13,7 +13,7 @@ from sbc.access import TRUNK
 from sbc.addresses import bracket
 from sbc.calls.parties import Party, PartyKind, Sides
 from sbc.calls.policy import copyHeaders
-from sbc.config import Config, Trunk
+from sbc.config import Config, Transport, Trunk
 from sbc.dialog import Leg, newCallId, newTag
 from sbc.droplog import DropLog
 from sbc.interfaces import Address, ISIPTransport
@@ -83,9 +83,17 @@ class LegFactory:
         self.lookup = lookup
         self.flowOf = flowOf
         self.sourceLog = sourceLog
-        self.datagram: ISIPTransport | None = None
-        # A trunk's gateways as hops: ordered, resolved, the down ones left out.
+        # A trunk's gateways as hops (ordered, resolved, the down ones left out) and how each is reached.
         self.gateways = gateways
+
+    @property
+    def datagram(self) -> ISIPTransport | None:
+        """Our UDP socket, which trunk gateways without a stream transport are reached on."""
+        return self.gateways.datagram
+
+    @datagram.setter
+    def datagram(self, transport: ISIPTransport | None) -> None:
+        self.gateways.datagram = transport
 
     def aLeg(self, request: Request, transaction: ServerTransaction) -> Leg:
         """The caller's dialog, as the UAS of its INVITE (RFC 3261 section 12.1.1)."""
@@ -122,11 +130,11 @@ class LegFactory:
         hops = self.gateways.hops(trunk)
         if isinstance(hops, list):
             for hop in hops:
-                yield Attempt(party, trunk, [self.trunkLeg(trunk, number, (hop.host, hop.port), inputs)])
+                yield Attempt(party, trunk, [self.trunkLeg(trunk, number, hop, inputs)])
             return
 
         def found(hops: list[Hop]) -> list[tuple[Leg, Request]]:
-            return [self.trunkLeg(trunk, number, (hop.host, hop.port), inputs) for hop in hops]
+            return [self.trunkLeg(trunk, number, hop, inputs) for hop in hops]
 
         yield Attempt(party, trunk, whenReady(hops, found), stepwise=True)
 
@@ -150,15 +158,16 @@ class LegFactory:
             legs.append(self.bLeg(transport, address, target, f"sip:{aor}", None, inputs))
         return legs
 
-    def trunkLeg(self, trunk: Trunk, number: str, gateway: Address, inputs: LegInputs) -> tuple[Leg, Request]:
-        """A B-leg to one gateway of ``trunk``, over our UDP transport."""
-        transport = self.datagram
+    def trunkLeg(self, trunk: Trunk, number: str, hop: Hop, inputs: LegInputs) -> tuple[Leg, Request]:
+        """A B-leg to one gateway of ``trunk``: over our UDP socket, or a TCP/TLS connection to it."""
+        transport = self.gateways.reach(trunk, hop)
         if transport is None:
-            raise RuntimeError("no UDP listener to reach trunk gateways")
-        host = bracket(gateway[0])
+            raise RuntimeError(f"no {hop.transport} transport to reach trunk gateways on")
+        host = bracket(hop.host)
         user = userPart(number)
-        target = URI("sip", user=user, host=host, port=gateway[1])
-        return self.bLeg(transport, gateway, target, f"sip:{user}@{host}", trunk, inputs)
+        params = () if hop.transport is Transport.UDP else (("transport", str(hop.transport)),)
+        target = URI("sip", user=user, host=host, port=hop.port, params=params)
+        return self.bLeg(transport, (hop.host, hop.port), target, f"sip:{user}@{host}", trunk, inputs)
 
     def bLeg(
         self,

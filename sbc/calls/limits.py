@@ -15,9 +15,17 @@ from typing import NamedTuple
 from twisted.internet.interfaces import IReactorTime
 
 from sbc.config import Trunk
+from sbc.config.limits import CallLimits
 from sbc.rates import Rate, TokenBucket
 
-__all__ = ["BUSY_RETRY_AFTER", "Refusal", "TrunkCounters"]
+__all__ = ["BUSY_RETRY_AFTER", "Refusal", "TrunkCounters", "registrantKey"]
+
+
+def registrantKey(name: str) -> str:
+    """What calls through registration ``name`` are counted under: never a trunk's name (those
+    have no ``:``), so a registrant and a trunk of the same name never share counters."""
+    return f"registrant:{name}"
+
 
 # Seconds a 503 for a trunk at its max_calls asks it to wait (Retry-After): calls end at no
 # predictable time, so a short fixed wait.
@@ -59,24 +67,29 @@ class TrunkCounters:
     def admit(self, trunk: Trunk, number: str | None) -> Refusal | None:
         """A new INVITE from ``trunk`` to ``number`` (E.164, None if it is no number): None if it
         may become a call (it took a token), else why not. Count it with `hold` once it is a call."""
-        limits = trunk.limits
+        return self.admitUnder(trunk.name, trunk.limits, number)
+
+    def admitUnder(
+        self, name: str, limits: CallLimits, number: str | None = None, metric: str = "trunk"
+    ) -> Refusal | None:
+        """`admit` for the calls counted under ``name`` (a trunk's name, or `registrantKey`), with
+        ``limits``; refusals are counted as ``<metric>_refused_<reason>``."""
         refusal: Refusal | None = None
         # The token is taken before the number is looked at: INVITEs to numbers a trunk may not
         # call count against its rate too, or they would be a way around it.
-        if limits.maxCalls is not None and self._calls[trunk.name] >= limits.maxCalls:
+        if limits.maxCalls is not None and self._calls[name] >= limits.maxCalls:
             refusal = _BUSY
         else:
-            refusal = self._rate(trunk)
+            refusal = self._rate(name, limits)
             if refusal is None and not limits.accepts(number):
                 refusal = _NOT_ACCEPTED
         if refusal is not None:
-            self.counts[refusal.metric] += 1
+            self.counts[metric + refusal.metric.removeprefix("trunk")] += 1
         return refusal
 
-    def _rate(self, trunk: Trunk) -> Refusal | None:
-        """Take a token from the trunk's bucket (made, or given the new rate after a reload)."""
-        cps = trunk.limits.cps
-        name = trunk.name
+    def _rate(self, name: str, limits: CallLimits) -> Refusal | None:
+        """Take a token from the bucket of ``name`` (made, or given the new rate after a reload)."""
+        cps = limits.cps
         if cps is None:
             self._buckets.pop(name, None)
             return None
@@ -115,6 +128,13 @@ class TrunkCounters:
         self._calls[trunk.name] += 1
         self._held.setdefault(key, []).append(_outbound(trunk.name))
         return True
+
+    def releaseOutbound(self, key: str, name: str | None) -> None:
+        """Call ``key``'s leg to trunk ``name`` failed (a failover step): uncount it there."""
+        held = self._held.get(key)
+        if name is not None and held is not None and _outbound(name) in held:
+            held.remove(_outbound(name))
+            self._uncount(name)
 
     def keepOutbound(self, key: str, name: str | None) -> None:
         """Call ``key`` was answered by trunk ``name`` (None: a user): other trunks it tried are

@@ -11,7 +11,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.names.common import ResolverBase
 
-from sbc.access import TRUNK
+from sbc.access import REGISTRANT, TRUNK
 from sbc.calls.admission import Admitted, admit
 from sbc.calls.call import CONFIRMED, ENDED, Call
 from sbc.calls.calllog import logCall
@@ -19,12 +19,13 @@ from sbc.calls.cdr import CDRWriter
 from sbc.calls.context import CallContext, Decide, Respond
 from sbc.calls.dialogs import DialogIndex
 from sbc.calls.legs import LegFactory
-from sbc.calls.limits import TrunkCounters
+from sbc.calls.limits import TrunkCounters, registrantKey
 from sbc.config import Config, Trunk
 from sbc.droplog import DropLog
 from sbc.interfaces import Address, IMediaRelay, ISIPTransport
 from sbc.locate import ServerLocator
 from sbc.media.quota import PortQuota
+from sbc.media.targets import Networks
 from sbc.registrar.authenticator import Authenticator
 from sbc.registrar.location import Binding
 from sbc.routing.gateways import Gateways
@@ -93,7 +94,7 @@ class CallManager:
             respond=self.respond,
             relay=self._relay,
             quota=self.ports,
-            forbidden=config.media.forbiddenNetworks(config.listeners),
+            forbidden=Networks(config.media.forbiddenNetworks(config.listeners)),
             legs=self.legs,
             index=self.index,
             sourceLog=self.sourceLog,
@@ -140,16 +141,25 @@ class CallManager:
             return
         peer = admitted.peer
         trunk = self._config.trunk(peer.name) if peer.kind == TRUNK else None
+        counted = trunk.name if trunk is not None else None
+        refusal = None
         if trunk is not None:
             refusal = self.limits.admit(trunk, self._number(trunk, admitted))
-            if refusal is not None:
-                self.respond(transaction, refusal.status, reason=refusal.reason, extra=refusal.extra)
-                return
+        elif peer.kind == REGISTRANT:
+            # A registration's own max_cps and max_calls, counted apart from any trunk's.
+            registrant = next((r for r in self._config.registrants if r.name == peer.name), None)
+            if registrant is not None:
+                counted = registrantKey(peer.name)
+                refusal = self.limits.admitUnder(counted, registrant.limits, metric="registrant")
+        if refusal is not None:
+            self.respond(transaction, refusal.status, reason=refusal.reason, extra=refusal.extra)
+            return
         context = self.context
         a = self.legs.aLeg(request, transaction)
         call = Call(context, transaction, a, admitted, self.ended)
-        if trunk is not None:
-            self.limits.hold(call.id, trunk.name)
+        self.limits.counts["calls_started"] += 1  # one per CDR line; Prometheus rates it to calls/s
+        if counted is not None:
+            self.limits.hold(call.id, counted)
         self.index.addCall(transaction, call)
         self.index.addLeg(call, a)
         self.legs.followRouteSet(a, call.sides.a)

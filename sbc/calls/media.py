@@ -33,7 +33,7 @@ from sbc.interfaces import (
     NotAcceptableError,
 )
 from sbc.media.quota import PORTS_PER_STREAM, PortOwner, PortQuota
-from sbc.media.targets import checkTargets, relayedStreams
+from sbc.media.targets import Networks, checkTargets, networksOf, relayedStreams
 from sbc.sip.errors import SIPParseError
 from sbc.sip.sdp import SessionDescription, parseSDP
 from sbc.sip.sdprewrite import bumpVersion, filterCodecs, hasActiveMedia
@@ -70,11 +70,14 @@ def statusFor(failure: Failure | BaseException) -> tuple[int, Extra]:
 
 
 def ownerOf(party: Party | None, settings: MediaSettings) -> PortOwner | None:
-    """Whom relay ports are charged to: a trunk or a registered account, each with its limit."""
+    """Whom relay ports are charged to: a trunk or a registered account, each with its limit; a
+    registrant (a peer's calls through our registration) as a trunk is."""
     if party is None:
         return None
     if party.kind is PartyKind.TRUNK:
         return PortOwner(f"trunk:{party.name}", settings.maxPortsPerTrunk)
+    if party.kind is PartyKind.REGISTRANT:
+        return PortOwner(f"registrant:{party.name}", settings.maxPortsPerTrunk)
     return PortOwner(f"account:{party.name}", settings.maxPortsPerAccount)
 
 
@@ -157,11 +160,11 @@ class CallMedia:
         codecs: frozenset[str] | None = None,
         quota: PortQuota | None = None,
         *,
-        forbidden: IPSet | None = None,
+        forbidden: IPSet | Networks | None = None,
         maxStreams: int | None = None,
     ) -> None:
         self.relay = relay
-        self.forbidden = forbidden
+        self.forbidden = networksOf(forbidden)
         self.maxStreams = maxStreams
         self.callId = callId
         self.onTimeout = onTimeout

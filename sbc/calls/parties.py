@@ -10,15 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sbc.access import TRUNK, Peer
+from sbc.access import REGISTRANT, TRUNK, Peer
 from sbc.config import Trunk
 
 
 class PartyKind(StrEnum):
-    """What a party is: a trunk (by name) or a user (by AOR). Compares equal to its text."""
+    """What a party is: a trunk (by name), a user (by AOR), or one of our registrants (by name: a
+    call that came through that registration). Compares equal to its text."""
 
     TRUNK = "trunk"
     USER = "user"
+    REGISTRANT = "registrant"
 
 
 class Side(StrEnum):
@@ -36,7 +38,7 @@ class Side(StrEnum):
 
 @dataclass(frozen=True)
 class Party:
-    """One side of a call as a CDR names it: a trunk (by name) or a user (by AOR)."""
+    """One side of a call as a CDR names it: a trunk (by name), a user (by AOR) or a registrant."""
 
     kind: PartyKind
     name: str
@@ -47,7 +49,7 @@ class Party:
         try:
             object.__setattr__(self, "kind", PartyKind(self.kind))
         except ValueError:
-            raise ValueError(f"a leg is a trunk or a user, not {self.kind!r}") from None
+            raise ValueError(f"a leg is a trunk, a user or a registrant, not {self.kind!r}") from None
 
     def toJSON(self) -> dict[str, str]:
         """The CDR's JSON object for this party."""
@@ -55,9 +57,12 @@ class Party:
 
 
 def partyOf(peer: Peer, user: str | None = None) -> Party:
-    """The caller's party: its trunk, or the user (authenticated AOR, else the peer's name)."""
+    """The caller's party: its trunk or registrant, or the user (authenticated AOR, else the
+    peer's name)."""
     if peer.kind == TRUNK:
         return Party(PartyKind.TRUNK, peer.name)
+    if peer.kind == REGISTRANT:
+        return Party(PartyKind.REGISTRANT, peer.name)
     return Party(PartyKind.USER, user or peer.name)
 
 

@@ -64,6 +64,9 @@ class MediaSettings:
     portMax: int = 29999
     timeout: float = 60.0
     rtpengine: tuple[str, int] = ("127.0.0.1", 2223)
+    # The addresses rtpengine writes into SDP (its --interface), for peers' whitelists
+    # (/media-resources, with port_min/port_max as its --port-min/--port-max); none: not listed.
+    rtpengineMedia: tuple[str, ...] = ()
     # Seconds a latched media source must be silent before another allowed source may take over.
     relatchAfter: float = 2.0
     # Networks no SDP may send media to (488); "self" is the SBC's own addresses (the media
@@ -112,6 +115,15 @@ def loadCalls(top: Table, stateDirectory: Path) -> CallSettings:
     return calls
 
 
+def _rtpengineMedia(table: Table) -> tuple[str, ...]:
+    """``rtpengine_media``: addresses only (what peers put on a whitelist)."""
+    found = table.get("rtpengine_media", list, list(MediaSettings.rtpengineMedia))
+    for entry in found:
+        if not isinstance(entry, str) or not isAddress(entry.strip("[]")):
+            raise table.error("rtpengine_media", f"{entry!r} is not an IP address")
+    return tuple(entry.strip("[]") for entry in found)
+
+
 def loadMedia(top: Table) -> MediaSettings:
     """The ``[media]`` table: the engine, the relay's address and ports, and what SDP may ask for."""
     table = top.table("media")
@@ -124,6 +136,7 @@ def loadMedia(top: Table) -> MediaSettings:
         portMax=table.integer("port_max", MediaSettings.portMax, minimum=1025, maximum=65535),
         timeout=table.number("timeout", MediaSettings.timeout, minimum=1, maximum=3600),
         rtpengine=parseHostPort(path, "media.rtpengine", table.get("rtpengine", str, defaultEngine)),
+        rtpengineMedia=_rtpengineMedia(table),
         relatchAfter=table.number("relatch_after", MediaSettings.relatchAfter, minimum=0, maximum=3600),
         forbiddenTargets=_forbiddenTargets(table),
         maxStreams=table.integer("max_streams", MediaSettings.maxStreams, minimum=1, maximum=64),

@@ -1,4 +1,5 @@
-"""What a reload changes about the trunks, as lines for the log: networks, settings, trunks."""
+"""What a reload changes about the trunks (networks, settings, trunks) and the registrants (names
+and which keys changed, never a value: a password must not reach the log), as lines for the log."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from netaddr import IPNetwork
 from sbc.config.model import Config
 from sbc.config.trunks import Trunk
 
-__all__ = ["trunkChanges"]
+__all__ = ["registrantChanges", "trunkChanges"]
 
 
 def trunkChanges(old: Config, new: Config) -> list[str]:
@@ -28,6 +29,21 @@ def trunkChanges(old: Config, new: Config) -> list[str]:
             lines.append(f"trunk {trunk.name} added: {networks or 'no networks'}")
         else:
             lines.extend(f"trunk {trunk.name}: {change}" for change in _changes(before, trunk))
+    return lines
+
+
+def registrantChanges(old: Config, new: Config) -> list[str]:
+    """One line per registrant added, removed or changed (the keys that changed, not their values)."""
+    before = {r.name: r for r in old.registrants}
+    after = {r.name: r for r in new.registrants}
+    lines = [f"registrant {name} removed (it unregisters)" for name in before if name not in after]
+    for name, registrant in after.items():
+        was = before.get(name)
+        if was is None:
+            lines.append(f"registrant {name} added")
+        elif was != registrant:
+            keys = [_key(f.name) for f in fields(was) if getattr(was, f.name) != getattr(registrant, f.name)]
+            lines.append(f"registrant {name} changed: {', '.join(keys)}")
     return lines
 
 

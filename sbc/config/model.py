@@ -18,6 +18,7 @@ from sbc.config.api import APISettings, loadAPI
 from sbc.config.calls import CallSettings, LogSettings, MediaSettings, loadCalls, loadLog, loadMedia
 from sbc.config.errors import ConfigError
 from sbc.config.gateways import loadDNSServers
+from sbc.config.registrants import Registrant, loadRegistrants
 from sbc.config.registrar import RegistrarSettings, loadBans, loadDevices, loadRegistrar
 from sbc.config.routing import RoutingSettings, loadRouting
 from sbc.config.sip import (
@@ -62,6 +63,8 @@ class Config:
     # ``[api]``: the HTTP API (sbc.ops.api); None without the table. Its listener and token are
     # taken at start only; ``otherNodes`` is read per request, so it follows a reload.
     api: APISettings | None = None
+    # ``[registrants.NAME]``: registrations we keep at peers' registrars (sbc.registrant).
+    registrants: tuple[Registrant, ...] = ()
     access: AccessPolicy = field(compare=False, repr=False, default_factory=lambda: AccessPolicy({}))
     # The trunks by name, built once: calls look a trunk up on every message of theirs.
     _trunksByName: Mapping[str, Trunk] = field(init=False, compare=False, repr=False)
@@ -92,6 +95,7 @@ class Config:
         files.extend(n.whitelistPath for n in self.registrar.networks.networks if n.whitelistPath is not None)
         if self.routing.hookPath is not None:
             files.append(self.routing.hookPath)
+        files.extend(r.passwordFile for r in self.registrants if r.passwordFile is not None)
         return tuple(files)
 
     @property
@@ -126,6 +130,7 @@ def loadConfig(path: Path | str) -> Config:
     log = loadLog(top)
     dnsServers = loadDNSServers(top)
     api = loadAPI(top, base)
+    registrants = loadRegistrants(top, base, listeners)
     top.done()
     return Config(
         path=path,
@@ -144,8 +149,21 @@ def loadConfig(path: Path | str) -> Config:
         log=log,
         dnsServers=dnsServers,
         api=api,
+        registrants=registrants,
         access=AccessPolicy(whitelists),
-        warnings=gatewayWarnings(trunks),
+        warnings=gatewayWarnings(trunks) + _unreachableGateways(trunks, listeners),
+    )
+
+
+def _unreachableGateways(trunks: tuple[Trunk, ...], listeners: tuple[Listener, ...]) -> tuple[str, ...]:
+    """A TCP or TLS gateway needs a listener of its transport (our Via names it); without one it
+    is skipped at every call: say so at load."""
+    have = {item.transport for item in listeners}
+    return tuple(
+        f"trunk {trunk.name}: gateway {gateway} is skipped: no {gateway.transport} [[listen]] table"
+        for trunk in trunks
+        for gateway in trunk.gateways
+        if gateway.transport in (Transport.TCP, Transport.TLS) and gateway.transport not in have
     )
 
 

@@ -12,16 +12,32 @@ refuses it with `NotAcceptableError` (488) before it binds anything.
 
 The media timeout runs one periodic check for the whole relay, which compares each call's RTP
 packet count with the count it saw last time: the timeout needs no clock read per packet.
+
+With ``spare`` above 0 (as the service runs it), a pair whose call ended stays bound, idle, and
+goes back to the `PortPool` at once: when the pool hands out that port again (at random, after its
+quarantine, as any port) the relay reuses the bound pair instead of binding and closing two sockets
+per side and call (issue 19). An idle pair has forgotten its call (`PortPair.reset`): a late packet
+of the old call reaches nobody, and the next call starts with no peer, latch or counts. Ports the
+pool hands out that are not bound yet are bound then, so the bound set fills lazily, up to the
+range; one that another program holds is stepped over, as before. An idle pair is not read (its
+sockets leave the reactor: a datagram sprayed at it costs no Python), and what queued on it while
+idle is thrown away when a call takes it again.
+
+Idle pairs hold file descriptors. When a bind fails for want of them (EMFILE, ENFILE), the relay
+closes an idle pair and tries again, so active calls always come first; with none idle left the
+offer fails (503) saying so, not blaming another program.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import resource
 from collections.abc import Callable
 
 from netaddr import IPSet
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IReactorTime, IReactorUDP
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -39,7 +55,7 @@ from sbc.media.streams import (
     canonicalIP,
     relayable,
 )
-from sbc.media.targets import unmapped
+from sbc.media.targets import Networks, unmapped
 from sbc.sip.sdp import Media, SessionDescription, parseSDP
 from sbc.sip.sdprewrite import rewrite
 from sbc.sip.uri import isDigits
@@ -50,6 +66,9 @@ _OTHER = {"A": "B", "B": "A"}
 # Twisted reads this much per datagram. RTP fits an Ethernet frame; 8 KiB leaves room for jumbo
 # frames and loopback without making every read reserve 64 KiB.
 MAX_PACKET_SIZE = 8192
+
+# A bind that fails with these is short of file descriptors, not of the port.
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 @implementer(IMediaRelay)
@@ -64,8 +83,11 @@ class MediaRelay:
 
     ``relatchAfter`` is the silence (seconds) of a latched source after which another allowed
     source may take its place; ``forbidden`` the networks no SDP may send media to; ``maxStreams``
-    the most m= lines one SDP may have. The SBC passes them from ``[media]``; the defaults here
-    suit tests.
+    the most m= lines one SDP may have. The service passes None for both: the call layer checks
+    every SDP against the configuration of the moment (`sbc.calls.media.CallMedia`, for either
+    engine), which a reload changes and this relay would not see. ``spare`` is the most idle
+    pairs kept bound for later calls (0: every call binds its own sockets and closes them; the
+    service passes `sparePairs`).
     """
 
     log = Logger()
@@ -86,7 +108,8 @@ class MediaRelay:
         checkInterval: float = 1.0,
         relatchAfter: float = 2.0,
         forbidden: IPSet | None = None,
-        maxStreams: int = 8,
+        maxStreams: int | None = 8,
+        spare: int = 0,
     ) -> None:
         address = unbracket(address)
         ip = ipaddress.ip_address(address)  # ValueError for a hostname
@@ -96,7 +119,7 @@ class MediaRelay:
         self._family = ip.version
         if timeout <= 0 or (holdTimeout is not None and holdTimeout <= 0) or checkInterval <= 0:
             raise ValueError("media timeouts and the check interval must be positive")
-        if relatchAfter < 0 or maxStreams < 1:
+        if relatchAfter < 0 or (maxStreams is not None and maxStreams < 1):
             raise ValueError("relatchAfter must not be negative, and maxStreams must be at least 1")
         self.reactor = reactor
         self.clock = clock
@@ -106,9 +129,13 @@ class MediaRelay:
         self.holdTimeout = holdTimeout
         self.checkInterval = checkInterval
         self.relatchAfter = relatchAfter
-        self.forbidden = forbidden if forbidden is not None else IPSet()
+        self.forbidden = Networks(forbidden)
         self.maxStreams = maxStreams
+        self.spare = spare
         self.timeouts = 0
+        # Bound pairs of no call, by RTP port: their ports are back in the pool.
+        self._idle: dict[int, PortPair] = {}
+        self._binder = PairBinder(reactor, address, clock.seconds, relatchAfter, self._idle)
         self._sessions: dict[str, RelaySession] = {}
         self._timer = LoopingCall(self._check)
         self._timer.clock = clock
@@ -149,11 +176,26 @@ class MediaRelay:
         return None if session is None else session.stats()
 
     def close(self) -> None:
-        """Release every call's ports and stop the timeout check (service shutdown)."""
+        """Release every call's ports, close the idle pairs and stop the timeout check (service shutdown)."""
         sessions = list(self._sessions.values())
         self._sessions.clear()
         for session in sessions:
             self._closeSession(session)
+        self.spare = 0
+        idle = list(self._idle.values())
+        self._idle.clear()
+        for pair in idle:
+            _unbind(pair)  # its port is in the pool already
+
+    @property
+    def idlePairs(self) -> int:
+        """Pairs bound for no call, waiting for the pool to hand out their ports again."""
+        return len(self._idle)
+
+    @property
+    def descriptorShortages(self) -> int:
+        """Idle pairs closed because a bind ran out of file descriptors."""
+        return self._binder.shortages
 
     # -- anchoring
 
@@ -169,7 +211,7 @@ class MediaRelay:
         if other is None:
             raise ValueError(f"side must be 'A' or 'B', not {side!r}")
         sdp = parseSDP(body)
-        if len(sdp.media) > self.maxStreams:
+        if self.maxStreams is not None and len(sdp.media) > self.maxStreams:
             raise NotAcceptableError(f"{len(sdp.media)} media streams, at most {self.maxStreams} allowed")
         # Every address the SDP names is checked before anything is bound or learned.
         addresses = [
@@ -238,20 +280,19 @@ class MediaRelay:
         try:
             for _ in range(self.bindAttempts):
                 port = self.pool.allocate()
-                seconds, after = self.clock.seconds, self.relatchAfter
-                rtp, rtcp = RelaySocket(seconds, after), RelaySocket(seconds, after)
+                idle = self._idle.pop(port, None)
+                if idle is not None:
+                    idle.resume()  # throws away what strangers queued on it while idle
+                    idle.reset()
+                    return idle
                 try:
-                    rtpPort = self.reactor.listenUDP(port, rtp, self.address, MAX_PACKET_SIZE)
-                except CannotListenError:
+                    pair = self._binder.bind(port)
+                except BaseException:
                     failed.append(port)
-                    continue
-                try:
-                    rtcpPort = self.reactor.listenUDP(port + 1, rtcp, self.address, MAX_PACKET_SIZE)
-                except CannotListenError:
-                    rtpPort.stopListening()
-                    failed.append(port)
-                    continue
-                return PortPair(port, rtp, rtcp, rtpPort, rtcpPort)
+                    raise
+                if pair is not None:
+                    return pair
+                failed.append(port)
             raise PortPoolExhaustedError(
                 f"{self.bindAttempts} RTP/RTCP port pairs in a row would not bind on {self.address}; "
                 f"does another program use ports in {self.pool.low}-{self.pool.high}?"
@@ -264,9 +305,15 @@ class MediaRelay:
                 self.pool.release(port)
 
     def _closePair(self, pair: PortPair) -> None:
-        """Close both sockets; the pair returns to the pool once the OS has let go of both."""
-        closing = [pair.rtpPort.stopListening(), pair.rtcpPort.stopListening()]
-        whenAllReady(closing, lambda: self.pool.release(pair.port))
+        """Keep the pair bound and idle if there is room (its port back in the pool at once), else
+        close both sockets: the pair returns to the pool once the OS has let go of both."""
+        if len(self._idle) < self.spare:
+            pair.reset()
+            pair.pause()
+            self._idle[pair.port] = pair
+            self.pool.release(pair.port)
+            return
+        whenAllReady(_unbind(pair), lambda: self.pool.release(pair.port))
 
     def _closeSession(self, session: RelaySession) -> None:
         for stream in session.streams.values():
@@ -300,8 +347,89 @@ class MediaRelay:
         return f"<MediaRelay {self.address} {len(self._sessions)} calls, {self.pool!r}>"
 
 
+class PairBinder:
+    """Binds the relay's port pairs on ``address``. Short of file descriptors (EMFILE, ENFILE),
+    it closes pairs of ``idle`` (the relay's idle pairs, by RTP port) until the bind succeeds, so
+    that active calls come first; with none left it says so rather than blame another program."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: IReactorUDP,
+        address: str,
+        seconds: Callable[[], float],
+        relatchAfter: float,
+        idle: dict[int, PortPair],
+    ) -> None:
+        self.reactor = reactor
+        self.address = address
+        self.seconds = seconds
+        self.relatchAfter = relatchAfter
+        self.idle = idle
+        self.shortages = 0  # idle pairs closed for want of descriptors
+
+    def bind(self, port: int) -> PortPair | None:
+        """Bind the pair at ``port``, or None if another program holds either port."""
+        seconds, after = self.seconds, self.relatchAfter
+        rtp, rtcp = RelaySocket(seconds, after), RelaySocket(seconds, after)
+        rtpPort = self._listen(port, rtp)
+        if rtpPort is None:
+            return None
+        try:
+            rtcpPort = self._listen(port + 1, rtcp)
+        except BaseException:
+            rtpPort.stopListening()
+            raise
+        if rtcpPort is None:
+            rtpPort.stopListening()
+            return None
+        return PortPair(port, rtp, rtcp, rtpPort, rtcpPort)
+
+    def _listen(self, port: int, protocol: RelaySocket) -> IListeningPort | None:
+        """Bind one socket: None if the port is taken; short of descriptors, close idle pairs
+        until it binds, and when none is left raise `PortPoolExhaustedError` saying so."""
+        while True:
+            try:
+                return self.reactor.listenUDP(port, protocol, self.address, MAX_PACKET_SIZE)
+            except CannotListenError as e:
+                code = getattr(e.socketError, "errno", None)
+                if code not in _OUT_OF_DESCRIPTORS:
+                    return None
+                if not self.idle:
+                    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                    raise PortPoolExhaustedError(
+                        f"out of file descriptors ({errno.errorcode.get(code or 0, code)}, open-file "
+                        f"limit {limit}) binding media port {port}: raise the limit (LimitNOFILE)"
+                    ) from None
+                _, spare = self.idle.popitem()  # its port is in the pool already
+                _unbind(spare)
+                self.shortages += 1
+                if self.shortages == 1:
+                    self.log.warn(
+                        "out of file descriptors binding media ports: closing idle port pairs "
+                        "for active calls (open-file limit {limit}; raise LimitNOFILE)",
+                        limit=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                    )
+
+
+def _unbind(pair: PortPair) -> list[object]:
+    """Close both sockets of ``pair``: what each `stopListening` returned (None, or a Deferred)."""
+    return [pair.rtpPort.stopListening(), pair.rtcpPort.stopListening()]
+
+
+def sparePairs(capacity: int) -> int:
+    """How many idle pairs the service keeps bound: the whole range (``capacity`` pairs) if the
+    process may open that many descriptors four times over, else as many as hold a quarter of its
+    descriptors: idle pairs never take those that active calls, connections and files need."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return capacity
+    return max(0, min(capacity, limit // 4 // 2))
+
+
 def _addresses(
-    sdp: SessionDescription, media: Media, family: int, forbidden: IPSet
+    sdp: SessionDescription, media: Media, family: int, forbidden: Networks
 ) -> tuple[Address | None, Address | None]:
     """Where the SDP's sender wants this stream's RTP and RTCP (RFC 3605 ``a=rtcp``, else port + 1)."""
     host = sdp.connectionAddress(media)
@@ -316,7 +444,7 @@ def _addresses(
     return rtp, rtcp
 
 
-def _usable(host: str | None, port: int, family: int, forbidden: IPSet) -> Address | None:
+def _usable(host: str | None, port: int, family: int, forbidden: Networks) -> Address | None:
     """``(host, port)`` if our sockets can send there: an IP of our family, not the null address.
 
     A hostname (legal in ``c=``), the RFC 2543 hold address or an IP not of ``family`` yields None:
@@ -332,11 +460,11 @@ def _usable(host: str | None, port: int, family: int, forbidden: IPSet) -> Addre
     if ip is None or ip.is_unspecified:
         return None
     canonical = str(ip)
-    if canonical in forbidden:
+    if forbidden.contains(ip):
         raise NotAcceptableError(f"media to {canonical} is forbidden")
     if ip.version != family:
         return None
     return (canonical, port)
 
 
-__all__ = ["MAX_PACKET_SIZE", "MediaRelay"]
+__all__ = ["MAX_PACKET_SIZE", "MediaRelay", "PairBinder", "sparePairs"]

@@ -40,6 +40,11 @@ from sbc.interfaces import Address
 # under a flood yields to the others (and to timers) after a bounded amount of work.
 READS_PER_EVENT = 64
 
+# The most datagrams a socket's receive buffer is emptied of when it resumes reading: more than
+# its default buffer (about 200 KiB) holds of small ones; what is left beyond is read, and refused
+# by the new call's strict latching, as any stranger's packets are.
+DISCARD_AT_RESUME = 1024
+
 # Errors a receive may report for an earlier send (ICMP unreachable and the like): they say
 # nothing about the datagrams still waiting, so reading goes on.
 _SEND_ERRORS = frozenset(
@@ -85,6 +90,8 @@ class QuietDatagramPort:
         self.family = socket.AF_INET6 if ":" in interface else socket.AF_INET
         self.socket: socket.socket | None = None
         self.listening = False
+        self.reading = False  # registered with the reactor as a reader
+        # A protocol failure is logged once per socket and call (reset by `resumeReading`).
         self.failed = False
 
     # -- IListeningPort
@@ -104,6 +111,7 @@ class QuietDatagramPort:
         self.socket = skt
         self.listening = True
         self.protocol.makeConnection(self)
+        self.reading = True
         self.reactor.addReader(self)
 
     def stopListening(self) -> None:
@@ -111,12 +119,47 @@ class QuietDatagramPort:
         if not self.listening:
             return
         self.listening = False
-        self.reactor.removeReader(self)  # while fileno() is still the registered descriptor
+        if self.reading:
+            self.reading = False
+            self.reactor.removeReader(self)  # while fileno() is still the registered descriptor
         try:
             self.protocol.doStop()
         finally:
             assert self.socket is not None
             self.socket.close()
+
+    # -- idle (the relay keeps ended calls' sockets bound for later calls)
+
+    def pauseReading(self) -> None:
+        """Stop reading while the socket serves no call: a datagram sprayed at it costs nothing
+        here (the kernel keeps or drops it), and nothing reads it until `resumeReading`."""
+        if self.listening and self.reading:
+            self.reading = False
+            self.reactor.removeReader(self)
+
+    def resumeReading(self, discard: int = DISCARD_AT_RESUME) -> int:
+        """Read again, for a new call: first throw away (up to ``discard``) datagrams that queued
+        while paused, so none of them reaches the new call, and forget the old call's failure
+        (a new failure is logged again). Returns how many were thrown away."""
+        if not self.listening or self.reading:
+            return 0
+        assert self.socket is not None
+        dropped = 0
+        recv = self.socket.recv
+        for _ in range(discard):
+            try:
+                recv(self.maxPacketSize)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno not in _SEND_ERRORS:
+                    break
+                continue
+            dropped += 1
+        self.failed = False
+        self.reading = True
+        self.reactor.addReader(self)
+        return dropped
 
     def getHost(self) -> IPv4Address | IPv6Address:
         """The address the socket is bound to (its real port, when it was bound to port 0)."""
@@ -181,7 +224,8 @@ class QuietDatagramPort:
             try:
                 received(datagram, source)
             except Exception:
-                # A bug, not traffic: said once per socket, so a flood cannot turn it into a log flood.
+                # A bug, not traffic: said once per socket and call (`resumeReading` resets the
+                # flag), so a flood cannot turn it into a log flood.
                 if not self.failed:
                     self.failed = True
                     self.log.failure("{protocol} failed on a datagram", protocol=self.protocol)
@@ -222,4 +266,4 @@ class QuietUDP:
         return listening
 
 
-__all__ = ["READS_PER_EVENT", "QuietDatagramPort", "QuietUDP"]
+__all__ = ["DISCARD_AT_RESUME", "READS_PER_EVENT", "QuietDatagramPort", "QuietUDP"]

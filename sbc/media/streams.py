@@ -31,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from twisted.internet.error import MessageLengthError
 from twisted.internet.interfaces import IListeningPort
@@ -103,6 +104,16 @@ class RelaySocket(DatagramProtocol):
     def stopProtocol(self) -> None:
         """A closed socket sends nothing: writes go nowhere from now on."""
         self.send = _discard
+
+    def reset(self) -> None:
+        """Forget the call this socket served (twin, addresses, latch, counters): it stays bound,
+        and refuses every datagram, until the relay hands it to the next call."""
+        self.twin = self
+        self.remote = self.learned = self.latchedTo = None
+        self.sipSource = None
+        self.packets = self.bytes = self.dropped = self.refused = 0
+        self._quietCount = -1
+        self._quietSince = 0.0
 
     @property
     def latched(self) -> bool:
@@ -178,6 +189,25 @@ class PortPair:
     rtcp: RelaySocket
     rtpPort: IListeningPort
     rtcpPort: IListeningPort
+
+    def reset(self) -> None:
+        """Forget the call the pair served, keeping it bound for the next one."""
+        self.rtp.reset()
+        self.rtcp.reset()
+
+    def pause(self) -> None:
+        """Stop reading both sockets while the pair is idle (ports that cannot pause read on)."""
+        for port in (self.rtpPort, self.rtcpPort):
+            pause = getattr(port, "pauseReading", None)
+            if pause is not None:
+                pause()
+
+    def resume(self) -> None:
+        """Read both sockets again, for a new call, throwing away what queued while idle."""
+        for port in (self.rtpPort, self.rtcpPort):
+            resume = getattr(port, "resumeReading", None)
+            if resume is not None:
+                resume()
 
 
 class RelayStream:
@@ -264,6 +294,7 @@ def relayable(media: Media) -> bool:
     return media.isRTP or proto == "UDPTL" or proto.startswith("UDP")
 
 
+@lru_cache(maxsize=4096)  # signalling sources repeat (trunks, phones); bounded
 def canonicalIP(ip: str | None) -> str | None:
     """An IP address as sockets report a datagram's source (IPv6 compressed, lower case)."""
     if ip is None:

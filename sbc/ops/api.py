@@ -25,11 +25,13 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from sbc.addresses import hostport
 from sbc.calls.call import Call
 from sbc.config import Config, MediaEngine
 from sbc.config.api import APISettings
 from sbc.ops.metrics import Metrics
 from sbc.ops.reload import ConfigReloader
+from sbc.registrant.status import RegistrantStatus
 from sbc.registrar.location import Binding
 
 JSON = b"application/json"
@@ -56,6 +58,8 @@ class APISources:
     bindings: Callable[[], Deferred[list[Binding]]]
     # The calls in progress (sbc.calls.manager.CallManager.active).
     calls: Callable[[], Iterable[Call]]
+    # Our registrations to peers' registrars (sbc.registrant.RegistrantService.statuses).
+    registrants: Callable[[], Iterable[RegistrantStatus]] = lambda: ()
 
 
 def apiResource(settings: APISettings, sources: APISources) -> Resource:
@@ -67,6 +71,7 @@ def apiResource(settings: APISettings, sources: APISources) -> Resource:
     root.putChild(b"trunks", Trunks(token, sources))
     root.putChild(b"registrations", Registrations(token, sources))
     root.putChild(b"calls", Calls(token, sources.calls))
+    root.putChild(b"registrants", Registrants(token, sources))
     root.putChild(b"reload", Reload(token, sources))
     root.putChild(b"metrics", PrometheusMetrics(token, sources.metrics))
     return root
@@ -105,9 +110,11 @@ def mediaResources(config: Config, withSbcs: bool = True, withMediaservers: bool
         media = config.media
         servers: list[dict[str, Any]] = []
         if media.engine is MediaEngine.RTPENGINE:
-            servers.append(
-                {"node": "self", "address": media.rtpengine[0], "port_min": None, "port_max": None}
-            )
+            # rtpengine's advertised media addresses; never its ng control socket, which is ours.
+            for address in media.rtpengineMedia:
+                servers.append(
+                    {"node": "self", "address": address, "port_min": media.portMin, "port_max": media.portMax}
+                )
         else:
             servers.append(
                 {
@@ -315,6 +322,41 @@ class Calls(OpsResource):
         return _json(request, {"calls": callSummaries(self.calls())})
 
 
+def registrantSummaries(statuses: Iterable[RegistrantStatus], now: float) -> list[dict[str, Any]]:
+    """Registrations as ``/registrants`` lists them; times as seconds from ``now``."""
+    return [
+        {
+            "name": s.name,
+            "registrar": s.registrar,
+            "aor": s.aor,
+            "state": str(s.state),
+            "up": s.isUp(now),
+            "last_code": s.lastCode,
+            "last_reason": s.lastReason,
+            "next_attempt_in": None if s.nextAttempt is None else round(max(s.nextAttempt - now, 0.0), 1),
+            "expires_in": None
+            if s.registeredUntil is None or s.registeredUntil <= now
+            else round(s.registeredUntil - now, 1),
+            "destination": None if s.destination is None else hostport(s.destination),
+            "failures": s.failures,
+        }
+        for s in statuses
+    ]
+
+
+class Registrants(OpsResource):
+    """``GET /registrants``: our registrations to peers' registrars, with state and last answer."""
+
+    def __init__(self, token: str | None, sources: APISources) -> None:
+        super().__init__(token)
+        self.sources = sources
+
+    def render_GET(self, request: Request) -> bytes:
+        """The registrations as JSON."""
+        now = self.sources.clock.seconds()
+        return _json(request, {"registrants": registrantSummaries(self.sources.registrants(), now)})
+
+
 class Reload(OpsResource):
     """``POST /reload``: the same reload as SIGHUP; the changes, or the error with 400."""
 
@@ -337,7 +379,7 @@ class MetricsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """One family per name, labels parsed from ``name{label="value"}``."""
-        yield from _families(dict(self.metrics.counts), CounterMetricFamily)
+        yield from _families(self.metrics.counters(), CounterMetricFamily)
         yield from _families({name: read() for name, read in self.metrics.gauges.items()}, GaugeMetricFamily)
 
 

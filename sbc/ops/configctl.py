@@ -24,6 +24,7 @@ from sbc.config.users import parseAccountName
 from sbc.ops.check import loadAsServer, problems, summary
 from sbc.ops.explain import SourceError, explainCall, explainSource, parseSource, readBans
 from sbc.ops.pidfile import DEFAULT_PIDFILE, PidfileError, signalServer
+from sbc.routing.registrars import withRegistrars
 
 __all__ = ["DEFAULT_CONFIG", "addCommands"]
 
@@ -135,7 +136,7 @@ def _explain(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> 
         loaded = loadAsServer(arguments.config)
     except ConfigError as e:
         return _fail(problems(e))
-    config = loaded.config
+    config = withRegistrars(loaded.config)  # as the gate: registrars given by address admitted
     if arguments.call:
         peer = config.access.classify(source.host)
         if peer is not None and peer.kind == DEVICES and arguments.authenticated is None:

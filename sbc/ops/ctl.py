@@ -5,6 +5,7 @@
     sbc-ctl options sip:HOST[:PORT] [--from ADDRESS] [--timeout SECONDS]
     sbc-ctl check | explain | reload ...   (the running config: see sbc.ops.configctl)
     sbc-ctl bans | unban IP [--config PATH]   (the ban table: see sbc.ops.banctl)
+    sbc-ctl status | trunks | calls | registrations | registrants   (the HTTP API: see sbc.ops.apictl)
 
 Each subcommand is a function taking the parsed arguments and returning an exit status; add one
 by writing it and registering it in `_parser`. Exit status: 0 done, 2 usage error, 1 anything
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from sbc.config.errors import ConfigError
 from sbc.config.users import accountKey, formatAccount, parseAccountName, parseUsers
+from sbc.ops.apictl import addCommands as addAPICommands
 from sbc.ops.banctl import addCommands as addBanCommands
 from sbc.ops.configctl import addCommands as addConfigCommands
 from sbc.ops.probe import ProbeError, sendOptions
@@ -91,9 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         "directory and a fresh self-signed loopback TLS certificate; an existing sbc.toml is kept.",
     )
     init.add_argument("directory", metavar="DIR", type=Path)
-    init.add_argument(
-        "--state", type=Path, metavar="PATH", help="the state directory (default: DIR/state)"
-    )
+    init.add_argument("--state", type=Path, metavar="PATH", help="the state directory (default: DIR/state)")
     init.set_defaults(run=_init, subparser=init)
 
     options = commands.add_parser(
@@ -110,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     options.set_defaults(run=_options, subparser=options)
     addConfigCommands(commands)  # check, explain, reload (sbc.ops.configctl)
     addBanCommands(commands)  # bans, unban (sbc.ops.banctl)
+    addAPICommands(commands)  # status, trunks, calls, registrations, registrants (sbc.ops.apictl)
     return parser
 
 

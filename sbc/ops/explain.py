@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sbc.access import DEVICES, Peer
-from sbc.config import Config, Transport
+from sbc.access import DEVICES, REGISTRANT, TRUNK, Peer
+from sbc.config import Config, Transport, Trunk
 from sbc.ops.state import BanTable
 from sbc.routing import CallRequest, RoutingChain, explain
+from sbc.routing.registrars import registrantsAt
 from sbc.sip.uri import unescape
 
 __all__ = ["Explained", "Source", "explainCall", "explainSource", "parseSource", "readBans"]
@@ -105,13 +106,29 @@ def _ban(host: str, bans: BanRecords, now: float) -> tuple[str, float, str] | No
 
 
 def _admittedBy(config: Config, host: str, peer: Peer) -> str:
-    """``trunk demo, by 203.0.113.0/24 (etc/whitelist/demo.txt:4)``: the peer and the whitelist line."""
+    """``trunk demo, by 203.0.113.0/24 (etc/whitelist/demo.txt:4)``: the peer and the whitelist
+    line; a registrar: every registrant whose registrar or outbound proxy it is."""
+    if peer.kind == REGISTRANT:
+        names = registrantsAt(config, host) or (peer.name,)
+        return f"the registrar of registrant{'s' if len(names) > 1 else ''} {', '.join(names)}"
     found = config.access.why(host)
     return _describe(peer) + ("" if found is None else f", by {found[1]}")
 
 
+def _registrarNotes(config: Config, host: str) -> tuple[str, ...]:
+    """What a registrar may send: new INVITEs to its registrants' Contacts alone."""
+    names = set(registrantsAt(config, host))
+    ways = [f"{r.name} (over {r.transport})" for r in config.registrants if r.name in names]
+    return (
+        f"  only for new INVITEs to the Contact of registrant {', '.join(ways)}; any other new INVITE"
+        " gets 404, REGISTER 403",
+    )
+
+
 def _describe(peer: Peer) -> str:
-    """``trunk NAME`` or ``a device network``."""
+    """``trunk NAME``, ``a device network`` or ``the registrar of registrant NAME``."""
+    if peer.kind == REGISTRANT:
+        return f"the registrar of registrant {peer.name}"
     return "a device network" if peer.kind == DEVICES else f"trunk {peer.name}"
 
 
@@ -124,9 +141,8 @@ def explainSource(
         return Explained(False, (f"{name}: dropped: no [[listen]] table of {config.path} takes {transport}",))
     peer = config.access.classify(source.host)
     if peer is None:
-        return Explained(
-            False, (f"{name}: dropped: no trunk whitelist and no device network holds {source.host}",)
-        )
+        dropped = f"{name}: dropped: no trunk whitelist and no device network holds {source.host}"
+        return Explained(False, (dropped, *_byDNS(config)))
     who = _admittedBy(config, source.host, peer)
     notes: tuple[str, ...] = ()
     if isinstance(bans, str):
@@ -139,10 +155,54 @@ def explainSource(
             return Explained(
                 False, (f"{name}: dropped: {key} is banned until {stamp} ({reason}); it is {who}",), peer
             )
-    trunk = config.trunk(peer.name) if peer.kind != DEVICES else None
+    trunk = config.trunk(peer.name) if peer.kind == TRUNK else None
     if trunk is not None and trunk.requireTls and transport is not None and transport != Transport.TLS:
         return Explained(False, (f"{name}: dropped: trunk {trunk.name} requires TLS; it is {who}",), peer)
+    if trunk is not None and trunk.requireTls:
+        if transport is None:
+            notes += (f"  over TLS only: trunk {trunk.name} requires TLS, its UDP and TCP are dropped",)
+        if trunk.tlsIdentities:
+            notes += (f"  its client certificate must prove {' or '.join(trunk.tlsIdentities)}",)
+    if peer.kind == REGISTRANT:
+        notes += _registrarNotes(config, source.host)
     return Explained(True, (f"{name}: accepted: {who}", *notes), peer)
+
+
+def _byDNS(config: Config) -> tuple[str, ...]:
+    """What the running SBC may admit beyond the files: the addresses of the gateway names of
+    trunks with ``whitelist_gateways`` (explain does not resolve them: DNS answers change)."""
+    lines: list[str] = []
+    for trunk in config.trunks:
+        if not trunk.whitelistGateways:
+            continue
+        for gateway in trunk.gateways:
+            try:
+                ipaddress.ip_address(gateway.host.strip("[]"))
+            except ValueError:
+                lines.append(
+                    f"  unless {gateway.host} resolves to it: then it is trunk {trunk.name} "
+                    "(whitelist_gateways), as long as DNS says so"
+                )
+    return tuple(lines)
+
+
+def _trunkLimits(config: Config, trunk: Trunk, number: str) -> tuple[list[str], str | None]:
+    """What a trunk's own limits say of its new INVITE to ``number``: lines, and the refusal
+    (``reject 404 ...``) when its ``accept`` list does not hold the number (checked before routing)."""
+    limits = trunk.limits
+    cps = limits.cps
+    parts = [f"max_cps {cps[0]:g} (burst {cps[1]:g})"] if cps is not None else []
+    parts += [f"max_calls {limits.maxCalls}"] if limits.maxCalls is not None else []
+    said = ", ".join(parts) + ": past either, 503 with Retry-After" if parts else "none"
+    lines = [f"  trunk {trunk.name} limits: {said}"]
+    if limits.accept is None:
+        return lines, None
+    normalised = config.routing.rules.plan.normalise(unescape(number))
+    accept = ", ".join(limits.accept)
+    if limits.accepts(normalised):
+        return [*lines, f"  trunk {trunk.name} accepts {normalised} (accept = {accept})"], None
+    lines.append(f"  trunk {trunk.name} may not call {normalised}: not in accept = [{accept}]  <- refused")
+    return lines, "reject 404 Not Found (trunk accept list)"
 
 
 def explainCall(
@@ -162,9 +222,8 @@ def explainCall(
     """
     peer = config.access.classify(source.host)
     if peer is None:
-        return Explained(
-            False, (f"{source}: dropped at the gate: no trunk whitelist and no device network holds it",)
-        )
+        dropped = f"{source}: dropped at the gate: no trunk whitelist and no device network holds it"
+        return Explained(False, (dropped, *_byDNS(config)))
     host = domain or config.routing.defaultDomain or config.listeners[0].host
     request = CallRequest(
         source=peer,
@@ -176,6 +235,12 @@ def explainCall(
     )
     who = _describe(peer) + (f", authenticated as {authenticatedUser}" if authenticatedUser else "")
     lines = [f"call from {source} ({who}) to {number}@{host}:"]
+    trunk = config.trunk(peer.name) if peer.kind == TRUNK else None
+    if trunk is not None:
+        limits, refused = _trunkLimits(config, trunk, number)
+        lines.extend(limits)
+        if refused is not None:  # past the gate, refused as the chain's rejects are: exit 0
+            return Explained(True, (*lines, f"result: {refused}"), peer)
     answers = explain(chain, request)
     lines.extend(f"  {line}" for line in answers[:-1])
     lines.append(answers[-1])

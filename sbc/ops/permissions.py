@@ -1,6 +1,7 @@
 """Which of the SBC's secrets other accounts on the host can read: one warning line each at start.
 
-The users file holds HA1 hashes, which are as good as passwords for our realm; the TLS key is
+The users file holds HA1 hashes, which are as good as passwords for our realm; a config with a
+registrant's ``password`` inline holds that password (``password_file`` is checked at load); the TLS key is
 the server's identity; the state directory holds the nonce secret, registrations and CDRs. None
 of them should be readable by anyone but the account the SBC runs as (contrib/sbc.service sets
 ``UMask=0077`` and ``StateDirectoryMode=0700``). We warn, not refuse: ops may have reasons
@@ -41,4 +42,8 @@ def exposedSecrets(config: Config) -> list[str]:
     if config.tls is not None:
         places.append((config.tls.key, "the TLS private key"))
     places.append((config.stateDirectory, "the state directory"))
+    inline = [r.name for r in config.registrants if r.passwordFile is None and r.password]
+    if inline:
+        # Better: password_file (checked to be 0600 at load).
+        places.append((config.path, f"the config (registrant {', '.join(inline)}: inline password)"))
     return [warning for path, what in places if (warning := exposure(path, what)) is not None]

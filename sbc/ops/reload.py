@@ -14,7 +14,7 @@ from twisted.logger import Logger
 
 from sbc.access import TRUNK, AccessPolicy, Peer
 from sbc.config import Config, ConfigError, Trunk, loadConfig
-from sbc.config.diff import trunkChanges
+from sbc.config.diff import registrantChanges, trunkChanges
 
 # Seconds between looks at whether the calls of removed trunks have ended.
 RETIRED_CHECK_INTERVAL = 5.0
@@ -81,7 +81,7 @@ class ConfigReloader:
         )
         self.generation += 1
         self.lastError = None
-        self.lastChanges = tuple(trunkChanges(old, config))
+        self.lastChanges = (*trunkChanges(old, config), *registrantChanges(old, config))
         for change in self.lastChanges:
             self.log.info("reload: {change}", change=change)
         for warning in config.warnings:
@@ -106,6 +106,8 @@ class RetiredTrunks:
         self.trunks: dict[str, Trunk] = {}
         # None while no trunk is retired: the gate asks no more of a stranger than that.
         self.access: AccessPolicy | None = None
+        # Whether a retired trunk requires TLS: its sources' plain UDP and TCP stay refused.
+        self.tls = False
         self._nextCheck = 0.0
 
     def update(self, old: Config, new: Config) -> None:
@@ -120,7 +122,13 @@ class RetiredTrunks:
         self.trunks = trunks
         whitelists = {Peer(TRUNK, n): t.whitelistEntries or t.whitelist for n, t in trunks.items()}
         self.access = AccessPolicy(whitelists) if trunks else None
+        self.tls = any(trunk.requireTls for trunk in trunks.values())
         self._nextCheck = self.clock.seconds() + RETIRED_CHECK_INTERVAL
+
+    def trunkOf(self, host: str) -> Trunk | None:
+        """The retired trunk whose whitelist holds ``host`` (as last checked), else None."""
+        peer = self.access.classify(host) if self.access is not None else None
+        return None if peer is None else self.trunks.get(peer.name)
 
     def classify(self, host: str, config: Config) -> Peer | None:
         """The retired trunk ``host`` belongs to while it has calls, else None."""

@@ -5,7 +5,8 @@ The example files are the repository's own ``etc/``: a wheel carries them as pac
 there is one copy to keep. The starter gets a state directory of its own (``DIR/state`` unless told
 otherwise) and a fresh self-signed certificate for 127.0.0.1 and localhost in it, so that
 ``twistd -n sbc --config DIR/sbc.toml`` runs at once. Like the demo, it listens on loopback only,
-where the demo accounts work; anything else is for ops to edit.
+where the demo accounts work; anything else is for ops to edit. Its HTTP API takes a token of its
+own (``DIR/api.token``, 0600, random) instead of the demo's, which anyone can read in the source.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -21,12 +23,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from sbc.config.api import DEMO_TOKEN
+
 __all__ = ["StarterError", "examplesDirectory", "writeSelfSignedCertificate", "writeStarter"]
 
 # Where the shipped example config sends its state, relative to itself; the starter replaces it.
 SHIPPED_STATE = '"../state'
 # Files that hold secrets (password hashes): written readable by their owner alone.
 _SECRET_FILES = frozenset({"users.txt"})
+# The shipped demo's API token line, and what a starter config says instead: a file of its own.
+SHIPPED_TOKEN = f'token = "{DEMO_TOKEN}"'
+TOKEN_FILE = "api.token"
 
 
 class StarterError(Exception):
@@ -68,7 +75,11 @@ def writeStarter(directory: Path, state: Path | None = None) -> Path:
             if relative.name in _SECRET_FILES:
                 target.chmod(0o600)
         text = (source / "sbc.toml").read_text(encoding="utf-8")
-        config.write_text(text.replace(SHIPPED_STATE, '"' + _statePath(directory, state)), encoding="utf-8")
+        text = text.replace(SHIPPED_STATE, '"' + _statePath(directory, state))
+        if SHIPPED_TOKEN in text:
+            text = text.replace(SHIPPED_TOKEN, f'token_file = "{TOKEN_FILE}"', 1)
+            _writePrivate(directory / TOKEN_FILE, (secrets.token_hex(32) + "\n").encode())
+        config.write_text(text, encoding="utf-8")
         state.mkdir(parents=True, exist_ok=True)
         state.chmod(0o700)
         writeSelfSignedCertificate(state / "tls")
@@ -116,8 +127,12 @@ def writeSelfSignedCertificate(directory: Path, commonName: str = "sbc.loopback"
     )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sbc.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    keyPath = directory / "sbc.key"
-    descriptor = os.open(keyPath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    _writePrivate(directory / "sbc.key", keyPem)
+
+
+def _writePrivate(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by its owner alone, from the first byte on."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as f:
-        f.write(keyPem)
-    keyPath.chmod(0o600)
+        f.write(data)
+    path.chmod(0o600)

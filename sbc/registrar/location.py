@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 
 from twisted.internet import defer
@@ -71,6 +72,9 @@ class MemoryLocationStore:
         self._clock = clock
         self._aors: dict[str, _Entries] = {}
         self._sequence = 0
+        # Bindings by source host, kept as they are saved and removed (expired ones count until
+        # `expire` drops them): the flood limit gives a source a budget per device it registered.
+        self.sources: Counter[str] = Counter()
 
     # ILocationStore
 
@@ -117,20 +121,36 @@ class MemoryLocationStore:
         self._insert(binding, self._sequence)
 
     def _insert(self, binding: Binding, sequence: int) -> None:
-        self._aors.setdefault(binding.aor, {})[binding.contact] = (sequence, binding)
+        entries = self._aors.setdefault(binding.aor, {})
+        old = entries.get(binding.contact)
+        if old is not None:
+            self._uncount(old[1])
+        entries[binding.contact] = (sequence, binding)
+        self.sources[binding.source[0]] += 1
         self._sequence = max(self._sequence, sequence)
+
+    def _uncount(self, binding: Binding) -> None:
+        host = binding.source[0]
+        left = self.sources[host] - 1
+        if left > 0:
+            self.sources[host] = left
+        else:
+            del self.sources[host]
 
     def _remove(self, aor: str, contact: str) -> None:
         self._persistRemove(aor, contact)
         entries = self._aors.get(aor)
         if entries is not None:
-            entries.pop(contact, None)
+            old = entries.pop(contact, None)
+            if old is not None:
+                self._uncount(old[1])
             if not entries:
                 del self._aors[aor]
 
     def _removeAll(self, aor: str) -> None:
         self._persistRemoveAll(aor)
-        self._aors.pop(aor, None)
+        for _, binding in self._aors.pop(aor, {}).values():
+            self._uncount(binding)
 
     def _expire(self) -> int:
         now = self._clock.seconds()
@@ -139,7 +159,7 @@ class MemoryLocationStore:
         for aor in list(self._aors):
             entries = self._aors[aor]
             for contact in [c for c, (_, b) in entries.items() if not b.isLive(now)]:
-                del entries[contact]
+                self._uncount(entries.pop(contact)[1])
                 count += 1
             if not entries:
                 del self._aors[aor]

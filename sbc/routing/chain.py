@@ -2,6 +2,8 @@
 
 Modelled on ``twisted.names.resolve.ResolverChain``. The shipped chain, in order:
 
+0. ``registrant``: a call through one of our registrations whose ``route`` names a user goes to
+   that user (`RegistrantRouter`), only when ``[registrants]`` lists some;
 1. ``hook``: the ops-written Python hook (`HookRouter`, loaded by `loadHook`), optional;
 2. ``static``: rules from config (`StaticRouter`): DIDs to users, and explicit prefix routes;
 3. ``registrar``: a user name of the caller's domain becomes a call to that user (`RegistrarRouter`);
@@ -26,9 +28,11 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sbc.config import Config, RoutingSettings
+from sbc.config.registrants import Registrant
 from sbc.config.users import UserDirectory
 from sbc.interfaces import IRouter
 from sbc.routing.hook import HookRouter, isMilestone, loadHook
+from sbc.routing.registrants import RegistrantRouter
 from sbc.routing.routers import RegistrarRouter, StaticRouter, TrunkRouter
 from sbc.routing.values import NO_ROUTE, ROUTING_FAILED, CallRequest, Decision
 from sbc.waiting import whenReady
@@ -141,6 +145,7 @@ def buildChain(config: Config) -> RoutingChain:
         domains=config.registrar.domains,
         trunks=config.trunkNames,
         hook=hook,
+        registrants=config.registrants,
     )
 
 
@@ -151,9 +156,13 @@ def shippedChain(
     domains: Sequence[str],
     trunks: Collection[str] | None = None,
     hook: Callable[[CallRequest], object] | None = None,
+    registrants: Sequence[Registrant] = (),
 ) -> RoutingChain:
-    """Hook (when there is one), static, registrar, trunks: the first router that decides wins."""
+    """Registrants (when there are some), hook (when there is one), static, registrar, trunks: the
+    first router that decides wins."""
     routers: list[IRouter] = []
+    if registrants:
+        routers.append(RegistrantRouter(registrants, users, domains, settings.defaultDomain))
     if hook is not None:
         routers.append(HookRouter(hook, domains, settings.defaultDomain, trunks))
     routers.append(StaticRouter(settings.rules))

@@ -4,8 +4,10 @@
 RFC 2782 orders SRV records), resolves each through `ServerLocator` (RFC 3263; cached for the
 TTL, so a known answer is a plain list, joined with `sbc.waiting`), and leaves out what cannot be
 used: a gateway that does not resolve (one rate-limited log line; it shows as down), a hop over
-a transport we cannot open yet (TCP and TLS: the SBC has no outbound connections), and a gateway
-that the pings say is down. Each hop left is one failover step.
+a transport we cannot open (TCP or TLS without a listener of that transport to name in our Via),
+and a gateway that the pings say is down. Each hop left is one failover step. `Gateways.reach`
+says what a hop is sent on: our UDP socket, or a TCP/TLS connection from
+`sbc.transport.outbound` (TLS verifying the name the gateway must prove, `serverName`).
 
 `GatewayWatch` pings the gateways of every trunk with a ``ping_interval`` (its own interval and
 ``ping_misses``), resolving names as calls do, and says each gateway's state for sbc-ctl and the
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -31,18 +34,18 @@ from sbc.config import Config, Trunk
 from sbc.config.gateways import Gateway
 from sbc.config.sip import Transport
 from sbc.droplog import DropLog
-from sbc.interfaces import Address
+from sbc.interfaces import Address, ISIPTransport
 from sbc.locate import Hop, LocateError, ServerLocator
 from sbc.prefixes import Entry
 from sbc.routing.health import GatewayHealth, GatewayState
+from sbc.transport.outbound import OutboundStreams
 from sbc.waiting import Maybe, whenAllReady, whenReady
 
-__all__ = ["GatewayAccess", "GatewayWatch", "Gateways", "ordered"]
+__all__ = ["Admitted", "GatewayAccess", "GatewayWatch", "Gateways", "ordered", "withAdmitted"]
 
 # The name of each gateway's up/down gauge, before its labels.
 GAUGE = "gateway_up"
-# The transports a gateway can be reached over today.
-REACHABLE = frozenset({Transport.UDP})
+_UDP_ONLY = frozenset({Transport.UDP})
 
 
 def ordered(gateways: Sequence[Gateway], chance: random.Random) -> list[Gateway]:
@@ -81,6 +84,23 @@ class Gateways:
         self.health = health
         self.chance = chance or random.Random()
         self.unresolved: set[Gateway] = set()  # gateways whose last lookup found nothing
+        # What hops are sent on: the UDP socket (set once it is bound) and our TCP/TLS connections.
+        self.datagram: ISIPTransport | None = None
+        self.streams: OutboundStreams | None = None
+
+    @property
+    def reachable(self) -> frozenset[Transport]:
+        """The transports a gateway can be reached over: UDP, and the stream ones we can open."""
+        streams = self.streams
+        return _UDP_ONLY if streams is None else _UDP_ONLY | streams.transports
+
+    def reach(self, trunk: Trunk, hop: Hop) -> ISIPTransport | None:
+        """What a request to ``hop`` is sent on (None: no way there)."""
+        if hop.transport is Transport.UDP:
+            return self.datagram
+        if self.streams is None:
+            return None
+        return self.streams.stream(hop.transport, (hop.host, hop.port), serverName(trunk, hop), trunk.name)
 
     def hops(self, trunk: Trunk) -> Maybe[list[Hop]]:
         """Every usable hop of ``trunk``, in order: a list at once when every name is cached."""
@@ -133,11 +153,11 @@ class Gateways:
 
     def usable(self, trunk: Trunk, hop: Hop) -> bool:
         """Whether a call may go to ``hop``: a transport we can open, and not down."""
-        if hop.transport not in REACHABLE:
+        if hop.transport not in self.reachable:
             self.sourceLog.info(
                 self.log,
                 hop.host,
-                "trunk {trunk}: gateway {name} at {host}:{port} skipped: no outbound {transport} yet",
+                "trunk {trunk}: gateway {name} at {host}:{port} skipped: no {transport} listener",
                 trunk=trunk.name,
                 name=hop.name,
                 host=hop.host,
@@ -148,12 +168,30 @@ class Gateways:
         return self.health is None or self.health.isUp((hop.host, hop.port))
 
 
+def serverName(trunk: Trunk, hop: Hop) -> str:
+    """The name a TLS gateway's certificate must prove: the host name it is configured by (RFC 5922
+    section 4: the name, never the SRV target or the address it resolved to); for a gateway given
+    by address, the trunk's first ``tls_identities`` name if it has one, else the address itself."""
+    if _address(hop.name) is None:
+        return hop.name
+    return trunk.tlsIdentities[0] if trunk.tlsIdentities else hop.host
+
+
 def _address(host: str) -> str | None:
     """``host`` as one spelling of its address (None when it is no address)."""
     try:
         return str(IPAddress(host.partition("%")[0]))
     except (AddrFormatError, ValueError):
         return None
+
+
+# whitelist_gateways' addresses: each -> its trunk and the entry naming the DNS name it came from.
+Admitted = Mapping[str, tuple[Peer, Entry]]
+
+
+def withAdmitted(config: Config, admitted: Admitted) -> Config:
+    """``config`` whose access policy also admits ``admitted`` (the files' own policy when empty)."""
+    return replace(config, access=GatewayAccess(config.access, admitted)) if admitted else config
 
 
 class GatewayAccess(AccessPolicy):
@@ -163,7 +201,7 @@ class GatewayAccess(AccessPolicy):
 
     __slots__ = ("base", "gateways")
 
-    def __init__(self, base: AccessPolicy, gateways: Mapping[str, tuple[Peer, Entry]]) -> None:
+    def __init__(self, base: AccessPolicy, gateways: Admitted) -> None:
         super().__init__({})
         self.base = base
         self.gateways = dict(gateways)
@@ -179,6 +217,8 @@ class GatewayAccess(AccessPolicy):
 
 class GatewayWatch:
     """Pings each trunk's gateways every ``ping_interval`` (``tick`` runs on a one-second timer)."""
+
+    log = Logger()
 
     def __init__(
         self,
@@ -198,10 +238,13 @@ class GatewayWatch:
         self.gauges["gateways_down"] = self.down
         self._due: dict[str, float] = {}  # trunk name -> when its next pings go out
         self._addresses: dict[str, dict[Address, int]] = {}  # trunk -> its hops' addresses -> misses
-        # whitelist_gateways: each resolved address -> its trunk and the name it came from; and
-        # who is told when that changes (the server swaps its access policy).
-        self.admitted: dict[str, tuple[Peer, Entry]] = {}
-        self.onAdmitted: Callable[[], None] | None = None
+        # Each pinged address -> the trunk and hop it was found for: what `transportFor` reaches it by.
+        self.hops: dict[Address, tuple[Trunk, Hop]] = {}
+        # whitelist_gateways: each resolved address -> its trunk and the name it came from, as
+        # applied; and who applies a change (the server swaps its access policy). ``admitted``
+        # changes only once that succeeded, so a failed swap is tried again at the next tick.
+        self.admitted: Admitted = {}
+        self.onAdmitted: Callable[[Admitted], None] | None = None
         self.setConfig(config)
 
     def setConfig(self, config: Config) -> None:
@@ -247,21 +290,28 @@ class GatewayWatch:
                 answers.append(answer)
 
         def ready() -> None:
-            if admitted != self.admitted:
-                self.admitted = admitted
-                if self.onAdmitted is not None:
-                    self.onAdmitted()
+            if admitted == self.admitted:
+                return
+            if self.onAdmitted is not None:
+                try:
+                    self.onAdmitted(admitted)
+                except Exception:
+                    self.log.failure("gateway addresses not applied; tried again at the next tick")
+                    return
+            self.admitted = admitted
 
         whenAllReady(answers, ready)
 
     def _refresh(self, trunk: Trunk) -> None:
         answers = [self.gateways.resolve(trunk, gateway) for gateway in trunk.gateways]
         addresses: dict[Address, int] = {}
+        found: dict[Address, tuple[Trunk, Hop]] = {}
 
         def add(hops: list[Hop]) -> None:
             for hop in hops:
-                if hop.transport in REACHABLE:
+                if hop.transport in self.gateways.reachable:
                     addresses[(hop.host, hop.port)] = trunk.pingMisses
+                    found[(hop.host, hop.port)] = (trunk, hop)
 
         for answer in answers:
             whenReady(answer, add)
@@ -270,11 +320,23 @@ class GatewayWatch:
             if trunk.name not in self._addresses:  # reloaded away meanwhile
                 return
             self._addresses[trunk.name] = addresses
+            self.hops = {a: h for a, h in self.hops.items() if h[0].name != trunk.name and self._pinged(a)}
+            self.hops.update(found)
             self._watch()
             self._publish()
             self.health.ping(addresses)
 
         whenAllReady(answers, ready)
+
+    def _pinged(self, address: Address) -> bool:
+        return any(address in addresses for addresses in self._addresses.values())
+
+    def transportFor(self, address: Address) -> ISIPTransport | None:
+        """What the pings to ``address`` go on: the transport its hop was found with."""
+        found = self.hops.get(address)
+        if found is None:
+            return self.gateways.datagram
+        return self.gateways.reach(*found)
 
     def _watch(self) -> None:
         wanted: dict[Address, int] = {}

@@ -102,7 +102,8 @@ class GatewayHealth:
         transport = self.transportFor(address)
         if transport is None:
             return
-        uri = URI("sip", host=bracket(address[0]), port=address[1])
+        params = () if transport.name == "UDP" else (("transport", transport.name.lower()),)
+        uri = URI("sip", host=bracket(address[0]), port=address[1], params=params)
         request = optionsRequest(uri, f"sip:{hostport(address)}", transport, self.serverName)
         transaction = self.transactions.sendRequest(request, transport, address, self)
         gateway.pending = transaction

@@ -65,6 +65,7 @@ class ClientTransaction:
         "request",
         "state",
         "transport",
+        "transportFailed",
     )
 
     def __init__(
@@ -90,6 +91,7 @@ class ClientTransaction:
         self._retransmit: IDelayedCall | None = None
         self._timeout: IDelayedCall | None = None
         self._interval = 0.0
+        self.transportFailed = False  # ended because the request could not be sent (not Timer B/F)
 
     def __repr__(self) -> str:
         return f"<ClientTransaction {self.key[-1]} {self.state}>"
@@ -175,6 +177,14 @@ class ClientTransaction:
         self._timeout = None
         self._terminate()
         self.owner.transactionTimedOut(self)
+
+    def _transportFailed(self) -> None:
+        """Our request never left (a connection that could not be opened): as if Timer B or F had
+        fired, at once (RFC 3261 section 8.1.3.1 treats it as a 503, 17.1.4 as a timeout)."""
+        if self.state in (CALLING, TRYING):
+            self.transportFailed = True
+            self._terminate()
+            self.owner.transactionTimedOut(self)
 
     def _timerD(self) -> None:
         self._timeout = None

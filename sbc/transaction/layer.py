@@ -9,14 +9,20 @@ retransmission, and nothing is logged per message.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from twisted.internet.interfaces import IReactorTime
 
 from sbc.interfaces import Address, IClientTransactionUser, ISIPTransport, ITransactionUser
-from sbc.sip import Request, Response
+from sbc.sip import KNOWN_METHODS, Request, Response
 from sbc.transaction.client import ClientTransaction
 from sbc.transaction.keys import Key, responseAddress, serverKey
 from sbc.transaction.lifecycle import DEFAULT_TIMERS, PROCEEDING, Timers
 from sbc.transaction.server import ServerTransaction, _trying
+
+# Methods counted under their own name; any other counts as "other", so that requests with
+# invented methods cannot grow the metrics' label set.
+_METHOD_LABELS = {method: method for method in KNOWN_METHODS}
 
 
 class TransactionLayer:
@@ -30,10 +36,16 @@ class TransactionLayer:
         self._timerD = max(32.0, 64 * timers.T1)
         self.serverTransactions: dict[Key, ServerTransaction] = {}
         self.clientTransactions: dict[Key, ClientTransaction] = {}
+        # For the metrics (sbc.ops.metrics), one dict update each: requests received by method,
+        # retransmissions included (the load we carry); responses we send by code, each once
+        # (our retransmissions of it are not counted again).
+        self.requestsReceived: Counter[str] = Counter()
+        self.responsesSent: Counter[int] = Counter()
 
     def receiveRequest(self, request: Request, transport: ISIPTransport, source: Address) -> None:
         """A request from the transport, already checked by the server (`sbc.sip.validateRequest`)."""
         method = request.method
+        self.requestsReceived[_METHOD_LABELS.get(method, "other")] += 1
         via = request.topVia()
         if method == "ACK":
             stx = self.serverTransactions.get(serverKey(request, via, "INVITE"))
@@ -66,6 +78,7 @@ class TransactionLayer:
                 data = _trying(request)
                 stx._lastData = data
                 transport.send(data, stx._address)
+                self.responsesSent[100] += 1
 
     def receiveResponse(self, response: Response, transport: ISIPTransport, source: Address) -> None:
         """A response from the transport, already checked by the server (`sbc.sip.validateResponse`)."""
@@ -105,6 +118,12 @@ class TransactionLayer:
         self.clientTransactions[key] = ctx
         ctx._start()
         return ctx
+
+    def transportFailed(self, transport: ISIPTransport) -> None:
+        """A connection we opened failed before it carried anything: its transactions end now, so
+        a call fails over without waiting for Timer B (rare, so a scan of the table is fine)."""
+        for ctx in [ctx for ctx in self.clientTransactions.values() if ctx.transport is transport]:
+            ctx._transportFailed()
 
     def stop(self) -> None:
         """Cancel every timer and forget every transaction, for service shutdown."""

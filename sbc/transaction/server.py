@@ -79,6 +79,7 @@ class ServerTransaction:
             if state == PROCEEDING:
                 data = response.toBytes()
                 self.transport.send(data, self._address)
+                self._layer.responsesSent[status] += 1
                 if status < 200:
                     self._lastData = data
                 elif status < 300:
@@ -92,6 +93,7 @@ class ServerTransaction:
         elif state in (TRYING, PROCEEDING):
             data = response.toBytes()
             self.transport.send(data, self._address)
+            self._layer.responsesSent[status] += 1
             self._lastData = data
             if status < 200:
                 self.state = PROCEEDING

@@ -110,6 +110,11 @@ class StreamConnections:
             self._held[protocol] = (host, current)
 
 
+# Seconds a closing connection may take to finish (to flush, to exchange TLS close_notify) before
+# it is aborted: a peer that stops reading must not hold the connection, and its slot, for ever.
+CLOSE_GRACE = 5.0
+
+
 def _sameHost(host: str) -> str:
     return host
 
@@ -152,6 +157,7 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
         self._aborted = False
         self._held = False
         self._deadline: IDelayedCall | None = None
+        self._closeTimer: IDelayedCall | None = None  # cuts off a close the peer never completes
         # Trunk identities asked about -> whether the client certificate proves one (it never changes).
         self._proven: dict[tuple[str, ...], bool] = {}
 
@@ -237,10 +243,13 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
         self.close()
 
     def close(self) -> None:
-        """Close after what is written has gone (a final answer, a TLS close_notify)."""
+        """Close after what is written has gone (a final answer, a TLS close_notify); a peer that
+        never lets it finish (TLS waits for its close_notify) is cut off after ``CLOSE_GRACE``."""
         self.closing = True
         assert self.transport is not None
-        self.transport.loseConnection()
+        if self._closeTimer is None:
+            self._closeTimer = self.clock.callLater(CLOSE_GRACE, self.abort)  # before: loseConnection
+        self.transport.loseConnection()  # may end the connection at once (connectionLost stops it)
 
     def abort(self) -> None:
         """Close at once, dropping whatever is unsent: for sources we no longer talk to."""
@@ -258,6 +267,10 @@ class SIPStreamProtocol(Protocol, TimeoutMixin):
         """Stop the timers, release the source's slot, and tell the controller the flow is gone."""
         self.closing = True
         self.setTimeout(None)
+        if self._closeTimer is not None:
+            if self._closeTimer.active():
+                self._closeTimer.cancel()
+            self._closeTimer = None
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None

@@ -4,23 +4,35 @@ Built directly with pyOpenSSL (from cryptography objects). With ``[tls] ca`` the
 every client for a certificate and verifies its chain against that CA, but lets a client without
 one in (devices connect over TLS with none). Which names a certificate must prove is a per-trunk
 question, asked of every message by the gate (`sbc.server.SIPServer`) through `peerProves`.
+Outbound, `clientTLS` makes the connection creators for gateways (`sbc.transport.outbound`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from OpenSSL import SSL
 from service_identity import CertificateError, VerificationError
 from service_identity.pyopenssl import verify_hostname
-from twisted.internet.interfaces import IOpenSSLContextFactory
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLContextFactory,
+)
+from twisted.internet.ssl import (
+    Certificate,
+    PrivateCertificate,
+    optionsForClientTLS,
+    platformTrust,
+    trustRootFromCertificates,
+)
 from zope.interface import implementer
 
 from sbc.access import TRUNK
-from sbc.config import Config, TLSSettings
+from sbc.config import Config, TLSSettings, Trunk
 from sbc.config.errors import ConfigError
 from sbc.interfaces import ISIPTransport
 
@@ -116,23 +128,78 @@ def peerProves(transport: object, names: tuple[str, ...]) -> bool:
     return False
 
 
-def refuseUnprovenTLS(config: Config, transport: ISIPTransport, host: str) -> bool:
+def refuseUnprovenTLS(
+    config: Config, transport: ISIPTransport, host: str, retired: Callable[[str], Trunk | None] | None = None
+) -> bool:
     """Whether to drop a message from ``host`` because its trunk requires TLS; closes its stream if so.
 
     Refused: a TLS-only trunk's UDP or TCP, and its TLS when the trunk names identities and the
-    connection's client certificate proves none (`sbc.transport.SIPStreamProtocol.proves`). The
-    caller asks only while ``config.tlsTrunks`` is not empty, so other traffic pays nothing.
+    connection's client certificate proves none (`sbc.transport.SIPStreamProtocol.proves`), unless
+    it is a connection we opened to that trunk's gateway and verified. The
+    caller asks only while ``config.tlsTrunks`` (or a TLS-only trunk a reload removed while its
+    calls go on: ``retired`` finds it) is not empty, so other traffic pays nothing.
     """
     peer = config.access.classify(host)
-    if peer is None or peer.kind != TRUNK or peer.name not in config.tlsTrunks:
+    if peer is None:
+        trunk = retired(host) if retired is not None else None
+        if trunk is None or not trunk.requireTls:
+            return False
+    elif peer.kind != TRUNK or peer.name not in config.tlsTrunks:
         return False
-    trunk = config.trunk(peer.name)
+    else:
+        trunk = config.trunk(peer.name)
     names = () if trunk is None else trunk.tlsIdentities
     if transport.name == "TLS":
         proves = getattr(transport, "proves", None)
         if not names or (proves is not None and proves(names)):
             return False
+        # Our own connection to one of the trunk's gateways, verified against the name its config
+        # gives that gateway (sbc.transport.outbound): its answers are that trunk's.
+        openedFor = getattr(transport, "openedFor", None)
+        if trunk is not None and openedFor is not None and openedFor(trunk.name):
+            return False
     abort = getattr(transport, "abort", None)
     if transport.reliable and abort is not None:
         abort()  # no answer, and no further message on a connection that cannot prove itself
     return True
+
+
+def clientTLS(settings: TLSSettings | None) -> Callable[[str], IOpenSSLClientConnectionCreator]:
+    """How we open TLS to a gateway: ``optionsForClientTLS`` for the name its certificate must prove.
+
+    The gateway's chain is checked against ``[tls] ca`` when set (the peers' CA, the same one
+    their client certificates are checked against), else the system's trust store. We show our
+    own certificate, so a peer that asks for mutual TLS gets it. One creator per name, built once.
+    """
+    trust: Any = platformTrust()  # an IOpenSSLTrustRoot (not exported by twisted.internet.ssl)
+    ours: PrivateCertificate | None = None
+    chain: list[Any] = []
+    if settings is not None:
+        if settings.ca is not None:
+            bundle = _read(settings.ca, "CA bundle")
+            try:
+                found = x509.load_pem_x509_certificates(bundle)
+            except ValueError as e:
+                raise ConfigError(settings.ca, f"not a PEM CA bundle ({e})") from None
+            trust = trustRootFromCertificates(
+                [Certificate.loadPEM(c.public_bytes(Encoding.PEM)) for c in found]
+            )
+        ours = PrivateCertificate.loadPEM(
+            _read(settings.certificate, "certificate") + b"\n" + _read(settings.key, "key")
+        )
+        chain = [
+            Certificate.loadPEM(_certificate(path, "chain certificate").public_bytes(Encoding.PEM)).original
+            for path in settings.chain
+        ]
+    creators: dict[str, IOpenSSLClientConnectionCreator] = {}
+
+    def creator(name: str) -> IOpenSSLClientConnectionCreator:
+        found = creators.get(name)
+        if found is None:
+            extra: dict[str, Any] = {"extraCertChain": chain} if chain else {}
+            found = creators[name] = optionsForClientTLS(
+                name, trustRoot=trust, clientCertificate=ours, extraCertificateOptions=extra or None
+            )
+        return found
+
+    return creator

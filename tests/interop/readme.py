@@ -176,8 +176,9 @@ def _commandLine(pid: int) -> bytes:
         return b""
 
 
-def portsFree(host: str = "127.0.0.1", ports: tuple[int, ...] = (5060, 5061)) -> bool:
+def portsFree(host: str = "127.0.0.1", ports: tuple[int, ...] = (5060, 5061, 8080)) -> bool:
     """
-    Whether the demo's ports are free, so that README's commands can run as written.
+    Whether the demo's ports (SIP, and its HTTP API on 8080) are free, so that README's commands can
+    run as written.
     """
     return not any(udpPortBound(host, port) or tcpPortListening(host, port) for port in ports)

@@ -143,11 +143,14 @@ def setSetting(text: str, table: str, key: str, value: object) -> str:
     every other line, comments included.
 
     A one-line C{key = ...} in that table is replaced; without one, the key is added right under the
-    table's header; without the table, the table is added at the end.  Values spanning several lines
-    are not supported: L{ServiceProcess.prepare} parses the result and checks that the value took.
+    table's header; without the table, the table is added at the end.  A C{value} of C{None} removes
+    the key instead.  Values spanning several lines are not supported: L{ServiceProcess.prepare}
+    parses the result and checks that the value took.
     """
     lines = text.splitlines(keepends=True)
     assignment = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    if value is None:
+        return _removeSetting(lines, table, assignment)
     newLine = f"{key} = {tomlValue(value)}\n"
     inTable = False
     headerIndex: int | None = None
@@ -170,14 +173,30 @@ def setSetting(text: str, table: str, key: str, value: object) -> str:
     return f"{text}{ending}\n[{table}]\n{newLine}"
 
 
+def _removeSetting(lines: list[str], table: str, assignment: re.Pattern[str]) -> str:
+    """The lines without the one-line assignment C{assignment} matches inside C{[table]}."""
+    inTable = False
+    for index, line in enumerate(lines):
+        header = _TABLE_HEADER.match(line)
+        if header is not None:
+            if inTable:
+                break
+            inTable = header.group(1).strip("\"'") == table and not line.lstrip().startswith("[[")
+        elif inTable and assignment.match(line):
+            del lines[index]
+            break
+    return "".join(lines)
+
+
 def lookupSetting(config: Mapping[str, Any], table: str, key: str) -> Any:
     """
-    The value of C{key} in the (dotted) C{table} of a parsed config; C{KeyError} when missing.
+    The value of C{key} in the (dotted) C{table} of a parsed config; C{KeyError} when missing, and
+    C{None} for a key L{setSetting} removed.
     """
     node: Any = config
     for part in table.split("."):
         node = node[part]
-    return node[key]
+    return node.get(key)
 
 
 def listenersOf(config: Mapping[str, Any]) -> list[Listener]:
@@ -286,6 +305,9 @@ class ServiceProcess:
         Choose free ports for every listener not yet in L{ports}, and write the config with them.
         """
         text = self.shippedConfig.read_text(encoding="utf-8")
+        if "api" in tomllib.loads(text) and "listen" not in self.settings.get("api", {}):
+            # The demo's HTTP API: on a free port of its own, as the SIP listeners are.
+            self.settings.setdefault("api", {})["listen"] = f"127.0.0.1:{freePort('127.0.0.1', (TCP,))}"
         for table, values in self.settings.items():
             for key, value in values.items():
                 text = setSetting(text, table, key, value)

@@ -351,3 +351,33 @@ class PortRaceTests(SynchronousTestCase):
         self.assertNotIn(taken, [listener.port for listener in running.listeners])
         self.assertTrue(running.running, running.describe())
         self.assertIn("Address already in use", running.log())
+
+
+class SetSettingTests(SynchronousTestCase):
+    """
+    L{service.setSetting} edits one key of one table and keeps everything else.
+    """
+
+    TEXT = '[api]\nlisten = "127.0.0.1:8080"\ntoken = "demo"\n\n[sip]\nt1 = 0.5\n'
+
+    def test_replaceAndAdd(self) -> None:
+        """
+        A key of the table is replaced in place; a new one goes under the header.
+        """
+        text = service.setSetting(self.TEXT, "api", "token", "other")
+        text = service.setSetting(text, "api", "token_file", "api.token")
+        parsed = tomllib.loads(text)
+        self.assertEqual(
+            parsed["api"], {"listen": "127.0.0.1:8080", "token": "other", "token_file": "api.token"}
+        )
+        self.assertEqual(parsed["sip"], {"t1": 0.5})
+
+    def test_noneRemoves(self) -> None:
+        """
+        C{None} removes the key from its table only, and L{service.lookupSetting} then finds C{None}.
+        """
+        text = service.setSetting(self.TEXT + 'token = "elsewhere"\n', "api", "token", None)
+        parsed = tomllib.loads(text)
+        self.assertEqual(parsed["api"], {"listen": "127.0.0.1:8080"})
+        self.assertEqual(parsed["sip"]["token"], "elsewhere")
+        self.assertIsNone(service.lookupSetting(parsed, "api", "token"))

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from unittest import SkipTest
 
@@ -45,6 +46,22 @@ RUN_BY = {
     "python3 -m venv ~/sbc-venv && ~/sbc-venv/bin/pip install .": "test_install.InstallTests",
     "~/sbc-venv/bin/sbc-ctl init ~/sbc": "test_install.InstallTests",
     "~/sbc-venv/bin/twistd -n --pidfile= sbc --config ~/sbc/sbc.toml": "test_install.InstallTests",
+    ".venv/bin/sbc-ctl status": "test_readme.DemoTests.test_tryIt",
+    ".venv/bin/sbc-ctl trunks": "test_readme.DemoTests.test_tryIt",
+    ".venv/bin/sbc-ctl calls": "test_readme.DemoTests.test_tryIt",
+    ".venv/bin/sbc-ctl registrations": "test_readme.DemoTests.test_tryIt",
+    ".venv/bin/sbc-ctl registrants": "test_readme.DemoTests.test_tryIt",
+}
+
+# What each API command of README must print against the running demo (besides exiting 0).
+# Each command and what its output must hold, one of (a table's heading, or the line
+# sbc.ops.tables prints for an empty list).
+API_TABLES = {
+    ".venv/bin/sbc-ctl status": ("generation",),
+    ".venv/bin/sbc-ctl trunks": ("demo",),
+    ".venv/bin/sbc-ctl calls": ("CALL ", "no calls in progress"),
+    ".venv/bin/sbc-ctl registrations": ("AOR ", "no registrations"),
+    ".venv/bin/sbc-ctl registrants": ("NAME ", "no registrants configured"),
 }
 
 TRUNK = "127.0.0.2"
@@ -67,7 +84,7 @@ def requireDemoPorts() -> None:
     developer's) makes the test impossible, which CI must never hide.
     """
     if not portsFree():
-        message = "127.0.0.1:5060/5061 are in use (is `make run` running?); README's commands need them"
+        message = "127.0.0.1:5060/5061/8080 are in use (is `make run` running?); README's commands need them"
         if inCI():
             raise AssertionError(message)
         raise SkipTest(message)
@@ -104,9 +121,7 @@ class ReadmeCommandsTests(SynchronousTestCase):
     def test_parse(self) -> None:
         """A command's comment is its promise, and a trailing & runs it in the background."""
         text = "x\n```sh\nmake run &\na --b   # it works\n# a comment\n```\n"
-        self.assertEqual(
-            commands(text), [Command("make run", "", True), Command("a --b", "it works", False)]
-        )
+        self.assertEqual(commands(text), [Command("make run", "", True), Command("a --b", "it works", False)])
 
 
 class DemoTests(SynchronousTestCase):
@@ -125,6 +140,20 @@ class DemoTests(SynchronousTestCase):
         demo.waitForSIP()
         for line in tryIt:
             assertPromise(self, line, run(line.text, REPO_ROOT, timeout=30))
+        # README's API commands: each asks the demo's HTTP API and prints its table.
+        for text, shows in API_TABLES.items():
+            result = run(command(text).text, REPO_ROOT, timeout=30)
+            detail = f"{text}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+            self.assertEqual(result.returncode, 0, detail)
+            self.assertTrue(any(sign in result.stdout for sign in shows), detail)
+            self.assertNotIn("demo-token", result.stdout + result.stderr, detail)
+        # README: a plain `sbc-ctl reload` in the checkout reloads the demo (through twistd.pid).
+        reload = run(".venv/bin/sbc-ctl reload", REPO_ROOT, timeout=30)
+        self.assertEqual(reload.returncode, 0, reload.stdout + reload.stderr)
+        deadline = time.monotonic() + 10
+        while "configuration reloaded" not in demo.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIn("configuration reloaded", demo.output())
         demo.stop()
         for sign in SERVICE_ERRORS:
             self.assertNotIn(sign, demo.output())
