@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from .anchored import anchoredSystems
 from .gate import measureGate
 from .install import installAnchors
 from .plan import FULL, QUICK, Plan
@@ -20,15 +21,15 @@ from .report import RESULTS, Report
 from .rtp import measureRtpengine, measureSbcRelay
 from .stalls import measureStalls
 from .suite import SystemResult, measureSystem
-from .systems import Ceiling, Kamailio, Sbc, Sippy, System
+from .systems import Ceiling, Kamailio, Sbc, Sippy, System, raiseFileLimit
 
 # Programs whose presence, outside the benchmark, means another load shares the machine.
 OTHER_LOADS = frozenset({"sipp", "kamailio", "twistd", "b2bua", "rtpengine", "sipsak"})
 
 METHOD = [
     "Each call: a SIPp caller on 127.0.0.2 sends INVITE (SDP offer) through the system to a SIPp callee on "
-    "127.0.0.3, which answers 100, 180 and 200 (SDP answer); then ACK, BYE, 200. No media, no "
-    "authentication. Each system listens on a loopback address of its own.",
+    "127.0.0.3, which answers 100, 180 and 200 (SDP answer); then ACK, BYE, 200. No media (but in the "
+    "anchored-media rows, below), no authentication. Each system listens on a loopback address of its own.",
     "Max CPS: the rate ramps up a ladder of steps; a step passes when every call succeeds at both ends, "
     "retransmissions (counted by SIPp at both ends) stay under 1% of its calls, and the rate is kept. "
     "A failed step restarts the system. The gap to the first failed rate is then bisected.",
@@ -52,11 +53,31 @@ METHOD = [
 ]
 
 
+def anchoredMethod(plan: Plan) -> str:
+    """How the anchored-media rows run, for the report's notes."""
+    return (
+        "The anchored-media rows (the last three) anchor each call's media, and their calls carry RTP: "
+        "each SIPp names in its SDP a port of its own and streams PCMU from it (rtp_stream, 20 ms "
+        f"packets) for {plan.rtpCallSeconds:g} s after the ACK, both ways, and each call lasts that "
+        "long; a call whose SDP reaches the far SIPp still naming the other SIPp (media not anchored) "
+        "fails. Held calls send the same at their start. sbc runs the bypassed row's config with media "
+        '"relay" on both trunks and [media] engine "relay" (the built-in relay) or "rtpengine" (ng). '
+        "Kamailio runs bench/kamailio_rtpengine.cfg: the topoh row's proxy plus the rtpengine module "
+        "(rtpengine_manage() on INVITE, replies with SDP, BYE, CANCEL and failures). Both rtpengine rows "
+        "start Debian's rtpengine daemon beside the system (userspace, --table=-1, --delete-delay=0, two "
+        "threads, on 127.0.0.10), afresh with each start of the system; their CPU-seconds and memory are "
+        "the system's and rtpengine's together, the two shares in brackets."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     quickDefault = os.environ.get("QUICK", "").strip().lower() not in ("", "0", "false", "no")
     parser.add_argument("--quick", action="store_true", default=quickDefault, help="the short run (QUICK=1)")
-    keys = "stalls, sipp, kamailio, kamailio-topoh, sippy, sbc, sbc-pypy, gate, rtp"
+    keys = (
+        "stalls, sipp, kamailio, kamailio-topoh, sippy, sbc, sbc-pypy, sbc-relay, sbc-rtpengine, "
+        "kamailio-topoh-rtpengine, gate, rtp"
+    )
     parser.add_argument("--only", action="append", default=[], metavar="KEY", help=f"measure only: {keys}")
     parser.add_argument("--no-install", action="store_true", help="use only what is installed already")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where latest.md and latest.json go")
@@ -86,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             "run (make bench) uses 5 s steps, 3,000 calls and 2,000 calls of 30 s."
         )
     report.notes.extend(anchors.notes)
+    report.notes.append(raiseFileLimit())  # before any system starts: they inherit it
     python = Path(sys.executable)
     systems: list[System] = [
         Ceiling(),
@@ -96,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if anchors.pypy is not None:
         systems.append(Sbc(anchors.pypy, label="sbc on PyPy", key="sbc-pypy", host="127.0.0.8"))
+    anchored = anchoredSystems(python)
+    if any(wanted(system.key) for system in anchored):
+        report.notes.append(anchoredMethod(plan))
     seen: set[str] = set()
 
     def lookAround() -> None:
@@ -117,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     if anchors.pypy is None and wanted("sbc-pypy"):
         note = next((n for n in anchors.notes if n.startswith("PyPy")), "PyPy: not installed")
         report.systems.append(SystemResult("sbc-pypy", "sbc on PyPy", status=note.removeprefix("PyPy: ")))
+    for system in anchored:
+        if not wanted(system.key):
+            continue
+        log(f"{system.label}")
+        report.systems.append(measureSystem(system, plan, log))
+        lookAround()
     if wanted("gate"):
         log("sbc whitelist gate")
         report.gate = measureGate(python, plan, log)

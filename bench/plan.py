@@ -30,6 +30,9 @@ class Plan:
         one loses.
     @ivar rtpStepSeconds: how long each RTP rate is sent.
     @ivar stallSeconds: how long the machine's own stalls are probed, before any system runs.
+    @ivar rtpCallSeconds: in the anchored-media rows, how many seconds of RTP each side of each call
+        sends (50 packets a second, so twice that many relayed per call-second); the calls of the
+        CPU, latency and ramp loads last that long, and held calls send it at their start.
     """
 
     quick: bool
@@ -51,6 +54,7 @@ class Plan:
     rtpLadder: tuple[int, ...]
     rtpStepSeconds: float
     stallSeconds: float
+    rtpCallSeconds: float
 
     @property
     def name(self) -> str:
@@ -98,6 +102,7 @@ FULL = Plan(
     ),
     rtpStepSeconds=3.0,
     stallSeconds=20.0,
+    rtpCallSeconds=1.0,
 )
 
 QUICK = Plan(
@@ -120,4 +125,5 @@ QUICK = Plan(
     rtpLadder=(10_000, 20_000, 40_000, 60_000, 80_000, 120_000, 160_000),
     rtpStepSeconds=1.0,
     stallSeconds=5.0,
+    rtpCallSeconds=1.0,
 )

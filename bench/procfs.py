@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,14 +87,52 @@ def udpDrops(host: str, port: int) -> int | None:
     How many datagrams the kernel dropped so far on the IPv4 UDP socket bound to C{host}:C{port}
     (its receive buffer was full), from C{/proc/net/udp}; C{None} when no such socket exists.
     """
+    found = udpSocket(host, port)
+    return None if found is None else found[1]
+
+
+def udpSocket(host: str, port: int, table: str | None = None) -> tuple[int, int] | None:
+    """
+    The bytes waiting in the receive queue of the IPv4 UDP socket bound to C{host}:C{port} (each
+    datagram counted at its kernel size, see L{datagramSize}) and the datagrams the kernel dropped
+    there so far, from C{/proc/net/udp} (or C{table}, its text); C{None} when no such socket exists.
+    """
     a, b, c, d = (int(part) for part in host.split("."))
     # /proc/net/udp writes the address as the 32-bit value in host (little-endian) order.
     wanted = f"{d:02X}{c:02X}{b:02X}{a:02X}:{port:04X}"
-    for line in (PROC / "net" / "udp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1] == wanted:
-            return int(fields[-1])
+    text = (PROC / "net" / "udp").read_text() if table is None else table
+    # A find rather than a parse of every line: the harness samples this while thousands of relay
+    # sockets are open, and must stay cheap beside the system under test.
+    start = text.find(f" {wanted} ")
+    while start >= 0:
+        end = text.find("\n", start)
+        fields = text[text.rfind("\n", 0, start) + 1 : end if end >= 0 else None].split()
+        if len(fields) > 4 and fields[1] == wanted:
+            # tx_queue:rx_queue, in hexadecimal.
+            return int(fields[4].split(":")[1], 16), int(fields[-1])
+        start = text.find(f" {wanted} ", start + 1)
     return None
+
+
+def datagramSize(host: str, payload: int, count: int = 8) -> int:
+    """
+    How many bytes of a receive queue one datagram of C{payload} bytes takes on this kernel (its
+    buffer's true size, which /proc/net/udp counts): C{count} of them sent to a socket of our own on
+    C{host}, which must be a loopback address.
+    """
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as source,
+    ):
+        if not host.startswith("127."):
+            raise ValueError(f"{host} is not a loopback address")
+        sink.bind((host, 0))
+        for _ in range(count):
+            source.sendto(b"\0" * payload, sink.getsockname())
+        found = udpSocket(host, sink.getsockname()[1])
+    if found is None or not found[0]:
+        return payload  # the kernel did not say: count each datagram at its payload
+    return max(1, found[0] // count)
 
 
 def strangers(names: frozenset[str]) -> list[str]:

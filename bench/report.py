@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .anchored import ANCHORED
 from .gate import GateResult
 from .plan import Plan
 from .rtp import RelayResult
@@ -106,11 +107,7 @@ class Report:
                         None if base is None else base.maxCps,
                         _count(bound),
                     ),
-                    _figure(
-                        result.cpuPer1000,
-                        None if base is None else base.cpuPer1000,
-                        "{:.2f}".format,
-                    ),
+                    _cpu(result, base),
                     _latency(result, base),
                     _figure(
                         perCall,
@@ -203,6 +200,38 @@ class Report:
             )
         return notes
 
+    def result(self, key: str) -> SystemResult | None:
+        """The measured row of C{key}, or C{None}."""
+        return next((s for s in self.systems if s.key == key and s.status == "ok"), None)
+
+    def targets(self) -> list[str]:
+        """Issue 19's targets for anchored media, each with this run's figures and whether it is met.
+
+        A verdict is "met" or "NOT met" only when the figures decide it: a row that ran and passed
+        no ramp step has a max CPS of 0; a max CPS that is only a lower bound (no step above it
+        failed), a CPU figure from a steady load that did not pass, or an anchored row whose RTP
+        did not arrive (under `RTP_ARRIVED` of it) leaves a verdict it could change "undecided".
+        """
+        relay, engine, kamailio = (self.result(key) for key in ANCHORED)
+        bypassed = self.sbc()
+        ours = next((r for r in self.relays if r.label.startswith("sbc") and r.status == "ok"), None)
+        theirs = next((r for r in self.relays if r.label.startswith("rtpengine") and r.status == "ok"), None)
+        checks: list[tuple[str, _Operand, _Operand, float, bool]] = [
+            # (what, value, reference, factor, whether the value must be at least factor x reference)
+            (f"sbc with the built-in relay: max CPS at least 1.5{TIMES} Kamailio + topoh + rtpengine's",
+             _cps(relay), _cps(kamailio), 1.5, True),
+            ("sbc with the built-in relay: CPU per call at most Kamailio's plus rtpengine's",
+             _cpuOf(relay), _cpuOf(kamailio), 1.0, False),
+            (f"sbc with the built-in relay: CPU per call at most 2{TIMES} sbc with media bypassed",
+             _cpuOf(relay), _cpuOf(bypassed), 2.0, False),
+            ("the built-in relay: packets per CPU-second at least rtpengine's in userspace",
+             _Operand(None if ours is None else ours.perCpuSecond),
+             _Operand(None if theirs is None else theirs.perCpuSecond), 1.0, True),
+            ("sbc with rtpengine: max CPS at least Kamailio + topoh + rtpengine's",
+             _cps(engine), _cps(kamailio), 1.0, True),
+        ]  # fmt: skip
+        return [_verdict(*check) for check in checks]
+
     def markdown(self) -> str:
         """The whole report as Markdown."""
         info = self.machineBefore
@@ -217,10 +246,15 @@ class Report:
             "",
             _table(self.rows()),
             "",
-            "Ratios are each figure divided by sbc's.",
+            "Ratios are each figure divided by sbc's (on CPython, media bypassed).",
             "",
             _table(self.extraRows()),
             "",
+            *(
+                ["## Issue 19's targets (media anchored)", "", *[f"- {line}" for line in self.targets()], ""]
+                if any(s.key in ANCHORED for s in self.systems)
+                else []
+            ),
             "## How",
             "",
             *[f"- {note}" for note in [*self.notes, *self.systemNotes()]],
@@ -242,6 +276,7 @@ class Report:
             "notes": self.notes,
             "table": self.rows(),
             "alsoMeasured": self.extraRows(),
+            "targets": self.targets(),
         }
 
     def write(self, directory: Path = RESULTS) -> tuple[Path, Path]:
@@ -254,6 +289,79 @@ class Report:
         return markdown, data
 
 
+# The share of the RTP sent that must have arrived for an anchored row's CPU figure to count: a
+# call whose media went missing cost its system less than one that carried it.
+RTP_ARRIVED = 0.99
+
+
+@dataclass(frozen=True)
+class _Operand:
+    """One side of a target: its figure (None: not measured), whether that is only a lower bound,
+    and why a verdict cannot rest on it (empty when it can)."""
+
+    value: float | None
+    lowerBound: bool = False
+    label: str = ""
+    unusable: str = ""
+
+
+def _cps(row: SystemResult | None) -> _Operand:
+    """A row's max CPS: 0 when it ran its ramp and passed no step, a lower bound when no step failed."""
+    ramp = None if row is None else row.rampResult
+    if row is None or ramp is None or not ramp.steps:
+        return _Operand(None)
+    if ramp.maxCps is None:
+        return _Operand(0.0, label=row.label)
+    return _Operand(float(ramp.maxCps), ramp.atLeast, row.label)
+
+
+def _cpuOf(row: SystemResult | None) -> _Operand:
+    """A row's CPU per 1,000 calls, usable only if its steady load passed and, with media anchored,
+    its RTP arrived."""
+    if row is None or row.cpuPer1000 is None:
+        return _Operand(None)
+    steady = row.steady
+    unusable = ""
+    if steady is None or not steady.passed:
+        problems = "; ".join(steady.problems) if steady is not None else "not run"
+        unusable = f"the steady load of {row.label} did not pass ({_oneLine(problems, 100)})"
+    elif row.key in ANCHORED:
+        sent, arrived = row.rtpSentPerCall, row.rtpArrivedPerCall or 0.0
+        if not sent:
+            unusable = f"no RTP was counted in the steady load of {row.label}"
+        elif arrived / sent < RTP_ARRIVED:
+            unusable = f"only {arrived / sent:.1%} of the RTP sent through {row.label} arrived"
+    return _Operand(row.cpuPer1000, label=row.label, unusable=unusable)
+
+
+def _verdict(what: str, value: _Operand, reference: _Operand, factor: float, atLeast: bool) -> str:
+    """One target's line: the figures, their ratio, and met, NOT met, or undecided and why."""
+    if value.value is None or reference.value is None:
+        return f"{what}: not measured in this run"
+    shown = [(AT_LEAST if side.lowerBound else "") + _plain(side.value or 0.0) for side in (value, reference)]
+    ratio = f" ({value.value / reference.value:.2f}{TIMES})" if reference.value else ""
+    figures = f"{shown[0]} against {shown[1]}{ratio}"
+    unusable = value.unusable or reference.unusable
+    if unusable:
+        return f"{what}: {figures}: undecided: {unusable}"
+    if atLeast:
+        met = value.value >= factor * reference.value and value.value > 0  # nothing is never enough
+    else:
+        met = value.value <= factor * reference.value
+    # A lower bound may be exceeded: the verdict stands only if a larger figure could not change it.
+    # At least: a larger value keeps "met", a larger reference keeps "NOT met"; at most, the reverse.
+    couldChange = [
+        side for side in (value, reference) if side.lowerBound and (side is value) != (met == atLeast)
+    ]
+    if couldChange:
+        names = " and ".join(side.label for side in couldChange)
+        return (
+            f"{what}: {figures}: undecided: the max CPS of {names} is only a lower bound "
+            "(no ramp step above it failed)"
+        )
+    return f"{what}: {figures}: {'met' if met else 'NOT met'}"
+
+
 def _figure(value: float | None, base: float | None, show: Callable[[float], str]) -> str:
     """C{value} shown, with its ratio to C{base} when there is one; a dash when unmeasured."""
     if value is None:
@@ -261,6 +369,20 @@ def _figure(value: float | None, base: float | None, show: Callable[[float], str
     if not base:
         return show(value)
     return f"{show(value)} ({value / base:.2g}{TIMES})"
+
+
+def _plain(value: float) -> str:
+    """A count with thousands separators, or a small figure with two decimals."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
+def _cpu(result: SystemResult, base: SystemResult | None) -> str:
+    """CPU-seconds per 1,000 calls with its ratio, and the media engine's share when one ran beside."""
+    cell = _figure(result.cpuPer1000, None if base is None else base.cpuPer1000, "{:.2f}".format)
+    if result.mediaCpuPer1000 is None or result.cpuPer1000 is None:
+        return cell
+    own = result.cpuPer1000 - result.mediaCpuPer1000
+    return f"{cell} [{own:.2f} + rtpengine {result.mediaCpuPer1000:.2f}]"
 
 
 def _latency(result: SystemResult, base: SystemResult | None) -> str:

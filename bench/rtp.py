@@ -12,11 +12,8 @@ figures.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,18 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sbc.media.bencode import decode, encode
 from tests.interop.ports import UDP, freePort
 
 from .blast import Blast, Flow, rtpPackets
 from .plan import Plan
 from .procfs import cpuSeconds
+from .rtpengine import Rtpengine, rtpengineVersion
 from .sipp import CALLEE_HOST, CALLER_HOST, CallLoad
 from .suite import Log
-from .systems import LIFETIME, Sbc, UnavailableError
-
-RTPENGINE_HOST = "127.0.0.10"
-
+from .systems import Media, Sbc, UnavailableError
 
 # A rate passes when at least this share of the packets sent reaches B.
 DELIVERY = 0.99
@@ -164,7 +158,7 @@ def _injection(directory: Path, name: str, ports: Sequence[int]) -> Path:
 def measureSbcRelay(python: Path, plan: Plan, log: Log) -> RelayResult:
     """RTP through sbc's built-in relay, on calls through sbc; never raises."""
     result = RelayResult(label="sbc built-in relay")
-    sbc = Sbc(python, key="sbc-relay", relay=True)
+    sbc = Sbc(python, key="sbc-rtp", media=Media.RELAY)
     calleePort = freePort(CALLEE_HOST, (UDP,))
     aPorts = _ports(CALLER_HOST, plan.rtpStreams)
     bPorts = _ports(CALLEE_HOST, plan.rtpStreams, avoid=(calleePort,))
@@ -224,69 +218,6 @@ def measureSbcRelay(python: Path, plan: Plan, log: Log) -> RelayResult:
     return result
 
 
-class _Rtpengine:
-    """rtpengine in userspace mode (no kernel module) on loopback, as in tests/interop/test_rtpengine.py."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("rtpengine")
-        if binary is None:
-            raise UnavailableError("rtpengine is not installed (apt-get install rtpengine-daemon)")
-        self.directory = Path(tempfile.mkdtemp(prefix="sbc-bench-rtpengine-"))
-        self.requests = 0
-        self.ng = (RTPENGINE_HOST, freePort(RTPENGINE_HOST, (UDP,)))
-        low = freePort(RTPENGINE_HOST, (UDP,), avoid=(self.ng[1],))
-        low = min(low - low % 2, 65534 - 200)
-        command = [
-            "timeout", "--kill-after=5", str(LIFETIME), binary,
-            "--config-file=none", "--foreground", "--log-stderr", "--log-level=4",
-            f"--interface={RTPENGINE_HOST}", f"--listen-ng={self.ng[0]}:{self.ng[1]}",
-            f"--port-min={low}", f"--port-max={low + 199}",
-            "--table=-1", "--num-threads=2", "--delete-delay=0",
-            f"--pidfile={self.directory / 'rtpengine.pid'}",
-        ]  # fmt: skip
-        with (self.directory / "rtpengine.log").open("wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=self.directory, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + 10.0
-        while True:
-            try:
-                if self.command({"command": "ping"}).get("result") == b"pong":
-                    return
-            except (TimeoutError, ValueError):
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise UnavailableError("rtpengine did not answer its ng ping")
-
-    def command(self, message: dict[str, Any]) -> dict[str, Any]:
-        """One ng request and its answer (a dict), over a fresh socket."""
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind((RTPENGINE_HOST, 0))
-            sock.settimeout(2.0)
-            # rtpengine answers a repeated cookie from its cache: every request needs its own.
-            self.requests += 1
-            sock.sendto(f"bench-{self.requests} ".encode() + encode(message), self.ng)
-            reply = sock.recv(65535)
-        _, _, body = reply.partition(b" ")
-        value = decode(body)
-        if not isinstance(value, dict):
-            raise ValueError(f"odd ng reply {reply!r}")
-        return {key.decode() if isinstance(key, bytes) else str(key): item for key, item in value.items()}
-
-    def stop(self) -> None:
-        """Stop the daemon (its whole process group) and remove its directory."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
 def _sdp(host: str, port: int) -> bytes:
     return (
         f"v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
@@ -308,11 +239,10 @@ def measureRtpengine(plan: Plan, log: Log) -> RelayResult:
     result = RelayResult(label="rtpengine (userspace)")
     aPorts = _ports(CALLER_HOST, plan.rtpStreams)
     bPorts = _ports(CALLEE_HOST, plan.rtpStreams)
-    daemon: _Rtpengine | None = None
+    daemon: Rtpengine | None = None
     try:
-        daemon = _Rtpengine()
-        version = subprocess.run(["rtpengine", "--version"], capture_output=True, text=True, timeout=10)
-        result.label = f"rtpengine {(version.stdout or version.stderr).strip().split()[-1]} (userspace)"
+        daemon = Rtpengine()
+        result.label = f"rtpengine {rtpengineVersion()} (userspace)"
         flows = []
         for index, (aPort, bPort) in enumerate(zip(aPorts, bPorts, strict=True)):
             call = {"call-id": f"bench-rtp-{index}", "from-tag": "side-a"}

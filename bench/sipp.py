@@ -24,6 +24,9 @@ from pathlib import Path
 from tests.interop.ports import UDP, freePort, udpPortBound
 from tests.interop.sipp import parseStatistics
 
+from .media import RTP_FILE, RTP_PACKET, RtpArrivals, mediaPort, pcmu
+from .procfs import datagramSize
+
 CALLER_HOST = "127.0.0.2"
 CALLEE_HOST = "127.0.0.3"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -41,6 +44,8 @@ _MESSAGES = "messages.csv"
 _LOG_LIMIT = 1_000_000
 _TRACE_LIMIT = 20_000_000
 _GRACE = 3.0
+# The scenarios of calls with RTP (caller, callee); the file they stream is bench.media's RTP_FILE.
+RTP_SCENARIOS = ("rtp_uac.xml", "rtp_uas.xml")
 # Large socket buffers (capped by net.core.rmem_max) and loops, so that SIPp's own socket is not what
 # drops messages: without them SIPp alone fails near 2,000 CPS on a 2-core machine.
 _TUNING = ("-buff_size", "4194304", "-max_recv_loops", "10000", "-max_sched_loops", "10000")
@@ -220,6 +225,8 @@ class LoadResult:
     @ivar interrupted: the caller quit cleanly before placing all its calls: something else on the
         machine told it to (SIGUSR1, or a "q" on its control port), and the load says nothing about
         the system under test.
+    @ivar rtpSent: with RTP, the packets the two SIPp processes were to send (both ways, all calls).
+    @ivar rtpArrived: with RTP, the packets that reached their media sockets (see L{RtpArrivals}).
     """
 
     calls: int
@@ -233,6 +240,8 @@ class LoadResult:
     exactLatenciesMs: tuple[float, ...] = ()
     errors: str = ""
     interrupted: bool = False
+    rtpSent: int = 0
+    rtpArrived: int = 0
 
     @property
     def retransmissions(self) -> int:
@@ -290,6 +299,11 @@ class CallLoad:
     @ivar calleeArgs: more arguments for the callee.
     @ivar callerScenario: the caller's scenario file in C{bench/scenarios/}.
     @ivar calleeScenario: the callee's scenario file.
+    @ivar rtpSeconds: when above zero, each side of each call sends this many seconds of RTP (50
+        packets a second, from a port that its SDP names) through the system: the RTP scenarios
+        replace the two above, and each call lasts at least this long.
+    @ivar countRtp: with RTP, count the packets that arrive (L{RtpArrivals}), sampling /proc ten times
+        a second while the load runs.
     """
 
     target: tuple[str, int]
@@ -302,9 +316,26 @@ class CallLoad:
     calleeArgs: Sequence[str] = ()
     callerScenario: str = "uac.xml"
     calleeScenario: str = "uas.xml"
+    rtpSeconds: float = 0.0
+    countRtp: bool = False
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sbc-bench-sipp-")))
 
     def __post_init__(self) -> None:
+        callerMedia: list[str] = []
+        calleeMedia: list[str] = []
+        self.arrivals: RtpArrivals | None = None
+        if self.rtpSeconds > 0:
+            self.callerScenario, self.calleeScenario = RTP_SCENARIOS
+            self.holdSeconds = max(self.holdSeconds, self.rtpSeconds)
+            # SIPp streams every call's RTP from its media port (-mp), which it binds with the one
+            # two above it; it never reads what arrives there.
+            ports = (mediaPort(CALLER_HOST), mediaPort(CALLEE_HOST, avoid=(self.calleePort,)))
+            callerMedia = ["-mp", str(ports[0])]
+            calleeMedia = ["-mp", str(ports[1])]
+            if self.countRtp:
+                self.arrivals = RtpArrivals(
+                    ((CALLER_HOST, ports[0]), (CALLEE_HOST, ports[1])), datagramSize(CALLER_HOST, RTP_PACKET)
+                )
         self.expected = self.calls / self.rate + self.holdSeconds
         budget = self.expected + RESPONSE_TIMEOUT * 2 + 5
         self.callerPort = freePort(CALLER_HOST, (UDP,))
@@ -316,6 +347,7 @@ class CallLoad:
                 "-timeout", f"{math.ceil(budget + _GRACE)}s",
                 "-trace_stat", "-stf", _STATISTICS, "-fd", "1",
                 *_TUNING,
+                *calleeMedia,
                 *self.calleeArgs,
             ],
             self.calleeScenario,
@@ -340,11 +372,16 @@ class CallLoad:
                     if self.latency
                     else []
                 ),
+                *callerMedia,
                 *self.callerArgs,
             ],
             self.callerScenario,
             self.directory / "caller",
         )  # fmt: skip
+        if self.rtpSeconds > 0:
+            audio = pcmu(self.rtpSeconds)
+            for side in (self.caller, self.callee):
+                (side.directory / RTP_FILE).write_bytes(audio)
         self.deadline = 0.0
         self.started = 0.0
 
@@ -362,13 +399,22 @@ class CallLoad:
         self.caller.start()
 
     def _waitCaller(self, abortOnTrouble: bool) -> bool:
-        """Wait for the caller to exit by itself (true) or until its deadline or trouble (false)."""
-        if not abortOnTrouble:
+        """
+        Wait for the caller to exit by itself (true) or until its deadline or trouble (false), counting
+        the RTP that arrives meanwhile.
+        """
+        arrivals = self.arrivals
+        if not abortOnTrouble and arrivals is None:
             return self.caller.wait(self.deadline)
         limit = RETRANSMISSION_LIMIT * self.calls
-        while not self.caller.wait(min(self.deadline, time.monotonic() + 0.25)):
+        every = 0.25 if arrivals is None else 0.1
+        while not self.caller.wait(min(self.deadline, time.monotonic() + every)):
+            if arrivals is not None:
+                arrivals.sample()
             if time.monotonic() >= self.deadline:
                 return False
+            if not abortOnTrouble:
+                continue
             caller, callee = self.caller.counts(), self.callee.counts()
             if caller.failed or callee.failed or caller.retransmissions + callee.retransmissions >= limit:
                 return False
@@ -409,6 +455,8 @@ class CallLoad:
             latenciesMs=tuple(self.caller.latencies()) if self.latency else (),
             exactLatenciesMs=tuple(self.caller.exactLatencies()) if self.latency else (),
             interrupted=callerDone and self.caller.exitCode == 0 and caller.created < self.calls,
+            rtpSent=2 * self.calls * len(pcmu(self.rtpSeconds)) // 160 if self.rtpSeconds > 0 else 0,
+            rtpArrived=0 if self.arrivals is None else self.arrivals.total,
         )
         if not result.passed:
             result = replace(result, errors=self.caller.errors())
@@ -421,19 +469,26 @@ RETRIES = 2
 
 
 def runLoad(
-    target: tuple[str, int], calleePort: int, calls: int, rate: float, *, abortOnTrouble: bool = False
+    target: tuple[str, int],
+    calleePort: int,
+    calls: int,
+    rate: float,
+    *,
+    abortOnTrouble: bool = False,
+    rtpSeconds: float = 0.0,
 ) -> LoadResult:
     """
     Place C{calls} calls at C{rate} through C{target} and return the outcome (see L{CallLoad.finish} for
-    C{abortOnTrouble}); run it again (twice at most) when something else on the machine interrupted SIPp.
+    C{abortOnTrouble}, L{CallLoad.rtpSeconds} for C{rtpSeconds}); run it again (twice at most) when
+    something else on the machine interrupted SIPp.
     """
     for _ in range(RETRIES):
-        load = CallLoad(target, calleePort, calls, rate)
+        load = CallLoad(target, calleePort, calls, rate, rtpSeconds=rtpSeconds)
         load.start()
         result = load.finish(abortOnTrouble)
         if not result.interrupted:
             return result
         time.sleep(1.0)
-    load = CallLoad(target, calleePort, calls, rate)
+    load = CallLoad(target, calleePort, calls, rate, rtpSeconds=rtpSeconds)
     load.start()
     return load.finish(abortOnTrouble)

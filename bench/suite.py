@@ -1,7 +1,8 @@
 """
 The measurements of one system, in the issue's terms:
 
-  - CPU-seconds per 1,000 calls and INVITE to 200 p99, both at 100 CPS, on a freshly started system;
+  - CPU-seconds per 1,000 calls and INVITE to 200 p99, both at 100 CPS, on a freshly started system
+    (its CPU time plus, for the anchored-media rows, that of the rtpengine daemon beside it);
   - the highest rate with no failed call (the ramp);
   - memory per held call: a fresh start, then many long calls up at once, and the memory of the
     system's process tree (its PSS) at the plateau less before, divided by the calls held.
@@ -18,7 +19,7 @@ from typing import Any
 from tests.interop.ports import UDP, freePort
 
 from .plan import Plan
-from .procfs import cpuSeconds, memory
+from .procfs import Memory, cpuSeconds, memory
 from .ramp import RampResult, ramp
 from .sipp import CALLEE_HOST, RETRIES, CallLoad, LoadResult, percentile, runLoad
 from .systems import System, UnavailableError
@@ -69,6 +70,12 @@ class SystemResult:
     Everything measured of one system.
 
     @ivar status: C{"ok"}, or why it has no figures (not installed, did not start, calls fail).
+    @ivar cpuPer1000: CPU-seconds per 1,000 calls of the system and its media engine together.
+    @ivar mediaCpuPer1000: the media engine's share of it (rtpengine), when one runs beside it.
+    @ivar rtpSentPerCall: in the anchored-media rows, the RTP packets SIPp sent per call of that load
+        (both ways).
+    @ivar rtpArrivedPerCall: those that reached the far SIPp (at least; see L{bench.media.RtpArrivals}).
+    @ivar rtpRelayedPerCall: those the media engine says it relayed, when it says (rtpengine does).
     """
 
     key: str
@@ -77,6 +84,10 @@ class SystemResult:
     status: str = "ok"
     steady: LoadResult | None = None
     cpuPer1000: float | None = None
+    mediaCpuPer1000: float | None = None
+    rtpSentPerCall: float | None = None
+    rtpArrivedPerCall: float | None = None
+    rtpRelayedPerCall: float | None = None
     rampResult: RampResult | None = None
     held: Held | None = None
     notes: list[str] = field(default_factory=list)
@@ -108,6 +119,12 @@ class SystemResult:
             "maxCps": self.maxCps,
             "maxCpsIsLowerBound": bool(self.rampResult and self.rampResult.atLeast),
             "cpuSecondsPer1000Calls": self.cpuPer1000,
+            "mediaEngineCpuSecondsPer1000Calls": self.mediaCpuPer1000,
+            "rtpPerCall": {
+                "sent": self.rtpSentPerCall,
+                "arrived": self.rtpArrivedPerCall,
+                "relayedByEngine": self.rtpRelayedPerCall,
+            },
             "invite200P99Ms": self.p99Ms,
             "invite200P99ExactMs": self.exactP99Ms,
             "bytesPerHeldCall": None if held is None else held.perCall,
@@ -163,10 +180,30 @@ def measureSystem(system: System, plan: Plan, log: Log) -> SystemResult:
     return result
 
 
+def rtpSeconds(system: System, plan: Plan) -> float:
+    """How many seconds of RTP each call through C{system} sends: none unless it anchors media."""
+    return plan.rtpCallSeconds if system.sendsRtp else 0.0
+
+
+def cpuSplit(system: System) -> tuple[float, float]:
+    """CPU-seconds so far of the system's process tree and of its media engine's (0 when none)."""
+    pid, mediaPid = system.measuredPid, system.mediaPid
+    return (
+        0.0 if pid is None else cpuSeconds(pid),
+        0.0 if mediaPid is None else cpuSeconds(mediaPid),
+    )
+
+
+def memoryOf(system: System) -> Memory:
+    """The memory of the system's process tree and of its media engine's, together."""
+    parts = [memory(pid) for pid in (system.measuredPid, system.mediaPid) if pid is not None]
+    return Memory(rss=sum(part.rss for part in parts), pss=sum(part.pss for part in parts))
+
+
 def _startWarm(system: System, calleePort: int, plan: Plan, log: Log) -> tuple[str, int]:
     """Start the system and place a few calls through it, which must all succeed."""
     target = system.start(calleePort)
-    warmup = runLoad(target, calleePort, plan.warmupCalls, WARMUP_RATE)
+    warmup = runLoad(target, calleePort, plan.warmupCalls, WARMUP_RATE, rtpSeconds=rtpSeconds(system, plan))
     if not warmup.passed:
         raise UnavailableError(
             f"calls fail at {WARMUP_RATE} CPS: {'; '.join(warmup.problems)}\n{warmup.errors}"
@@ -178,24 +215,54 @@ def _steady(
     system: System, target: tuple[str, int], calleePort: int, plan: Plan, result: SystemResult, log: Log
 ) -> None:
     """CPU-seconds per 1,000 calls and INVITE to 200 p99 at the steady rate."""
-    pid = system.measuredPid
+    rtp = rtpSeconds(system, plan)
     for _ in range(RETRIES + 1):
-        before = cpuSeconds(pid) if pid is not None else 0.0
-        load = CallLoad(target, calleePort, plan.steadyCalls, plan.steadyRate, latency=True)
+        relayed = system.relayedPackets()
+        own, engine = cpuSplit(system)
+        load = CallLoad(
+            target, calleePort, plan.steadyCalls, plan.steadyRate, latency=True, rtpSeconds=rtp, countRtp=True
+        )
         load.start()
         outcome = load.finish()
         if not outcome.interrupted:
             break
         result.notes.append("a steady run was interrupted by another process and run again")
-    if pid is not None:
-        result.cpuPer1000 = (cpuSeconds(pid) - before) / plan.steadyCalls * 1000
+    ownAfter, engineAfter = cpuSplit(system)
+    relayedAfter = system.relayedPackets()
+    if rtp:
+        _rtpFigures(result, outcome, plan, relayed, relayedAfter)
+    if system.measuredPid is not None:
+        result.cpuPer1000 = (ownAfter - own + engineAfter - engine) / plan.steadyCalls * 1000
+    if system.mediaPid is not None:
+        result.mediaCpuPer1000 = (engineAfter - engine) / plan.steadyCalls * 1000
     result.steady = outcome
     if not outcome.passed:
         result.notes.append(f"at {plan.steadyRate} CPS: {'; '.join(outcome.problems)}")
     cpu = "" if result.cpuPer1000 is None else f", {result.cpuPer1000:.2f} CPU-s/1000 calls"
+    if result.mediaCpuPer1000 is not None:
+        cpu += f" (rtpengine's share {result.mediaCpuPer1000:.2f})"
+    if result.rtpSentPerCall:
+        cpu += f", RTP per call {result.rtpArrivedPerCall or 0:.1f} of {result.rtpSentPerCall:.0f} arrived"
     exact = "" if outcome.exactP99Ms is None else f" (exact {outcome.exactP99Ms:.2f} ms)"
     log(f"  {plan.steadyCalls} calls at {plan.steadyRate} CPS: p99 {outcome.p99Ms} ms{exact}{cpu}"
         f"{'' if outcome.passed else ' -- ' + '; '.join(outcome.problems)}")  # fmt: skip
+
+
+def _rtpFigures(
+    result: SystemResult, outcome: LoadResult, plan: Plan, relayed: int | None, relayedAfter: int | None
+) -> None:
+    """The RTP of the steady load, per call: sent, arrived, and relayed by the engine when it says."""
+    calls = plan.steadyCalls
+    result.rtpSentPerCall = outcome.rtpSent / calls
+    result.rtpArrivedPerCall = outcome.rtpArrived / calls
+    words = f"{result.rtpArrivedPerCall:.1f} reached the far SIPp"
+    if relayed is not None and relayedAfter is not None:
+        result.rtpRelayedPerCall = (relayedAfter - relayed) / calls
+        words += f", rtpengine relayed {result.rtpRelayedPerCall:.1f}"
+    result.notes.append(
+        f"RTP at {plan.steadyRate} CPS, per call: SIPp sent {result.rtpSentPerCall:.0f} packets (both ways), "
+        f"{words}"
+    )
 
 
 def _ramp(
@@ -205,7 +272,9 @@ def _ramp(
     where = [target]
 
     def step(rate: int, calls: int) -> LoadResult:
-        outcome = runLoad(where[0], calleePort, calls, rate, abortOnTrouble=True)
+        outcome = runLoad(
+            where[0], calleePort, calls, rate, abortOnTrouble=True, rtpSeconds=rtpSeconds(system, plan)
+        )
         verdict = "ok" if outcome.passed else "FAIL: " + "; ".join(outcome.problems)
         log(f"  ramp {rate:>6} CPS x {calls}: {verdict}")
         return outcome
@@ -226,17 +295,16 @@ def _held(
     system: System, target: tuple[str, int], calleePort: int, plan: Plan, maxCps: int | None, log: Log
 ) -> Held:
     """Memory per held call: PSS of the process tree before, and at the plateau of held calls."""
-    pid = system.measuredPid
-    assert pid is not None
+    assert system.measuredPid is not None
     rate = plan.heldRate if maxCps is None else max(10, min(plan.heldRate, maxCps // 2))
     # Every call must be up before the first one ends: place them in at most 60% of the hold time.
     calls = min(plan.heldCalls, int(rate * plan.holdSeconds * 0.6))
     held = Held(calls=calls, rate=rate, holdSeconds=plan.holdSeconds)
     time.sleep(1.0)
-    first = memory(pid)
+    first = memoryOf(system)
     held.before, held.beforeRss = first.pss, first.rss
     for _ in range(RETRIES + 1):
-        outcome = _holdCalls(held, pid, target, calleePort)
+        outcome = _holdCalls(held, system, target, calleePort, rtpSeconds(system, plan))
         if not outcome.interrupted:
             break
     if not outcome.passed:
@@ -247,16 +315,18 @@ def _held(
     return held
 
 
-def _holdCalls(held: Held, pid: int, target: tuple[str, int], calleePort: int) -> LoadResult:
+def _holdCalls(
+    held: Held, system: System, target: tuple[str, int], calleePort: int, rtp: float
+) -> LoadResult:
     """Place the held calls and sample memory at their plateau, into C{held}."""
-    load = CallLoad(target, calleePort, held.calls, held.rate, holdSeconds=held.holdSeconds)
+    load = CallLoad(target, calleePort, held.calls, held.rate, holdSeconds=held.holdSeconds, rtpSeconds=rtp)
     load.start()
     plateauFrom = load.started + held.calls / held.rate + 1.5
     plateauUntil = load.started + held.holdSeconds - 0.5
     while time.monotonic() < plateauUntil:
         time.sleep(0.25)
         if time.monotonic() >= plateauFrom:
-            sample = memory(pid)
+            sample = memoryOf(system)
             held.plateau, held.plateauRss = sample.pss, sample.rss
             held.concurrent = load.callee.counts().current
     return load.finish()

@@ -6,7 +6,11 @@ C{stop()}.  A system that cannot start raises L{UnavailableError}, and the run g
   - L{Ceiling}: no system at all, the caller calls the callee straight (SIPp's own ceiling);
   - L{Kamailio}: Debian's Kamailio as a stateful proxy (C{bench/kamailio.cfg}), optionally with topoh;
   - L{Sippy}: Sippy B2BUA's C{b2bua} with a static route, no auth (C{-u}), no accounting (C{-A 0});
-  - L{Sbc}: C{twistd -n sbc} with a bench config (two trunks, a transit route, C{media = "bypass"}).
+  - L{Sbc}: C{twistd -n sbc} with a bench config (two trunks, a transit route, media bypassed, or
+    anchored in its built-in relay or an rtpengine daemon).
+
+The systems that anchor media with rtpengine (they start the daemon beside themselves) are in
+L{bench.anchored}.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -21,6 +26,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from pathlib import Path
 
 from tests.interop.ports import UDP, freePort, udpPortBound
@@ -35,6 +41,22 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
 
 
+def raiseFileLimit() -> str:
+    """Raise this process's open-file soft limit to the hard one, for the systems it starts (they
+    inherit it: sbc's relay keeps a descriptor per port of its range); a note saying what they got."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    now, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def shown(limit: int) -> str:
+        return "unlimited" if limit == resource.RLIM_INFINITY else f"{limit:,}"
+
+    raised = "" if now == soft else f", raised from {shown(soft)}"
+    return f"The systems ran with an open-file limit (RLIMIT_NOFILE) of {shown(now)}{raised}."
+
+
 class UnavailableError(Exception):
     """The system could not be started (or is not installed); the message says why."""
 
@@ -46,11 +68,14 @@ class System(ABC):
     @ivar key: a short name for the JSON output and the command line, e.g. C{"kamailio-topoh"}.
     @ivar label: the row's name in the table.
     @ivar host: the loopback address it listens on.
+    @ivar sendsRtp: whether its calls carry RTP (the anchored-media rows): SIPp then runs the RTP
+        scenarios, whose SDP names ports that SIPp really sends from.
     """
 
     key: str
     label: str
     host: str
+    sendsRtp: bool = False
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
@@ -91,6 +116,18 @@ class System(ABC):
         (its own CPU time and memory are a rounding error, and constant), or C{None} when not running.
         """
         return None if self.process is None else self.process.pid
+
+    @property
+    def mediaPid(self) -> int | None:
+        """
+        The root of the media engine's process tree when one runs beside the system (rtpengine), whose
+        CPU time and memory count with the system's; C{None} when there is none.
+        """
+        return None
+
+    def relayedPackets(self) -> int | None:
+        """RTP packets its media engine relayed so far, when the engine says (rtpengine does)."""
+        return None
 
     def stop(self) -> None:
         """Stop it and everything it started: SIGTERM to its process group, SIGKILL after a while."""
@@ -168,19 +205,25 @@ class Kamailio(System):
         self.label = "Kamailio + topoh" if topoh else "Kamailio, stateful proxy"
         self.host = "127.0.0.5" if topoh else "127.0.0.4"
 
-    def command(self, calleePort: int) -> Sequence[str]:
-        if shutil.which("kamailio") is None:
-            raise UnavailableError("kamailio is not installed (apt-get install kamailio)")
-        assert self.directory is not None
-        lines = (HERE / "kamailio.cfg").read_text().splitlines(keepends=True)
-        defines = [
+    # The config file in bench/ that this row runs.
+    configName = "kamailio.cfg"
+
+    def defines(self, calleePort: int) -> list[str]:
+        """The lines put after the config's first: where it listens, where calls go, the options."""
+        return [
             f'#!substdef "!SUT_HOST!{self.host}!g"\n',
             f'#!substdef "!SUT_PORT!{self.port}!g"\n',
             f'#!substdef "!UAS_HOSTPORT!{CALLEE_HOST}:{calleePort}!g"\n',
             *(["#!define WITH_TOPOH\n"] if self.topoh else []),
         ]
+
+    def command(self, calleePort: int) -> Sequence[str]:
+        if shutil.which("kamailio") is None:
+            raise UnavailableError("kamailio is not installed (apt-get install kamailio)")
+        assert self.directory is not None
+        lines = (HERE / self.configName).read_text().splitlines(keepends=True)
         config = self.directory / "kamailio.cfg"
-        config.write_text("".join([lines[0], *defines, *lines[1:]]))
+        config.write_text("".join([lines[0], *self.defines(calleePort), *lines[1:]]))
         # -DD: no daemon, but the usual worker processes; -E: log to stderr.
         runtime = str(self.directory)
         return ["kamailio", "-DD", "-E", "-f", str(config), "-m", "256", "-M", "16", "-Y", runtime]
@@ -225,22 +268,43 @@ class Sippy(System):
         return self.installed
 
 
+class Media(StrEnum):
+    """How sbc handles a call's media: its SDP untouched, or anchored in the relay or rtpengine."""
+
+    BYPASS = "bypass"
+    RELAY = "relay"
+    RTPENGINE = "rtpengine"
+
+
 class Sbc(System):
     """
     This project's SBC, C{twistd -n sbc}, with a bench config: trunk "uac" (127.0.0.2) calls through a
-    transit route to trunk "uas" (the callee at 127.0.0.3), media bypassed unless C{relay} is set.
+    transit route to trunk "uas" (the callee at 127.0.0.3), media bypassed unless C{media} says
+    otherwise (with L{Media.RTPENGINE}, L{rtpengine} must name the daemon's ng address before
+    L{start}).
+
+    @ivar mediaPorts: the relay's port range; C{None} picks 200 ports from a free one at each start.
     """
 
     def __init__(
-        self, python: Path, label: str = "sbc", key: str = "sbc", host: str = "127.0.0.6", relay: bool = False
+        self,
+        python: Path,
+        label: str = "sbc",
+        key: str = "sbc",
+        host: str = "127.0.0.6",
+        media: Media = Media.BYPASS,
+        mediaPorts: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         self.python = python
         self.label = label
         self.key = key
         self.host = host
-        self.relay = relay
-        self.mediaPorts = (0, 0)
+        self.media = media
+        self.sendsRtp = media is not Media.BYPASS
+        self.fixedPorts = mediaPorts
+        self.mediaPorts = mediaPorts or (0, 0)
+        self.rtpengine: tuple[str, int] | None = None
 
     def command(self, calleePort: int) -> Sequence[str]:
         assert self.directory is not None
@@ -251,12 +315,25 @@ class Sbc(System):
         whitelists.mkdir()
         (whitelists / "uac.txt").write_text(f"{CALLER_HOST}/32\n")
         (whitelists / "uas.txt").write_text(f"{CALLEE_HOST}/32\n")
-        low = freePort(self.host, (UDP,))
-        low = min(low - low % 2, 65000)
-        self.mediaPorts = (low, low + 199)
-        media = "relay" if self.relay else "bypass"
-        (self.directory / "sbc.toml").write_text(
-            f"""# sbc as the benchmark runs it (written by bench/systems.py).
+        if self.fixedPorts is None:
+            low = freePort(self.host, (UDP,))
+            low = min(low - low % 2, 65000)
+            self.mediaPorts = (low, low + 199)
+        (self.directory / "sbc.toml").write_text(self.config(calleePort))
+        return [str(twistd), "-n", "--pidfile=", "sbc", "--config", str(self.directory / "sbc.toml")]
+
+    def config(self, calleePort: int) -> str:
+        """The bench's sbc.toml, sending calls on to the callee at 127.0.0.3:C{calleePort}."""
+        trunkMedia = "bypass" if self.media is Media.BYPASS else "relay"
+        engine = 'engine = "relay"'
+        if self.media is Media.RTPENGINE:
+            if self.rtpengine is None:
+                raise UnavailableError("no rtpengine daemon to anchor media in")
+            engine = f'engine = "rtpengine"\nrtpengine = "{self.rtpengine[0]}:{self.rtpengine[1]}"'
+        if self.media is not Media.BYPASS:
+            # No quota below what the ramp's calls hold at once (four ports a call).
+            engine += "\nmax_ports_per_trunk = 1000000"
+        return f"""# sbc as the benchmark runs it (written by bench/systems.py).
 [state]
 directory = "state"
 
@@ -274,22 +351,20 @@ trunks = ["uas"]
 transit = true
 
 [media]
-engine = "relay"
+{engine}
 address = "{self.host}"
 port_min = {self.mediaPorts[0]}
 port_max = {self.mediaPorts[1]}
 
 [trunks.uac]
 whitelist = "whitelist/uac.txt"
-media = "{media}"
+media = "{trunkMedia}"
 
 [trunks.uas]
 whitelist = "whitelist/uas.txt"
 gateways = ["{CALLEE_HOST}:{calleePort}"]
-media = "{media}"
+media = "{trunkMedia}"
 """
-        )
-        return [str(twistd), "-n", "--pidfile=", "sbc", "--config", str(self.directory / "sbc.toml")]
 
     def environment(self) -> Mapping[str, str]:
         # The checkout on the path, for Twisted's plugin loader (editable installs do the same).
@@ -318,4 +393,14 @@ def _firstMatch(command: Sequence[str], pattern: str, environment: Mapping[str, 
     return match.group(1) if match else ""
 
 
-__all__ = ["CALLER_HOST", "Ceiling", "Kamailio", "Sbc", "Sippy", "System", "UnavailableError"]
+__all__ = [
+    "CALLER_HOST",
+    "Ceiling",
+    "Kamailio",
+    "Media",
+    "Sbc",
+    "Sippy",
+    "System",
+    "UnavailableError",
+    "raiseFileLimit",
+]

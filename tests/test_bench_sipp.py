@@ -1,4 +1,4 @@
-"""Tests for `bench.sipp`: reading what SIPp wrote."""
+"""Tests for `bench.sipp`: reading what SIPp wrote, and the loads with RTP."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from bench.sipp import Sipp, percentile
+from bench.media import RTP_FILE
+from bench.sipp import (
+    CALLEE_HOST,
+    CALLER_HOST,
+    RTP_SCENARIOS,
+    SCENARIOS,
+    CallLoad,
+    Sipp,
+    percentile,
+)
 
 
 def line(epoch: float, direction: str, callId: str, cseq: str, first: str) -> str:
@@ -46,3 +55,74 @@ class ExactLatenciesTests(SynchronousTestCase):
         """No trace file: no latencies (and no percentile), not an error."""
         self.assertEqual(self.sipp.exactLatencies(), [])
         self.assertIsNone(percentile([], 0.99))
+
+
+class RtpLoadTests(SynchronousTestCase):
+    def load(self, rtpSeconds: float = 0.0, holdSeconds: float = 0.0) -> CallLoad:
+        """A load that is built (its directories and arguments) but never started."""
+        load = CallLoad(
+            ("127.0.0.12", 5060), 5080, calls=10, rate=5, rtpSeconds=rtpSeconds, holdSeconds=holdSeconds
+        )
+        self.addCleanup(shutil.rmtree, load.directory, ignore_errors=True)
+        return load
+
+    def test_rtpScenarios(self) -> None:
+        """With RTP seconds, both ends run the RTP scenarios with a media port each, and the PCMU file."""
+        load = self.load(rtpSeconds=1.5)
+        self.assertEqual((load.callerScenario, load.calleeScenario), RTP_SCENARIOS)
+        self.assertIn(RTP_SCENARIOS[0], load.caller.args)
+        self.assertIn(RTP_SCENARIOS[1], load.callee.args)
+        for side in (load.caller, load.callee):
+            port = int(side.args[side.args.index("-mp") + 1])
+            self.assertEqual(port % 2, 0)
+            self.assertEqual(len((side.directory / RTP_FILE).read_bytes()), 75 * 160)
+        self.assertEqual(load.holdSeconds, 1.5)
+        self.assertIn("1500", load.caller.args)  # -d: each call lasts as long as its RTP
+
+    def test_longerHold(self) -> None:
+        """A hold longer than the RTP stays: held calls send RTP at their start only."""
+        load = self.load(rtpSeconds=1.0, holdSeconds=30.0)
+        self.assertEqual(load.holdSeconds, 30.0)
+        self.assertEqual(len((load.caller.directory / RTP_FILE).read_bytes()), 50 * 160)
+
+    def test_noRtp(self) -> None:
+        """Without RTP seconds, the plain scenarios run with no media port and no PCMU file."""
+        load = self.load()
+        self.assertIn("uac.xml", load.caller.args)
+        self.assertIn("uas.xml", load.callee.args)
+        self.assertNotIn("-mp", load.caller.args)
+        self.assertNotIn("-mp", load.callee.args)
+        self.assertFalse((load.caller.directory / RTP_FILE).exists())
+
+
+class RtpScenarioTests(SynchronousTestCase):
+    def test_mediaPortAndStream(self) -> None:
+        """Each RTP scenario names SIPp's own stream port in its SDP and streams the harness's file."""
+        for name in RTP_SCENARIOS:
+            text = (SCENARIOS / name).read_text()
+            self.assertIn("m=audio [rtpstream_audio_port] RTP/AVP 0", text)
+            self.assertIn(f'<exec rtp_stream="{RTP_FILE},1,0"/>', text)
+
+    def test_anchoringChecked(self) -> None:
+        """Each side fails a call whose SDP still names the other side's own address (media not anchored)."""
+        for name, other in zip(RTP_SCENARIOS, (CALLEE_HOST, CALLER_HOST), strict=True):
+            text = (SCENARIOS / name).read_text()
+            escaped = other.replace(".", "\\.")
+            self.assertIn(f'regexp="c=IN IP4 {escaped}[^0-9]"', text)
+            self.assertIn('check_it_inverse="true"', text)
+
+
+class RtpCountTests(SynchronousTestCase):
+    def test_counted(self) -> None:
+        """A load that counts RTP samples both SIPp media sockets; one that does not, none."""
+        load = CallLoad(("127.0.0.12", 5060), 5080, calls=10, rate=5, rtpSeconds=1.0, countRtp=True)
+        self.addCleanup(shutil.rmtree, load.directory, ignore_errors=True)
+        assert load.arrivals is not None
+        self.assertEqual([host for host, _ in load.arrivals.sockets], [CALLER_HOST, CALLEE_HOST])
+        self.assertEqual(
+            [port for _, port in load.arrivals.sockets],
+            [int(side.args[side.args.index("-mp") + 1]) for side in (load.caller, load.callee)],
+        )
+        quiet = CallLoad(("127.0.0.12", 5060), 5080, calls=10, rate=5, rtpSeconds=1.0)
+        self.addCleanup(shutil.rmtree, quiet.directory, ignore_errors=True)
+        self.assertIsNone(quiet.arrivals)
