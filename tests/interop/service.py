@@ -278,6 +278,7 @@ class ServiceProcess:
         self._logFile: IO[bytes] | None = None
         # How often L{start} had to choose fresh ports (see there).
         self.portRetries = 0
+        self.apiPort: int | None = None  # the HTTP API's port, when the test does not set [api] listen
         self.errorsFrom = 0  # where the log of the start that bound every port begins
 
     def prepare(self) -> None:
@@ -305,9 +306,6 @@ class ServiceProcess:
         Choose free ports for every listener not yet in L{ports}, and write the config with them.
         """
         text = self.shippedConfig.read_text(encoding="utf-8")
-        if "api" in tomllib.loads(text) and "listen" not in self.settings.get("api", {}):
-            # The demo's HTTP API: on a free port of its own, as the SIP listeners are.
-            self.settings.setdefault("api", {})["listen"] = f"127.0.0.1:{freePort('127.0.0.1', (TCP,))}"
         for table, values in self.settings.items():
             for key, value in values.items():
                 text = setSetting(text, table, key, value)
@@ -324,6 +322,13 @@ class ServiceProcess:
                 taken = set(self.ports.values()) | set(self.ports)
                 self.ports[listener.port] = freePort(listener.host, (UDP, TCP), avoid=taken)
         rewritten = rewriteListenPorts(text, self.ports)
+        if "api" in parsed and "listen" not in self.settings.get("api", {}):
+            # The demo's HTTP API: on a free port of its own besides the SIP ones, chosen again
+            # with them when one was taken before the bind.
+            if self.apiPort is None:
+                taken = set(self.ports.values()) | set(self.ports)
+                self.apiPort = freePort("127.0.0.1", (TCP,), avoid=taken)
+            rewritten = setSetting(rewritten, "api", "listen", f"127.0.0.1:{self.apiPort}")
         self.listeners = listenersOf(tomllib.loads(rewritten))
         expected = [Listener(item.transport, item.host, self.ports[item.port]) for item in shipped]
         if self.listeners != expected:
@@ -381,6 +386,7 @@ class ServiceProcess:
             with self.logPath.open("ab") as log:
                 log.write(b"--- (interop harness) a port was taken before the bind: retrying ---\n")
             self.ports = {}
+            self.apiPort = None
             self.assignPorts()
 
     def restart(self, timeout: float = START_TIMEOUT) -> None:

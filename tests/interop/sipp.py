@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -385,14 +385,15 @@ class SippProcess:
         )
 
 
-def freeMediaPort(host: str) -> int:
+def freeMediaPort(host: str, avoid: Collection[int] = ()) -> int:
     """
     A port for SIPp's C{-mp} on C{host}: SIPp binds it and the port two above it (RTP echo for audio
-    and video), so both must be free.
+    and video), so both must be free, and neither may be one of C{avoid} (ports chosen already but
+    not bound yet, such as the same SIPp's own SIP port).
     """
     for _ in range(100):
-        port = freePort(host, (UDP,))
-        if port + 2 <= 65535 and not udpPortBound(host, port + 2):
+        port = freePort(host, (UDP,), avoid=set(avoid))
+        if port + 2 <= 65535 and port + 2 not in avoid and not udpPortBound(host, port + 2):
             return port
     raise RuntimeError(f"no free pair of media ports on {host}")
 

@@ -233,7 +233,7 @@ class CallTestCase(SynchronousTestCase):
             localPort=port,
             timeout=timeout,
             calls=calls,
-            mediaPort=freeMediaPort(host),
+            mediaPort=freeMediaPort(host, avoid=(port,)),
             statistics=statistics,
             listening=True,
             extraArgs=("-s", account[0], *extraArgs),
@@ -252,7 +252,7 @@ class CallTestCase(SynchronousTestCase):
             localHost=host,
             localPort=port,
             timeout=timeout,
-            mediaPort=freeMediaPort(host),
+            mediaPort=freeMediaPort(host, avoid=(port,)),
             listening=True,
             extraArgs=("-s", user),
         )

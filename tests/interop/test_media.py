@@ -542,7 +542,7 @@ class MediaTests(SynchronousTestCase):
         self.assertGreater(capture.packets, 100, f"{pcap}: {capture}")
         self.startWith()
         alice = self.mediaEndpoint(PHONE)
-        phone = self.phone(PHONE, alice.port, freeMediaPort(PHONE))
+        phone = self.phone(PHONE, alice.port, freeMediaPort(PHONE, avoid=(alice.port,)))
 
         callerMediaPort = freeMediaPort(TRUNK)
         holdMs = int(capture.duration * 1000) + PCAP_EXTRA_MS

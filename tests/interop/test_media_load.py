@@ -200,7 +200,7 @@ class MediaLoadTests(SynchronousTestCase):
             localPort=self.phonePort,
             timeout=WAVE_TIMEOUT,
             calls=CALLS,
-            mediaPort=freeMediaPort(PHONE),
+            mediaPort=freeMediaPort(PHONE, avoid=(self.phonePort,)),
             listening=True,
             extraArgs=(
                 "-s",
