@@ -19,6 +19,7 @@ from .plan import FULL, QUICK, Plan
 from .procfs import strangers
 from .report import RESULTS, Report
 from .rtp import measureRtpengine, measureSbcRelay
+from .sipp import RTP_TAIL
 from .stalls import measureStalls
 from .suite import SystemResult, measureSystem
 from .systems import Ceiling, Kamailio, Sbc, Sippy, System, raiseFileLimit
@@ -58,8 +59,9 @@ def anchoredMethod(plan: Plan) -> str:
     return (
         "The anchored-media rows (the last three) anchor each call's media, and their calls carry RTP: "
         "each SIPp names in its SDP a port of its own and streams PCMU from it (rtp_stream, 20 ms "
-        f"packets) for {plan.rtpCallSeconds:g} s after the ACK, both ways, and each call lasts that "
-        "long; a call whose SDP reaches the far SIPp still naming the other SIPp (media not anchored) "
+        f"packets) for {plan.rtpCallSeconds:g} s after the ACK, both ways, and each call lasts "
+        f"{RTP_TAIL:g} s longer (so the last packets arrive before the BYE); a call whose SDP "
+        "reaches the far SIPp still naming the other SIPp (media not anchored) "
         "fails. Held calls send the same at their start. sbc runs the bypassed row's config with media "
         '"relay" on both trunks and [media] engine "relay" (the built-in relay) or "rtpengine" (ng). '
         "Kamailio runs bench/kamailio_rtpengine.cfg: the topoh row's proxy plus the rtpengine module "

@@ -51,6 +51,10 @@ RTP_SCENARIOS = ("rtp_uac.xml", "rtp_uas.xml")
 _TUNING = ("-buff_size", "4194304", "-max_recv_loops", "10000", "-max_sched_loops", "10000")
 
 
+# Seconds a call with RTP lasts beyond its stream, so that the last packets arrive before the BYE.
+RTP_TAIL = 0.5
+
+
 @dataclass(frozen=True)
 class Counts:
     """
@@ -326,7 +330,9 @@ class CallLoad:
         self.arrivals: RtpArrivals | None = None
         if self.rtpSeconds > 0:
             self.callerScenario, self.calleeScenario = RTP_SCENARIOS
-            self.holdSeconds = max(self.holdSeconds, self.rtpSeconds)
+            # The call outlasts its RTP by RTP_TAIL: the callee starts streaming only once the ACK
+            # is in, and a BYE at the last packet would cut off what is still on its way.
+            self.holdSeconds = max(self.holdSeconds, self.rtpSeconds + RTP_TAIL)
             # SIPp streams every call's RTP from its media port (-mp), which it binds with the one
             # two above it; it never reads what arrives there.
             ports = (mediaPort(CALLER_HOST), mediaPort(CALLEE_HOST, avoid=(self.calleePort,)))

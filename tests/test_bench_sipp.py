@@ -13,6 +13,7 @@ from bench.sipp import (
     CALLEE_HOST,
     CALLER_HOST,
     RTP_SCENARIOS,
+    RTP_TAIL,
     SCENARIOS,
     CallLoad,
     Sipp,
@@ -76,8 +77,8 @@ class RtpLoadTests(SynchronousTestCase):
             port = int(side.args[side.args.index("-mp") + 1])
             self.assertEqual(port % 2, 0)
             self.assertEqual(len((side.directory / RTP_FILE).read_bytes()), 75 * 160)
-        self.assertEqual(load.holdSeconds, 1.5)
-        self.assertIn("1500", load.caller.args)  # -d: each call lasts as long as its RTP
+        self.assertEqual(load.holdSeconds, 1.5 + RTP_TAIL)
+        self.assertIn("2000", load.caller.args)  # -d: each call outlasts its RTP by RTP_TAIL
 
     def test_longerHold(self) -> None:
         """A hold longer than the RTP stays: held calls send RTP at their start only."""
