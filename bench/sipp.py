@@ -51,6 +51,8 @@ RTP_SCENARIOS = ("rtp_uac.xml", "rtp_uas.xml")
 _TUNING = ("-buff_size", "4194304", "-max_recv_loops", "10000", "-max_sched_loops", "10000")
 
 
+# How often a callee that exits at once is started again.
+CALLEE_STARTS = 3
 # Seconds a call with RTP lasts beyond its stream, so that the last packets arrive before the BYE.
 RTP_TAIL = 0.5
 
@@ -392,14 +394,30 @@ class CallLoad:
         self.started = 0.0
 
     def start(self) -> None:
-        """Start the callee, wait until it listens, then start the caller."""
-        self.callee.start()
-        listening = time.monotonic() + 5.0
-        while not udpPortBound(CALLEE_HOST, self.calleePort):
-            if self.callee.exitCode is not None or time.monotonic() > listening:
-                self.callee.stop()
-                raise RuntimeError(f"the callee SIPp did not listen on {CALLEE_HOST}:{self.calleePort}")
-            time.sleep(0.02)
+        """Start the callee, wait until it listens, then start the caller.
+
+        A callee that exits at once (a port of its own, chosen free a moment before, taken in
+        between) is started again, twice at most, before the load counts as not run.
+        """
+        for attempt in range(CALLEE_STARTS):
+            self.callee.start()
+            listening = time.monotonic() + 5.0
+            while not udpPortBound(CALLEE_HOST, self.calleePort) and self.callee.exitCode is None:
+                if time.monotonic() > listening:
+                    break
+                time.sleep(0.02)
+            if self.callee.exitCode is None and udpPortBound(CALLEE_HOST, self.calleePort):
+                break
+            self.callee.stop()
+            if attempt == CALLEE_STARTS - 1:
+                try:
+                    output = (self.callee.directory / "output.log").read_text(errors="replace")[-400:]
+                except OSError:
+                    output = "(no output)"
+                raise RuntimeError(
+                    f"the callee SIPp did not listen on {CALLEE_HOST}:{self.calleePort}: {output}"
+                )
+            time.sleep(0.5)
         self.started = time.monotonic()
         self.deadline = self.started + self.expected + RESPONSE_TIMEOUT * 2 + 5
         self.caller.start()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
+import bench.sipp
 from bench.media import RTP_FILE
 from bench.sipp import (
     CALLEE_HOST,
+    CALLEE_STARTS,
     CALLER_HOST,
     RTP_SCENARIOS,
     RTP_TAIL,
@@ -127,3 +130,37 @@ class RtpCountTests(SynchronousTestCase):
         quiet = CallLoad(("127.0.0.12", 5060), 5080, calls=10, rate=5, rtpSeconds=1.0)
         self.addCleanup(shutil.rmtree, quiet.directory, ignore_errors=True)
         self.assertIsNone(quiet.arrivals)
+
+
+class CalleeStartTests(SynchronousTestCase):
+    """A callee SIPp that exits at once (its port taken between choice and bind) is started again."""
+
+    def setUp(self) -> None:
+        self.load = CallLoad(("127.0.0.12", 5060), 5080, calls=10, rate=5)
+        self.addCleanup(shutil.rmtree, self.load.directory, ignore_errors=True)
+        self.starts = 0
+        self.patch(self.load.callee, "start", self.start)
+        self.patch(self.load.callee, "stop", lambda: None)
+        self.patch(self.load.caller, "start", lambda: None)
+        self.patch(time, "sleep", lambda seconds: None)
+
+    def start(self) -> None:
+        self.starts += 1
+
+    def failing(self, times: int) -> None:
+        """The first ``times`` starts exit at once; later ones listen."""
+        self.patch(Sipp, "exitCode", property(lambda sipp: 1 if self.starts <= times else None))
+        self.patch(bench.sipp, "udpPortBound", lambda host, port: self.starts > times)
+
+    def test_startedAgain(self) -> None:
+        """Two quick exits, then it listens: the load starts."""
+        self.failing(2)
+        self.load.start()
+        self.assertEqual(self.starts, 3)
+        self.assertGreater(self.load.started, 0)
+
+    def test_givesUp(self) -> None:
+        """Past CALLEE_STARTS the load is not run, and the error says why."""
+        self.failing(CALLEE_STARTS)
+        self.assertRaises(RuntimeError, self.load.start)
+        self.assertEqual(self.starts, CALLEE_STARTS)
