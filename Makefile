@@ -31,7 +31,7 @@ test: $(STAMP) $(CERT) tools lint compiled
 unit: $(STAMP) compiled
 	$(PY) -m pytest -q tests --ignore=tests/interop
 
-# `make bench` compares sbc with Kamailio and Sippy B2BUA (about 13 minutes; QUICK=1: about 3).
+# `make bench` compares sbc with Kamailio and Sippy B2BUA (about 20 minutes; QUICK=1: about 3).
 bench: $(STAMP) compiled
 	QUICK=$(QUICK) $(PY) -m bench
 
