@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from netaddr import AddrFormatError, IPAddress
+
 from sbc.interfaces import Address
 
 
@@ -18,3 +20,15 @@ def unbracket(host: str) -> str:
 def hostport(address: Address) -> str:
     """``host:port`` for an address, the host bracketed when it is IPv6."""
     return f"{bracket(address[0])}:{address[1]}"
+
+
+def addressOf(host: str) -> str | None:
+    """``host`` (maybe in brackets, or an IPv4 address seen through a dual-stack socket) as one
+    spelling of its address; None when it is a name."""
+    text = host.strip("[]").partition("%")[0]
+    if text.startswith("::ffff:") and "." in text:
+        text = text[7:]
+    try:
+        return str(IPAddress(text))
+    except (AddrFormatError, ValueError):
+        return None

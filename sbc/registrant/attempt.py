@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import cast
 
@@ -49,7 +50,7 @@ GUARD_SLACK = 10.0
 MAX_ROUNDS = 5
 
 
-class Attempts:
+class Attempts(ABC):
     """The sending half of a registration: attempts, their REGISTERs, hops and timers (the
     subclass is the `IClientTransactionUser` its transactions answer)."""
 
@@ -163,13 +164,13 @@ class Attempts:
 
     # --- how an attempt ends: the subclass's -------------------------------------------------
 
+    @abstractmethod
     def _transient(self, response: Response | None, why: str | None) -> None:
         """The attempt failed for now (no address, no transport, a 408 or 5xx): try again later."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _unanswered(self, why: str) -> None:
         """The attempt's REGISTER got no answer (Timer F, the guard, no transport to resend on)."""
-        raise NotImplementedError
 
     # --- timeouts ------------------------------------------------------------------------------
 

@@ -22,14 +22,14 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from netaddr import AddrFormatError, IPAddress, IPNetwork
+from netaddr import IPNetwork
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sbc.access import TRUNK, AccessPolicy, Peer
-from sbc.addresses import hostport
+from sbc.addresses import addressOf, hostport
 from sbc.config import Config, Trunk
 from sbc.config.gateways import Gateway
 from sbc.config.sip import Transport
@@ -172,17 +172,9 @@ def serverName(trunk: Trunk, hop: Hop) -> str:
     """The name a TLS gateway's certificate must prove: the host name it is configured by (RFC 5922
     section 4: the name, never the SRV target or the address it resolved to); for a gateway given
     by address, the trunk's first ``tls_identities`` name if it has one, else the address itself."""
-    if _address(hop.name) is None:
+    if addressOf(hop.name) is None:
         return hop.name
     return trunk.tlsIdentities[0] if trunk.tlsIdentities else hop.host
-
-
-def _address(host: str) -> str | None:
-    """``host`` as one spelling of its address (None when it is no address)."""
-    try:
-        return str(IPAddress(host.partition("%")[0]))
-    except (AddrFormatError, ValueError):
-        return None
 
 
 # whitelist_gateways' addresses: each -> its trunk and the entry naming the DNS name it came from.
@@ -211,7 +203,7 @@ class GatewayAccess(AccessPolicy):
         found = self.base.why(host)
         if found is not None or not self.gateways:
             return found
-        address = _address(host)
+        address = addressOf(host)
         return None if address is None else self.gateways.get(address)
 
 
@@ -277,7 +269,7 @@ class GatewayWatch:
                 continue
             peer = Peer(TRUNK, trunk.name)
             for gateway in trunk.gateways:
-                if _address(gateway.host) is not None:
+                if addressOf(gateway.host) is not None:
                     continue  # an address gateway is for the whitelist files to name
 
                 def add(hops: list[Hop], peer: Peer = peer, gateway: Gateway = gateway) -> None:

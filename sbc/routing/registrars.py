@@ -24,12 +24,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from netaddr import AddrFormatError, IPAddress, IPNetwork
+from netaddr import IPNetwork
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sbc.access import REGISTRANT, TRUNK, AccessPolicy, Peer
+from sbc.addresses import addressOf
 from sbc.config import Config
 from sbc.config.registrants import Registrant
 from sbc.config.sip import Transport
@@ -51,18 +52,6 @@ __all__ = [
 
 # One name to look up: (host, port, transport), as `ServerLocator.locate` takes them.
 Target = tuple[str, int | None, Transport]
-
-
-def addressOf(host: str) -> str | None:
-    """``host`` (maybe in brackets, or an IPv4 address seen through a dual-stack socket) as one
-    spelling of its address; None when it is a name."""
-    text = host.strip("[]").partition("%")[0]
-    if text.startswith("::ffff:") and "." in text:
-        text = text[7:]
-    try:
-        return str(IPAddress(text))
-    except (AddrFormatError, ValueError):
-        return None
 
 
 def targets(registrant: Registrant) -> Iterator[Target]:
