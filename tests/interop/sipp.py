@@ -267,7 +267,12 @@ class SippProcess:
         self.localPort = (
             localPort
             if localPort is not None
-            else freePort(localHost, (UDP if transport.startswith("u") else TCP,))
+            else freePort(
+                localHost,
+                (UDP if transport.startswith("u") else TCP,),
+                # SIPp binds its media port and the one two above it too: never pick either.
+                avoid=() if mediaPort is None else (mediaPort, mediaPort + 2),
+            )
         )
         self.transport = transport
         self.timeout = timeout
