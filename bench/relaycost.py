@@ -7,7 +7,7 @@ process tree's CPU time from /proc before the first call and after the last, and
 the SBC logged meanwhile: a quicker, narrower measure than `make bench`, for one optimisation's
 before/after figures. Run from the repository:
 
-    .venv/bin/python -m bench.relaycost [--calls 2000] [--rate 100] [--bypass] [--repeat 2]
+    .venv/bin/python -m bench.relaycost [--calls 2000] [--rate 100] [--bypass] [--rtp 1] [--repeat 2]
 
 Before/after: ``--tree BEFORE --tree AFTER --repeat 2`` runs the two checkouts' code alternately.
 """
@@ -81,7 +81,7 @@ def startSbc(
             host=HOST,
             port=port,
             low=low,
-            high=low + 199,
+            high=min(low + 1999, 65535),
             media="relay" if relay else "bypass",
             callee=CALLEE_HOST,
             calleePort=calleePort,
@@ -115,7 +115,9 @@ def startSbc(
     return process, port
 
 
-def measure(calls: int, rate: float, relay: bool, tree: Path = REPO) -> dict[str, object]:
+def measure(
+    calls: int, rate: float, relay: bool, tree: Path = REPO, rtpSeconds: float = 0.0
+) -> dict[str, object]:
     """One run: start the SBC, place the calls, and return its CPU and log figures."""
     directory = Path(tempfile.mkdtemp(prefix="sbc-relaycost-"))
     log = directory / "output.log"
@@ -125,7 +127,7 @@ def measure(calls: int, rate: float, relay: bool, tree: Path = REPO) -> dict[str
         time.sleep(1.0)  # let start-up work settle
         linesBefore = log.read_text().count("\n")
         cpuBefore = cpuSeconds(process.pid)
-        load = CallLoad((HOST, port), calleePort, calls, rate)
+        load = CallLoad((HOST, port), calleePort, calls, rate, rtpSeconds=rtpSeconds)
         load.start()
         result = load.finish()
         time.sleep(0.5)  # the last BYEs' work
@@ -141,6 +143,7 @@ def measure(calls: int, rate: float, relay: bool, tree: Path = REPO) -> dict[str
         "tree": str(tree),
         "calls": calls,
         "rate": rate,
+        "rtpSeconds": rtpSeconds,
         "successful": result.caller.successful,
         "failed": result.caller.failed,
         "cpuSecondsPer1000Calls": round(cpu * 1000 / calls, 3),
@@ -157,6 +160,9 @@ def main() -> None:
     parser.add_argument("--bypass", action="store_true", help="media bypassed instead of relayed")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument(
+        "--rtp", type=float, default=0.0, help="seconds of RTP each side of each call sends (as make bench)"
+    )
+    parser.add_argument(
         "--tree",
         type=Path,
         action="append",
@@ -165,7 +171,10 @@ def main() -> None:
     options = parser.parse_args()
     for _ in range(options.repeat):
         for tree in options.tree or [REPO]:
-            print(json.dumps(measure(options.calls, options.rate, not options.bypass, tree)), flush=True)
+            print(
+                json.dumps(measure(options.calls, options.rate, not options.bypass, tree, options.rtp)),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sbc.registrar.location import Binding
     from sbc.routing import CallRequest, Decision
     from sbc.sip.message import Request, Response
+    from sbc.sip.sdp import SessionDescription
     from sbc.transaction import ClientTransaction, ServerTransaction
 
 # An address as Twisted gives it for UDP and TCP: (host, port). IPv6 hosts have no brackets.
@@ -151,3 +152,24 @@ class IMediaRelay(Interface):
 
     def close() -> None:
         """Service shutdown: release every resource (sockets, timers)."""
+
+
+class IParsedMediaRelay(IMediaRelay):
+    """A relay in this process (the built-in one), which also takes an SDP parsed and gives it back
+    parsed, at once: a call's SDP is then parsed and written once on its way through the SBC, not
+    once by the call, again by the relay and again for our ``o=`` line. Same rules and errors as
+    ``offer`` and ``answer``."""
+
+    def offerParsed(
+        callId: str,
+        side: str,
+        sdp: SessionDescription,
+        onTimeout: Callable[[], object],
+        sipSource: str | None = None,
+    ) -> SessionDescription:
+        """``offer``, on a parsed SDP."""
+
+    def answerParsed(
+        callId: str, side: str, sdp: SessionDescription, sipSource: str | None = None
+    ) -> SessionDescription:
+        """``answer``, on a parsed SDP."""

@@ -29,6 +29,7 @@ from sbc.config.sip import isWildcard
 from sbc.interfaces import IMediaRelay, ISIPTransport
 from sbc.locate import Hop
 from sbc.media.ng import RtpengineClient
+from sbc.media.poller import pollerFor
 from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay, sparePairs
 from sbc.media.rtpengine import RtpengineRelay
@@ -184,7 +185,7 @@ def mediaRelay(reactor: Any, config: Config, udp: IReactorUDP | None = None) -> 
         return RtpengineRelay(RtpengineClient(reactor, reactor, media.rtpengine))
     pool = PortPool(media.portMin, media.portMax)
     return MediaRelay(
-        QuietUDP(reactor) if udp is None else udp,
+        QuietUDP(pollerFor(reactor, reactor, media.readWindow) or reactor) if udp is None else udp,
         reactor,
         media.address,
         pool,

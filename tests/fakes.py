@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import bisect
 import errno
+import select
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,8 +20,16 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorUDP, IUDPTransport
-from twisted.internet.protocol import AbstractDatagramProtocol, Factory
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IListeningPort,
+    IReactorFDSet,
+    IReactorUDP,
+    IReadDescriptor,
+    IUDPTransport,
+    IWriteDescriptor,
+)
+from twisted.internet.protocol import AbstractDatagramProtocol, DatagramProtocol, Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.logger import ILogObserver, Logger
@@ -31,9 +41,17 @@ from zope.interface import implementer
 from sbc.calls.cdr import CDR
 from sbc.calls.parties import Party, PartyKind
 from sbc.config import Config, ConfigError, loadConfig
-from sbc.interfaces import Address, IMediaRelay, IRouter, ISIPTransport, NotAcceptableError
+from sbc.interfaces import (
+    Address,
+    IMediaRelay,
+    IParsedMediaRelay,
+    IRouter,
+    ISIPTransport,
+    NotAcceptableError,
+)
 from sbc.routing import CallRequest, Decision
 from sbc.sip import HeaderField, Headers, Request, Response, parseMessage
+from sbc.sip.sdp import SessionDescription
 
 
 @implementer(ISIPTransport)
@@ -159,6 +177,8 @@ class RecordingRelay:
         self.refuse = False
         # When set, every offer and answer fails with it (an engine's own error, say).
         self.error: Exception | None = None
+        # Every SDP body it was given, in order, as it came.
+        self.bodies: list[bytes] = []
 
     def offer(
         self,
@@ -181,6 +201,7 @@ class RecordingRelay:
 
     def _record(self, kind: str, side: str, body: bytes, sipSource: str | None) -> bytes | Deferred[bytes]:
         self.calls.append((kind, side, sipSource))
+        self.bodies.append(body)
         if self.when == "later":
             d: Deferred[bytes] = Deferred()
             self.waiting.append(d)
@@ -203,6 +224,51 @@ class RecordingRelay:
 
     def close(self) -> None:
         pass
+
+
+@implementer(IParsedMediaRelay)
+class RecordingParsedRelay(RecordingRelay):
+    """Stands in for the built-in relay, which takes and gives SDP parsed: records ``offerParsed``
+    and ``answerParsed`` in ``calls`` (its bytes ``offer``/``answer`` record as `RecordingRelay`'s
+    do, so a test sees they went unused) and each `SessionDescription` given in ``parsed``; answers
+    at once with ``anchor(sdp)``, the SDP itself unless a test sets it, or raises as ``refuse`` and
+    ``error`` say."""
+
+    def __init__(self) -> None:
+        super().__init__("now")
+        self.parsed: list[SessionDescription] = []
+        self.anchor: Callable[[SessionDescription], SessionDescription] = _same
+
+    def offerParsed(
+        self,
+        callId: str,
+        side: str,
+        sdp: SessionDescription,
+        onTimeout: Callable[[], object],
+        sipSource: str | None = None,
+    ) -> SessionDescription:
+        return self._recordParsed("offerParsed", side, sdp, sipSource)
+
+    def answerParsed(
+        self, callId: str, side: str, sdp: SessionDescription, sipSource: str | None = None
+    ) -> SessionDescription:
+        return self._recordParsed("answerParsed", side, sdp, sipSource)
+
+    def _recordParsed(
+        self, kind: str, side: str, sdp: SessionDescription, sipSource: str | None
+    ) -> SessionDescription:
+        self.calls.append((kind, side, sipSource))
+        self.parsed.append(sdp)
+        if self.error is not None:
+            raise self.error
+        if self.refuse:
+            raise NotAcceptableError("refused")
+        return self.anchor(sdp)
+
+
+def _same(sdp: SessionDescription) -> SessionDescription:
+    """`RecordingParsedRelay`'s answer unless a test sets another: the SDP it was given."""
+    return sdp
 
 
 class RecordingCDRs:
@@ -535,3 +601,72 @@ class ConfigTestCase(SynchronousTestCase):
             self.load(toml, whitelist)
         error: ConfigError = caught.exception
         return error
+
+
+@implementer(IReactorFDSet)
+class FakeFDReactor(Clock):
+    """A `Clock` that keeps the readers registered with it and never reads them itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.readers: list[IReadDescriptor] = []
+        self.added = 0
+        self.removed = 0
+
+    def addReader(self, reader: IReadDescriptor) -> None:
+        assert reader not in self.readers, "added twice"
+        self.added += 1
+        self.readers.append(reader)
+
+    def removeReader(self, reader: IReadDescriptor) -> None:
+        if reader in self.readers:
+            self.removed += 1
+            self.readers.remove(reader)
+
+    def addWriter(self, writer: IWriteDescriptor) -> None:
+        raise NotImplementedError
+
+    def removeWriter(self, writer: IWriteDescriptor) -> None:
+        """Nothing writes here; Twisted's udp.Port removes itself as a writer when it closes."""
+
+    def removeAll(self) -> list[IReadDescriptor | IWriteDescriptor]:
+        readers: list[IReadDescriptor | IWriteDescriptor] = list(self.readers)
+        self.readers.clear()
+        return readers
+
+    def getReaders(self) -> list[IReadDescriptor]:
+        return list(self.readers)
+
+    def getWriters(self) -> list[IWriteDescriptor]:
+        return []
+
+
+class Recorder(DatagramProtocol):
+    """A datagram protocol that keeps what arrives, and whether it was started and stopped."""
+
+    noisy = False
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, Address]] = []
+        self.started = 0
+        self.stopped = 0
+
+    def startProtocol(self) -> None:
+        self.started += 1
+
+    def stopProtocol(self) -> None:
+        self.stopped += 1
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self.received.append((datagram, addr))
+
+
+# Seconds a test waits at most for a loopback datagram to be readable.
+READABLE_WAIT = 5.0
+
+
+def waitReadable(skt: socket.socket | IReadDescriptor) -> None:
+    """Block (bounded) until a loopback datagram has arrived at ``skt`` (a socket, a relay port, or
+    a media poller's epoll set)."""
+    readable, _, _ = select.select([skt], [], [], READABLE_WAIT)
+    assert readable, "no datagram arrived"

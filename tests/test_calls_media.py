@@ -3,14 +3,17 @@ keeps, and the one table from media errors to SIP statuses."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 from netaddr import IPSet
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from sbc.calls import media
 from sbc.calls.media import RETRY_AFTER, CallMedia, statusFor
 from sbc.calls.parties import Side
 from sbc.interfaces import (
@@ -24,10 +27,13 @@ from sbc.media.ng import (
     RtpengineStoppedError,
     RtpengineTimeoutError,
 )
-from sbc.media.ports import PortPoolExhaustedError
+from sbc.media.ports import PortPool, PortPoolExhaustedError
 from sbc.media.quota import PortOwner, PortQuota, PortQuotaExceededError
+from sbc.media.relay import MediaRelay
+from sbc.sip.sdp import SessionDescription, parseSDP
+from sbc.sip.sdprewrite import filterCodecs, rewrite
 from sbc.waiting import whenReady
-from tests.fakes import LogRecorder, RecordingRelay
+from tests.fakes import FakeUDPReactor, LogRecorder, RecordingParsedRelay, RecordingRelay
 
 
 def sdp(*ports: int, host: str = "10.0.0.1") -> bytes:
@@ -37,6 +43,14 @@ def sdp(*ports: int, host: str = "10.0.0.1") -> bytes:
     return "".join(line + "\r\n" for line in lines).encode()
 
 
+def codecSdp(port: int = 4000) -> bytes:
+    """An audio offer of PCMU, PCMA and DTMF (telephone-event), for the codec allow-list."""
+    mapped = b"RTP/AVP 0 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    return sdp(port).replace(b"RTP/AVP 0\r\n", mapped)
+
+
+# An SDP the parser takes but would not write back as it came: LF line ends, runs of spaces.
+UNTIDY = b"v=0\no=-  1 1 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 4000  RTP/AVP 0\n"
 TRUNK = PortOwner("trunk:demo", 8)
 A, B = Side.A, Side.B
 
@@ -48,6 +62,10 @@ class MediaTestCase(SynchronousTestCase):
     # How the engine answers: "now" as the built-in relay does; the subclasses below run the same
     # tests with an engine that answers through a Deferred, as rtpengine does.
     when = "now"
+
+    def makeRelay(self) -> RecordingRelay:
+        """The engine the tests' call media use: bytes in and out, answering as ``when`` says."""
+        return RecordingRelay(self.when)
 
     def start(self, op: Callable[..., None], side: Side, body: bytes) -> list[bytes | Failure]:
         """Start an offer or answer; its outcome lands in the returned list."""
@@ -142,7 +160,7 @@ class LimitsTests(MediaTestCase):
     """max_streams and forbidden_targets hold in CallMedia, for any engine (here a recording one)."""
 
     def setUp(self) -> None:
-        self.relay = RecordingRelay(self.when)
+        self.relay = self.makeRelay()
         self.quota = PortQuota()
         self.media = CallMedia(
             self.relay,
@@ -193,6 +211,192 @@ class DeferredLimitsTests(LimitsTests):
     """The same, with an engine that answers through fired Deferreds."""
 
     when = "fired"
+
+
+class ParsedLimitsTests(LimitsTests):
+    """The same, with an engine that takes parsed SDP (the built-in relay's way)."""
+
+    def makeRelay(self) -> RecordingRelay:
+        return RecordingParsedRelay()
+
+
+class ParsedRelayTests(MediaTestCase):
+    """With a relay that takes and gives parsed SDP (`IParsedMediaRelay`), each SDP is parsed once,
+    filtered, checked and charged on that one object, handed over parsed and written once."""
+
+    def setUp(self) -> None:
+        self.relay = RecordingParsedRelay()
+        self.quota = PortQuota()
+        self.media = CallMedia(self.relay, "call-1", lambda: None, quota=self.quota)
+        self.parses = 0
+
+        def counting(body: bytes) -> SessionDescription:
+            self.parses += 1
+            return parseSDP(body)
+
+        self.patch(media, "parseSDP", counting)
+
+    def test_parsedCallsOnly(self) -> None:
+        """Offer and answer reach the relay as offerParsed and answerParsed with the parsed SDP
+        (each parsed once), never as bytes; an answer with nothing offered is a (late) offer."""
+        self.media.sipSources[A] = "203.0.113.5"
+        self.succeeded(self.start(self.media.offer, A, sdp(4000)))
+        self.succeeded(self.start(self.media.answer, B, sdp(6000, host="10.0.0.2")))
+        late = CallMedia(self.relay, "call-2", lambda: None)
+        self.succeeded(self.start(late.answer, B, sdp(6002, host="10.0.0.2")))
+        self.assertEqual(
+            self.relay.calls,
+            [("offerParsed", "A", "203.0.113.5"), ("answerParsed", "B", None), ("offerParsed", "B", None)],
+        )
+        self.assertEqual(self.relay.bodies, [])
+        self.assertEqual(self.parses, 3)
+        self.assertEqual(
+            [bytes(given) for given in self.relay.parsed],
+            [sdp(4000), sdp(6000, host="10.0.0.2"), sdp(6002, host="10.0.0.2")],
+        )
+        for given in self.relay.parsed:
+            self.assertIsInstance(given, SessionDescription)
+
+    def test_ourOriginOnRelayAnswer(self) -> None:
+        """What the relay gives back goes on with our o= (username sbc, our session id, version
+        1), each side its own."""
+        self.relay.anchor = lambda given: rewrite(given, "127.0.0.1", [30000])
+        toB = parseSDP(self.succeeded(self.start(self.media.offer, A, sdp(4000))))
+        toA = parseSDP(self.succeeded(self.start(self.media.answer, B, sdp(6000, host="10.0.0.2"))))
+        for toward, sent in ((B, toB), (A, toA)):
+            origin = sent.origin
+            sessionId = str(zlib.crc32(f"call-1{toward.value}".encode()))
+            self.assertEqual(
+                (origin.username, origin.sessionId, origin.sessionVersion, origin.address),
+                ("sbc", sessionId, 1, "127.0.0.1"),
+            )
+            connection = sent.connection
+            assert connection is not None
+            self.assertEqual((connection.address, sent.media[0].port), ("127.0.0.1", 30000))
+
+    def test_versionBumpedOnlyOnChange(self) -> None:
+        """A re-offer that gives the other side the same SDP keeps our version; a changed one adds one."""
+        versions = []
+        for port in (4000, 4000, 4002, 4002):
+            sent = self.succeeded(self.start(self.media.offer, A, sdp(port)))
+            versions.append(parseSDP(sent).origin.sessionVersion)
+        self.assertEqual(versions, [1, 1, 2, 2])
+
+    def test_codecsFilterTheObjectHandedOver(self) -> None:
+        """With a codec allow-list the relay gets the filtered SessionDescription itself: parsed
+        once, the disallowed payload types and their rtpmap gone, not written and parsed again."""
+        filtered: list[SessionDescription] = []
+
+        def recording(given: SessionDescription, allowed: frozenset[str]) -> SessionDescription:
+            filtered.append(filterCodecs(given, allowed))
+            return filtered[-1]
+
+        self.patch(media, "filterCodecs", recording)
+        self.media = CallMedia(
+            self.relay, "call-1", lambda: None, frozenset({"pcmu"}), self.quota, maxStreams=2
+        )
+        self.media.owners[A] = TRUNK
+        sent = self.succeeded(self.start(self.media.offer, A, codecSdp()))
+        (given,) = self.relay.parsed
+        self.assertIs(given, filtered[0])
+        self.assertEqual((given.media[0].formats, given.media[0].attributes), (("0",), ()))
+        self.assertEqual(self.parses, 1)
+        self.assertEqual(parseSDP(sent).media[0].formats, ("0",))
+        self.assertEqual(self.quota.heldBy(TRUNK.key), 4)
+
+    def test_brokenSdp(self) -> None:
+        """A broken SDP fails with its parse status, 400 if malformed and 488 for a network type
+        we cannot relay, before the relay is asked or any port (even none) is charged."""
+        self.media.owners[A] = TRUNK
+        atm = sdp(4000).replace(b"c=IN IP4 10.0.0.1", b"c=ATM NSAP 47.0091.8100")
+        for body, status in ((b"hello", 400), (sdp(4000)[:-20], 400), (atm, 488)):
+            failure = self.failed(self.start(self.media.offer, A, body))
+            self.assertEqual(self.refusal(failure), (status, ()), body)
+        self.assertEqual((self.quota.held, self.quota.total), ({}, 0))
+        self.assertEqual((self.relay.calls, self.media.offered), ([], False))
+
+    def builtIn(self) -> tuple[MediaRelay, FakeUDPReactor]:
+        """Call media on the built-in relay (which takes parsed SDP), and its fake UDP reactor."""
+        udp = FakeUDPReactor()
+        relay = MediaRelay(udp, Clock(), "127.0.0.1", PortPool(30000, 30099))
+        self.media = CallMedia(relay, "call-1", lambda: None, quota=self.quota)
+        return relay, udp
+
+    def test_builtInRelayVersions(self) -> None:
+        """On the built-in relay, B sees our o= at version 1 until what it is sent changes: A moving
+        its own port does not change it (B still sends to the same relay port), a new stream does."""
+        self.builtIn()
+        versions = []
+        for body in (sdp(4000), sdp(4000), sdp(4002), sdp(4002, 5000)):
+            toB = parseSDP(self.succeeded(self.start(self.media.offer, A, body)))
+            self.assertEqual((toB.origin.username, toB.origin.address), ("sbc", "127.0.0.1"))
+            versions.append(toB.origin.sessionVersion)
+        self.assertEqual(versions, [1, 1, 1, 2])
+
+    def test_brokenSdpBuiltInRelay(self) -> None:
+        """The same with the built-in relay: 400 and 488, nothing charged and nothing bound."""
+        relay, udp = self.builtIn()
+        self.media.owners[A] = TRUNK
+        atm = sdp(4000).replace(b"c=IN IP4 10.0.0.1", b"c=ATM NSAP 47.0091.8100")
+        for body, status in ((b"hello", 400), (atm, 488)):
+            failure = self.failed(self.start(self.media.offer, A, body))
+            self.assertEqual(self.refusal(failure), (status, ()), body)
+        self.assertEqual((self.quota.held, self.quota.total), ({}, 0))
+        self.assertEqual((relay.activeSessions(), udp.open), (0, {}))
+        toB = parseSDP(self.succeeded(self.start(self.media.offer, A, sdp(4000))))
+        self.assertEqual((toB.origin.username, toB.origin.address), ("sbc", "127.0.0.1"))
+        self.assertIn(toB.media[0].port, udp.open)
+        self.assertEqual(self.quota.heldBy(TRUNK.key), 4)
+
+    def test_refusedRefunded(self) -> None:
+        """When the parsed relay refuses the SDP (488), what was charged for it goes back."""
+        self.media.owners[A] = TRUNK
+        self.relay.refuse = True
+        failure = self.failed(self.start(self.media.offer, A, sdp(4000)))
+        self.assertEqual(self.refusal(failure), (488, ()))
+        self.assertEqual((self.quota.held, self.quota.total), ({}, 0))
+        self.relay.refuse = False
+        self.succeeded(self.start(self.media.offer, A, sdp(4000)))
+        self.assertEqual(self.quota.heldBy(TRUNK.key), 4)
+
+
+class BytesRelayTests(MediaTestCase):
+    """An engine that takes bytes only (rtpengine) gets the SDP as it came, or as filtered."""
+
+    def setUp(self) -> None:
+        self.relay = RecordingRelay()
+        self.quota = PortQuota()
+
+    def callMedia(self, codecs: frozenset[str] | None = None) -> CallMedia:
+        """Call media that parse every SDP for their limits and quota."""
+        made = CallMedia(
+            self.relay,
+            "call-1",
+            lambda: None,
+            codecs,
+            self.quota,
+            forbidden=IPSet(["127.0.0.1/32"]),
+            maxStreams=2,
+        )
+        made.owners[A] = TRUNK
+        return made
+
+    def test_bodyAsItCame(self) -> None:
+        """With no codec list the engine gets the body byte for byte, though the limits and the
+        quota read it."""
+        self.media = self.callMedia()
+        self.succeeded(self.start(self.media.offer, A, UNTIDY))
+        self.assertEqual(self.relay.bodies, [UNTIDY])
+        self.assertEqual(self.quota.heldBy(TRUNK.key), 4)
+
+    def test_filteredBody(self) -> None:
+        """With a codec list the engine gets the filtered body."""
+        self.media = self.callMedia(frozenset({"pcmu"}))
+        self.succeeded(self.start(self.media.offer, A, codecSdp()))
+        expected = filterCodecs(parseSDP(codecSdp()), {"pcmu"}).toBytes()
+        self.assertEqual(self.relay.bodies, [expected])
+        self.assertIn(b"m=audio 4000 RTP/AVP 0\r\n", expected)
+        self.assertNotIn(b"rtpmap", expected)
 
 
 class MediaErrorTests(SynchronousTestCase):

@@ -266,7 +266,14 @@ class MediaSecurityConfigTests(ConfigTestCase):
     def test_shippedMatchesDefaults(self) -> None:
         """The shipped etc/sbc.toml writes out the same values as the defaults."""
         shipped, default = loadConfig(ETC / "sbc.toml").media, self.load(DEMO_TOML).media
-        names = ("relatchAfter", "forbiddenTargets", "maxStreams", "maxPortsPerTrunk", "maxPortsPerAccount")
+        names = (
+            "relatchAfter",
+            "readWindow",
+            "forbiddenTargets",
+            "maxStreams",
+            "maxPortsPerTrunk",
+            "maxPortsPerAccount",
+        )
         for name in names:
             self.assertEqual(getattr(shipped, name), getattr(default, name), name)
 
@@ -304,6 +311,19 @@ class MediaSecurityConfigTests(ConfigTestCase):
             ("max_ports_per_account = 0", "media.max_ports_per_account"),
         ]:
             self.assertEqual(self.error(DEMO_TOML + f"[media]\n{extra}\n").key, key, extra)
+
+    def test_readWindow(self) -> None:
+        """[media] read_window is read (0 turns the window off); without it, MediaSettings' default."""
+        self.assertEqual(self.load(DEMO_TOML).media.readWindow, MediaSettings.readWindow)
+        for value in (0, 0.005):
+            media = self.load(DEMO_TOML + f"[media]\nread_window = {value}\n").media
+            self.assertEqual(media.readWindow, value)
+
+    def test_readWindowRange(self) -> None:
+        """A negative read window, or one of a second (far beyond a jitter buffer), names its key."""
+        for value in ("-1", "1"):
+            error = self.error(DEMO_TOML + f"[media]\nread_window = {value}\n")
+            self.assertEqual(error.key, "media.read_window", value)
 
 
 class ListenerAddressConfigTests(ConfigTestCase):

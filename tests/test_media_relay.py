@@ -12,11 +12,11 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from sbc.interfaces import Address, IMediaRelay, NotAcceptableError
+from sbc.interfaces import Address, IMediaRelay, IParsedMediaRelay, NotAcceptableError
 from sbc.media.ports import PortPool, PortPoolExhaustedError
 from sbc.media.relay import MAX_PACKET_SIZE, MediaRelay, PairBinder, sparePairs
 from sbc.media.streams import MediaStats, RelaySocket, UnknownCallError, canonicalIP
-from sbc.sip.sdp import SDPParseError, parseSDP
+from sbc.sip.sdp import SDPParseError, SessionDescription, parseSDP
 from tests.fakes import FakeUDPPort, FakeUDPReactor, LogRecorder
 from tests.media import ANSWER, NAT_A, OFFER, PHONE_A, PHONE_B, US, RelayTestCase, phone, sdp
 
@@ -117,6 +117,68 @@ class RewriteTests(RelayTestCase):
     def test_interface(self) -> None:
         """The relay provides IMediaRelay."""
         self.assertTrue(verifyObject(IMediaRelay, self.relay))
+
+
+class ParsedSDPTests(SynchronousTestCase):
+    """``offerParsed`` and ``answerParsed`` (`IParsedMediaRelay`) anchor as ``offer`` and ``answer``
+    do, on SDP the caller has parsed."""
+
+    def pinned(self, forbidden: IPSet | None = None, maxStreams: int | None = None) -> MediaRelay:
+        """A relay whose pool hands out its first free pair each time: two such relays asked the
+        same pick the same ports."""
+        self.reactor = FakeUDPReactor()
+        pool = PortPool(20000, 20099, randbelow=lambda count: 0)
+        return MediaRelay(self.reactor, Clock(), US, pool, forbidden=forbidden, maxStreams=maxStreams)
+
+    def test_interface(self) -> None:
+        """The built-in relay provides IParsedMediaRelay (and so IMediaRelay)."""
+        relay = self.pinned()
+        self.assertTrue(verifyObject(IParsedMediaRelay, relay))
+        self.assertTrue(IMediaRelay.providedBy(relay))
+
+    def test_sameAsBytes(self) -> None:
+        """Offer, answer, a re-offer from B and its answer give, parsed, the SDP the bytes path
+        gives, and bind the same ports."""
+        candidate = "a=candidate:1 1 UDP 2130706431 10.0.0.1 49170 typ host"
+        steps = [
+            ("offer", "A", phone(*PHONE_A, "a=rtcp:49171", candidate, video=51372)),
+            ("answer", "B", phone(*PHONE_B, video=6002)),
+            ("offer", "B", phone(*PHONE_B, "a=sendonly", video=0)),
+            ("answer", "A", phone(*PHONE_A, "a=recvonly", video=0)),
+        ]
+        relay = self.pinned()
+        byBytes = [
+            relay.offer("call-1", side, body, lambda: None)
+            if kind == "offer"
+            else relay.answer("call-1", side, body)
+            for kind, side, body in steps
+        ]
+        boundByBytes = sorted(self.reactor.open)
+        relay = self.pinned()
+        parsed: list[SessionDescription] = [
+            relay.offerParsed("call-1", side, parseSDP(body), lambda: None)
+            if kind == "offer"
+            else relay.answerParsed("call-1", side, parseSDP(body))
+            for kind, side, body in steps
+        ]
+        for result in parsed:
+            self.assertIsInstance(result, SessionDescription)
+        self.assertEqual([bytes(result) for result in parsed], byBytes)
+        self.assertEqual(sorted(self.reactor.open), boundByBytes)
+        self.assertEqual(len(boundByBytes), 8)
+        self.assertNotIn(b"10.0.0.1", byBytes[0])
+
+    def test_sameRefusals(self) -> None:
+        """Parsed SDP is refused as bytes are, binding nothing: forbidden targets, too many
+        streams, an answer without an offer, an unknown side."""
+        relay = self.pinned(forbidden=IPSet(["127.0.0.1/32"]), maxStreams=1)
+        for body in (phone("127.0.0.1", 4000), phone(*PHONE_A, video=6000)):
+            self.assertRaises(
+                NotAcceptableError, relay.offerParsed, "call-1", "A", parseSDP(body), lambda: None
+            )
+        self.assertRaises(UnknownCallError, relay.answerParsed, "call-1", "B", parseSDP(ANSWER))
+        self.assertRaises(ValueError, relay.offerParsed, "call-1", "C", parseSDP(OFFER), lambda: None)
+        self.assertEqual((relay.activeSessions(), self.reactor.open), (0, {}))
 
 
 class ForwardingTests(RelayTestCase):

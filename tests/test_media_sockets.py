@@ -7,7 +7,6 @@ the reactor would when the socket turns readable.
 from __future__ import annotations
 
 import errno
-import select
 import shutil
 import socket
 import tempfile
@@ -18,94 +17,26 @@ from twisted.internet import udp
 from twisted.internet.error import CannotListenError, ConnectionDone, MessageLengthError
 from twisted.internet.interfaces import (
     IListeningPort,
-    IReactorFDSet,
     IReactorUDP,
     IReadDescriptor,
     IUDPTransport,
-    IWriteDescriptor,
 )
-from twisted.internet.protocol import DatagramProtocol
-from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from sbc.config import loadConfig
 from sbc.interfaces import Address
+from sbc.media.poller import MediaPoller
 from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay, sparePairs
 from sbc.media.sockets import READS_PER_EVENT, QuietDatagramPort, QuietUDP
-from sbc.media.streams import MediaStats
+from sbc.media.streams import MediaStats, RelaySocket
 from sbc.tap import mediaRelay
-from tests.fakes import demoConfig
+from tests.fakes import DEMO_TOML, FakeFDReactor, Recorder, demoConfig, waitReadable, writeConfig
 
 US = "127.0.0.1"
-WAIT = 5.0  # seconds a test waits at most for a loopback datagram to be readable
-
-
-@implementer(IReactorFDSet)
-class FakeFDReactor(Clock):
-    """A `Clock` that keeps the readers registered with it and never reads them itself."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.readers: list[IReadDescriptor] = []
-        self.added = 0
-        self.removed = 0
-
-    def addReader(self, reader: IReadDescriptor) -> None:
-        assert reader not in self.readers, "added twice"
-        self.added += 1
-        self.readers.append(reader)
-
-    def removeReader(self, reader: IReadDescriptor) -> None:
-        if reader in self.readers:
-            self.removed += 1
-            self.readers.remove(reader)
-
-    def addWriter(self, writer: IWriteDescriptor) -> None:
-        raise NotImplementedError
-
-    def removeWriter(self, writer: IWriteDescriptor) -> None:
-        """Nothing writes here; Twisted's udp.Port removes itself as a writer when it closes."""
-
-    def removeAll(self) -> list[IReadDescriptor | IWriteDescriptor]:
-        readers: list[IReadDescriptor | IWriteDescriptor] = list(self.readers)
-        self.readers.clear()
-        return readers
-
-    def getReaders(self) -> list[IReadDescriptor]:
-        return list(self.readers)
-
-    def getWriters(self) -> list[IWriteDescriptor]:
-        return []
-
-
-class Recorder(DatagramProtocol):
-    """Keeps what arrives, and whether it was started and stopped."""
-
-    noisy = False
-
-    def __init__(self) -> None:
-        self.received: list[tuple[bytes, Address]] = []
-        self.started = 0
-        self.stopped = 0
-
-    def startProtocol(self) -> None:
-        self.started += 1
-
-    def stopProtocol(self) -> None:
-        self.stopped += 1
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        self.received.append((datagram, addr))
-
-
-def waitReadable(skt: socket.socket | QuietDatagramPort | IReadDescriptor) -> None:
-    """Block (bounded) until a loopback datagram has arrived."""
-    readable, _, _ = select.select([skt], [], [], WAIT)
-    assert readable, "no datagram arrived"
 
 
 class SocketTestCase(SynchronousTestCase):
@@ -254,6 +185,18 @@ class ReadTests(SocketTestCase):
         self.port.doRead()
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
+    def test_readOne(self) -> None:
+        """readOne says False when nothing waits, and True once it has handed one datagram on."""
+        self.assertFalse(self.port.readOne())
+        self.peer.sendto(b"one", self.address)
+        self.peer.sendto(b"two", self.address)
+        waitReadable(self.port)
+        self.assertTrue(self.port.readOne())
+        self.assertEqual(self.protocol.received, [(b"one", self.peer.getsockname())])
+        self.assertTrue(self.port.readOne())
+        self.assertFalse(self.port.readOne())
+        self.assertEqual([data for data, _ in self.protocol.received], [b"one", b"two"])
+
 
 class PauseTests(SocketTestCase):
     def test_pausedIsNotRead(self) -> None:
@@ -329,6 +272,14 @@ class WriteTests(SocketTestCase):
         """A datagram too long for UDP raises MessageLengthError, which the relay counts as dropped."""
         with self.assertRaises(MessageLengthError):
             self.port.write(b"x" * 70000, self.peer.getsockname())
+
+    def test_sender(self) -> None:
+        """sender() is the bound socket's own sendto: what it sends leaves from the port's address."""
+        send = self.port.sender()
+        assert self.port.socket is not None
+        self.assertEqual(send, self.port.socket.sendto)
+        send(b"bare", self.peer.getsockname())
+        self.assertEqual(self.peer.recvfrom(100), (b"bare", self.address))
 
     def test_noAddress(self) -> None:
         """A relay socket is never connected, so a write without an address is refused."""
@@ -412,6 +363,44 @@ class RelayTests(SocketTestCase):
         relay = mediaRelay(self.reactor, demoConfig(directory))
         assert isinstance(relay, MediaRelay)
         self.assertIsInstance(relay.reactor, QuietUDP)
+
+    def test_tapReadsThroughPoller(self) -> None:
+        """The service's built-in relay binds its sockets through a MediaPoller with the configured
+        read window, on the service's reactor."""
+        directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, directory)
+        config = loadConfig(writeConfig(directory, DEMO_TOML + "[media]\nread_window = 0.005\n"))
+        relay = mediaRelay(self.reactor, config)
+        assert isinstance(relay, MediaRelay) and isinstance(relay.reactor, QuietUDP)
+        poller = relay.reactor.reactor
+        assert isinstance(poller, MediaPoller)
+        self.addCleanup(poller.connectionLost, Failure(ConnectionDone()))
+        self.assertEqual((poller.window, poller.reactor, poller.clock), (0.005, self.reactor, self.reactor))
+        relay.offer("call", "A", phone(self.peer.getsockname()[1]), lambda: None)
+        self.addCleanup(relay.close)
+        self.assertEqual(poller.readers, 4)  # the call's four sockets are the poller's,
+        self.assertEqual(self.reactor.readers, [self.port, poller])  # and the reactor has only it
+
+    def test_relaySocketSendsThroughSender(self) -> None:
+        """A RelaySocket on a QuietDatagramPort sends with the port's bare sendto, not its write,
+        and a datagram relayed that way arrives from the twin's port."""
+        facingA, facingB = (RelaySocket(self.reactor.seconds, 2.0) for _ in range(2))
+        portA = QuietUDP(self.reactor).listenUDP(0, facingA, US)
+        self.addCleanup(portA.stopListening)
+        portB = QuietUDP(self.reactor).listenUDP(0, facingB, US)
+        self.addCleanup(portB.stopListening)
+        assert portB.socket is not None
+        self.assertEqual(facingB.send, portB.socket.sendto)
+        self.assertNotEqual(facingB.send, portB.write)
+        phoneA, phoneB = self.socket(), self.socket()
+        facingA.twin, facingB.twin = facingB, facingA
+        facingA.learn(phoneA.getsockname())
+        facingB.learn(phoneB.getsockname())
+        phoneA.sendto(b"rtp", (US, portA.getHost().port))
+        waitReadable(portA)
+        portA.doRead()
+        self.assertEqual(phoneB.recvfrom(100), (b"rtp", (US, portB.getHost().port)))
+        self.assertEqual((facingA.packets, facingA.dropped), (1, 0))
 
     def test_callLogsNothing(self) -> None:
         """A call's media, built the production way, opens, relays and closes without a log line."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import zlib
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, cast
 
 from netaddr import IPSet
@@ -27,6 +26,7 @@ from sbc.calls.parties import Party, PartyKind, Side
 from sbc.config import MediaMode, MediaSettings, Trunk
 from sbc.interfaces import (
     IMediaRelay,
+    IParsedMediaRelay,
     MediaCapacityError,
     MediaError,
     MediaUnavailableError,
@@ -35,7 +35,7 @@ from sbc.interfaces import (
 from sbc.media.quota import PORTS_PER_STREAM, PortOwner, PortQuota
 from sbc.media.targets import Networks, checkTargets, networksOf, relayedStreams
 from sbc.sip.errors import SIPParseError
-from sbc.sip.sdp import SessionDescription, parseSDP
+from sbc.sip.sdp import Origin, SessionDescription, parseSDP
 from sbc.sip.sdprewrite import bumpVersion, filterCodecs, hasActiveMedia
 from sbc.transaction import ServerTransaction
 from sbc.waiting import whenReady
@@ -137,6 +137,7 @@ class CallMedia:
         "_busy",
         "_charged",
         "_last",
+        "_parsed",
         "_streams",
         "callId",
         "closed",
@@ -164,6 +165,8 @@ class CallMedia:
         maxStreams: int | None = None,
     ) -> None:
         self.relay = relay
+        # The relay takes and gives parsed SDP (the built-in one): asked once per call, not per SDP.
+        self._parsed = relay is not None and IParsedMediaRelay.providedBy(relay)
         self.forbidden = networksOf(forbidden)
         self.maxStreams = maxStreams
         self.callId = callId
@@ -292,6 +295,7 @@ class CallMedia:
     def _process(
         self, side: Side, body: bytes, offer: bool, sipSource: str | None, owner: PortOwner | None
     ) -> bytes | Deferred[bytes]:
+        relay = self.relay
         sdp: SessionDescription | None = None
         if self.codecs is not None:
             try:
@@ -300,14 +304,18 @@ class CallMedia:
                 raise NotAcceptableError(str(e)) from None
             if not hasActiveMedia(sdp):
                 raise NotAcceptableError("no allowed codec")
-            body = sdp.toBytes()
-        relay = self.relay
+            if not self._parsed:
+                body = sdp.toBytes()  # what goes on as bytes: to the other side, or to the engine
         if relay is None:
             return body
+        parsed = self._parsed
+        if sdp is None:
+            if parsed:
+                sdp = parseSDP(body)  # a broken SDP fails here as the relay would fail it
+            elif self.quota is not None or self.forbidden or self.maxStreams is not None:
+                with contextlib.suppress(ValueError):  # a broken SDP: the relay reports it
+                    sdp = parseSDP(body)
         opening: set[int] = set()
-        if sdp is None and (self.quota is not None or self.forbidden or self.maxStreams is not None):
-            with contextlib.suppress(ValueError):  # a broken SDP: the relay reports it
-                sdp = parseSDP(body)
         if sdp is not None:
             # The stream cap before the quota: too many m= lines is the SDP's fault (488), not a
             # want of ports (503).
@@ -321,8 +329,20 @@ class CallMedia:
             charge = (owner, ports)
             self._charged = [*(self._charged or ()), charge]
             self._streams = self._streams | opening
+        towards = Side.B if side is Side.A else Side.A
+        anchored: SessionDescription | None = None
+        out: bytes | Deferred[bytes] = b""
         try:
-            if offer or not self.offered:
+            if parsed:
+                assert sdp is not None
+                # In this process, at once: no serialising for the relay, no parsing its answer.
+                parsedRelay = cast(IParsedMediaRelay, relay)
+                if offer or not self.offered:
+                    self.offered = True
+                    anchored = parsedRelay.offerParsed(self.callId, side, sdp, self.onTimeout, sipSource)
+                else:
+                    anchored = parsedRelay.answerParsed(self.callId, side, sdp, sipSource)
+            elif offer or not self.offered:
                 self.offered = True
                 out = relay.offer(self.callId, side, body, self.onTimeout, sipSource)
             else:
@@ -331,6 +351,9 @@ class CallMedia:
             if opening:
                 self._refund(charge, opening)
             raise
+        if anchored is not None:
+            # Outside the try: once the relay answered, it holds the ports until the call ends.
+            return self._ours(anchored, towards)
         ours = self._towardsB if side is Side.A else self._towardsA
         if not opening:
             return whenReady(out, ours)
@@ -350,23 +373,24 @@ class CallMedia:
         self._streams = self._streams - opening
 
     def _towardsA(self, body: bytes) -> bytes:
-        return self._ours(body, Side.A)
+        return self._ours(parseSDP(body), Side.A)
 
     def _towardsB(self, body: bytes) -> bytes:
-        return self._ours(body, Side.B)
+        return self._ours(parseSDP(body), Side.B)
 
-    def _ours(self, body: bytes, towards: Side) -> bytes:
+    def _ours(self, sdp: SessionDescription, towards: Side) -> bytes:
         """Our own o= towards each side: our username and session id, versions that only grow."""
-        sdp = parseSDP(body)
         previous = self.sent.get(towards)
         if previous is None:
             origin = sdp.origin
             sdp = sdp.withOrigin(
-                replace(
-                    origin,
-                    username="sbc",
-                    sessionId=str(zlib.crc32(f"{self.callId}{towards.value}".encode())),
-                    sessionVersion=1,
+                Origin(
+                    "sbc",
+                    str(zlib.crc32(f"{self.callId}{towards.value}".encode())),
+                    1,
+                    origin.nettype,
+                    origin.addrtype,
+                    origin.address,
                 )
             )
         else:

@@ -69,6 +69,10 @@ class MediaSettings:
     rtpengineMedia: tuple[str, ...] = ()
     # Seconds a latched media source must be silent before another allowed source may take over.
     relatchAfter: float = 2.0
+    # Seconds the built-in relay lets datagrams gather after reading a batch, before it reads
+    # again (sbc.media.poller): fewer wakeups under load, about this much added delay (at least a
+    # millisecond: timers round up); 0: none. Read at start.
+    readWindow: float = 0.001
     # Networks no SDP may send media to (488); "self" is the SBC's own addresses (the media
     # address and every listener host). Checked for either engine (sbc.media.targets).
     forbiddenTargets: tuple[str, ...] = ("self", "224.0.0.0/4", "ff00::/8", "0.0.0.0/8", "::/128")
@@ -138,6 +142,7 @@ def loadMedia(top: Table) -> MediaSettings:
         rtpengine=parseHostPort(path, "media.rtpengine", table.get("rtpengine", str, defaultEngine)),
         rtpengineMedia=_rtpengineMedia(table),
         relatchAfter=table.number("relatch_after", MediaSettings.relatchAfter, minimum=0, maximum=3600),
+        readWindow=table.number("read_window", MediaSettings.readWindow, minimum=0, maximum=0.02),
         forbiddenTargets=_forbiddenTargets(table),
         maxStreams=table.integer("max_streams", MediaSettings.maxStreams, minimum=1, maximum=64),
         maxPortsPerTrunk=table.integer(

@@ -43,7 +43,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from sbc.addresses import unbracket
-from sbc.interfaces import Address, IMediaRelay, NotAcceptableError
+from sbc.interfaces import Address, IParsedMediaRelay, NotAcceptableError
 from sbc.media.ports import PortPool, PortPoolExhaustedError
 from sbc.media.streams import (
     MediaStats,
@@ -71,7 +71,7 @@ MAX_PACKET_SIZE = 8192
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
-@implementer(IMediaRelay)
+@implementer(IParsedMediaRelay)
 class MediaRelay:
     """The built-in relay: anchors each call's streams on port pairs bound at ``address``.
 
@@ -152,10 +152,27 @@ class MediaRelay:
     ) -> bytes:
         """Anchor an offer from ``side``, at once; a re-offer keeps the call's ports and updates
         addresses. Raises what stops it (`NotAcceptableError`, `PortPoolExhaustedError` ...)."""
-        return self._anchor(callId, side, sdp, onTimeout, sipSource)
+        return self._anchor(callId, side, parseSDP(sdp), onTimeout, sipSource).toBytes()
 
     def answer(self, callId: str, side: str, sdp: bytes, sipSource: str | None = None) -> bytes:
         """Anchor the answer from ``side``, at once; raises `UnknownCallError` if no offer made the call."""
+        return self._anchor(callId, side, parseSDP(sdp), None, sipSource).toBytes()
+
+    def offerParsed(
+        self,
+        callId: str,
+        side: str,
+        sdp: SessionDescription,
+        onTimeout: Callable[[], object],
+        sipSource: str | None = None,
+    ) -> SessionDescription:
+        """`offer`, on an SDP the caller has parsed already."""
+        return self._anchor(callId, side, sdp, onTimeout, sipSource)
+
+    def answerParsed(
+        self, callId: str, side: str, sdp: SessionDescription, sipSource: str | None = None
+    ) -> SessionDescription:
+        """`answer`, on an SDP the caller has parsed already."""
         return self._anchor(callId, side, sdp, None, sipSource)
 
     def delete(self, callId: str) -> None:
@@ -203,14 +220,13 @@ class MediaRelay:
         self,
         callId: str,
         side: str,
-        body: bytes,
+        sdp: SessionDescription,
         onTimeout: Callable[[], object] | None,
         sipSource: str | None,
-    ) -> bytes:
+    ) -> SessionDescription:
         other = _OTHER.get(side)
         if other is None:
             raise ValueError(f"side must be 'A' or 'B', not {side!r}")
-        sdp = parseSDP(body)
         if self.maxStreams is not None and len(sdp.media) > self.maxStreams:
             raise NotAcceptableError(f"{len(sdp.media)} media streams, at most {self.maxStreams} allowed")
         # Every address the SDP names is checked before anything is bound or learned.
@@ -261,7 +277,7 @@ class MediaRelay:
         session.holding[side] = all(holds)
         # Signalling shows the call is alive, and a changed media path needs time to start.
         session.lastActivity = self.clock.seconds()
-        return bytes(rewrite(sdp, self.address, ports))
+        return rewrite(sdp, self.address, ports)
 
     # -- sockets
 

@@ -5,11 +5,13 @@ when it closes, unconditionally. The relay binds four sockets per call, so a bus
 eight lines per call that say nothing. Its reads and writes also do more than the relay needs: each
 ``write`` checks the address with several parsers, and a close waits a reactor turn.
 
-`QuietDatagramPort` does its own socket I/O: a non-blocking socket registered with the reactor as
-a reader, which drains every waiting datagram on each readiness event (up to `READS_PER_EVENT`, so
-one flooded socket cannot starve the rest of the reactor), sends with a bare ``sendto``, and closes
-at once. `QuietUDP` binds such ports through the reactor's own ``listenUDP`` signature, so the
-relay, and the tests that hand it a fake reactor, keep calling ``listenUDP``.
+`QuietDatagramPort` does its own socket I/O: a non-blocking socket registered as a reader, either
+with the reactor, which has it drain every waiting datagram on each readiness event (up to
+`READS_PER_EVENT`, so one flooded socket cannot starve the rest of the reactor), or with a
+`sbc.media.poller.MediaPoller`, which reads all the relay's sockets in batches (`readOne`). It
+sends with a bare ``sendto`` and closes at once. `QuietUDP` binds such ports through the
+reactor's own ``listenUDP`` signature, so the relay, and the tests that hand it a fake reactor,
+keep calling ``listenUDP``.
 
 A port writes only to IP addresses (the relay never has anything else): a hostname would be
 resolved by a blocking lookup.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError, MessageLengthError
@@ -35,6 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sbc.interfaces import Address
+from sbc.media.poller import MediaPoller
 
 # Enough to drain a socket that a 20 ms codec fills for a second, small enough that one socket
 # under a flood yields to the others (and to timers) after a bounded amount of work.
@@ -74,7 +78,7 @@ class QuietDatagramPort:
 
     def __init__(
         self,
-        reactor: IReactorFDSet,
+        reactor: IReactorFDSet | MediaPoller,
         port: int,
         protocol: AbstractDatagramProtocol,
         interface: str = "",
@@ -88,9 +92,10 @@ class QuietDatagramPort:
         self.maxPacketSize = maxPacketSize
         self.readsPerEvent = readsPerEvent
         self.family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+        self.trim = self.family == socket.AF_INET6  # sources carry flow info and scope id
         self.socket: socket.socket | None = None
         self.listening = False
-        self.reading = False  # registered with the reactor as a reader
+        self.reading = False  # registered as a reader, with the reactor or a poller
         # A protocol failure is logged once per socket and call (reset by `resumeReading`).
         self.failed = False
 
@@ -109,10 +114,15 @@ class QuietDatagramPort:
             skt.close()
             raise CannotListenError(self.interface, self.port, e) from e
         self.socket = skt
+        try:
+            self.reactor.addReader(self)  # first, so that a refusal leaves nothing half started
+        except (OSError, ValueError) as e:
+            self.socket = None
+            skt.close()
+            raise CannotListenError(self.interface, self.port, e) from e
         self.listening = True
-        self.protocol.makeConnection(self)
         self.reading = True
-        self.reactor.addReader(self)
+        self.protocol.makeConnection(self)
 
     def stopListening(self) -> None:
         """Stop reading, stop the protocol and close the socket, all before returning."""
@@ -183,6 +193,12 @@ class QuietDatagramPort:
                 raise MessageLengthError("message too long") from e
             raise
 
+    def sender(self) -> Callable[[bytes, Address], object]:
+        """The bound socket's own ``sendto``, for the relay's per-packet path: one call less than
+        `write`. A lost packet raises OSError (EMSGSIZE included); valid until the port stops."""
+        assert self.socket is not None, "not bound"
+        return self.socket.sendto
+
     def connect(self, host: str, port: int) -> None:
         """Refused: a relay socket stays unconnected, since it latches by source address."""
         raise RuntimeError("relay sockets stay unconnected: they latch by source address")
@@ -204,31 +220,36 @@ class QuietDatagramPort:
 
     def doRead(self) -> None:
         """Hand on every waiting datagram, up to ``readsPerEvent`` of them."""
-        skt = self.socket
-        assert skt is not None
-        recvfrom = skt.recvfrom
-        received = self.protocol.datagramReceived
-        size = self.maxPacketSize
-        trim = self.family == socket.AF_INET6
+        readOne = self.readOne
         for _ in range(self.readsPerEvent):
-            try:
-                datagram, source = recvfrom(size)
-            except BlockingIOError:
+            if not readOne():
                 return
-            except OSError as e:
-                if e.errno in _SEND_ERRORS:
-                    continue
-                return  # closed under us (by the protocol), or an error no read can mend
-            if trim:
-                source = source[:2]  # drop IPv6 flow info and scope id: (host, port) as elsewhere
-            try:
-                received(datagram, source)
-            except Exception:
-                # A bug, not traffic: said once per socket and call (`resumeReading` resets the
-                # flag), so a flood cannot turn it into a log flood.
-                if not self.failed:
-                    self.failed = True
-                    self.log.failure("{protocol} failed on a datagram", protocol=self.protocol)
+
+    def readOne(self) -> bool:
+        """Hand on one waiting datagram; whether reading should go on (False: none was waiting, or
+        the socket failed). A `MediaPoller` calls this for each socket its epoll set says is ready."""
+        skt = self.socket
+        if skt is None:
+            return False
+        try:
+            datagram, source = skt.recvfrom(self.maxPacketSize)
+        except BlockingIOError:
+            return False
+        except OSError as e:
+            # An earlier send's error (go on), or closed under us by the protocol, or an error no
+            # read can mend (stop).
+            return e.errno in _SEND_ERRORS
+        if self.trim:
+            source = source[:2]  # drop IPv6 flow info and scope id: (host, port) as elsewhere
+        try:
+            self.protocol.datagramReceived(datagram, source)
+        except Exception:
+            # A bug, not traffic: said once per socket and call (`resumeReading` resets the
+            # flag), so a flood cannot turn it into a log flood.
+            if not self.failed:
+                self.failed = True
+                self.log.failure("{protocol} failed on a datagram", protocol=self.protocol)
+        return True
 
     def connectionLost(self, reason: Failure) -> None:
         """The reactor dropped us (at shutdown): close as `stopListening` would."""
@@ -247,7 +268,7 @@ class QuietDatagramPort:
 class QuietUDP:
     """The reactor's ``listenUDP``, but binding `QuietDatagramPort`s: for sockets opened per call."""
 
-    def __init__(self, reactor: IReactorFDSet, readsPerEvent: int = READS_PER_EVENT) -> None:
+    def __init__(self, reactor: IReactorFDSet | MediaPoller, readsPerEvent: int = READS_PER_EVENT) -> None:
         self.reactor = reactor
         self.readsPerEvent = readsPerEvent
 

@@ -39,6 +39,7 @@ from twisted.internet.protocol import DatagramProtocol
 
 from sbc.addresses import unbracket
 from sbc.interfaces import Address
+from sbc.media.targets import ADDRESS_CACHE, MAX_ADDRESS_TEXT
 from sbc.sip.sdp import Media
 
 
@@ -97,9 +98,11 @@ class RelaySocket(DatagramProtocol):
         self._quietSince = 0.0
 
     def startProtocol(self) -> None:
-        """Send through the socket's transport once it is bound."""
-        assert self.transport is not None
-        self.send = self.transport.write
+        """Send through the socket's transport once it is bound: its bare send where it has one."""
+        transport = self.transport
+        assert transport is not None
+        sender = getattr(transport, "sender", None)  # a QuietDatagramPort's
+        self.send = transport.write if sender is None else sender()
 
     def stopProtocol(self) -> None:
         """A closed socket sends nothing: writes go nowhere from now on."""
@@ -297,8 +300,14 @@ def relayable(media: Media) -> bool:
 @lru_cache(maxsize=4096)  # signalling sources repeat (trunks, phones); bounded
 def canonicalIP(ip: str | None) -> str | None:
     """An IP address as sockets report a datagram's source (IPv6 compressed, lower case)."""
-    if ip is None:
-        return None
+    if ip is None or len(ip) > MAX_ADDRESS_TEXT:
+        return None  # no IP address is that long
+    return _canonical(ip)
+
+
+@lru_cache(maxsize=ADDRESS_CACHE)
+def _canonical(ip: str) -> str | None:
+    """`canonicalIP` for text short enough to cache: the same few signalling sources, call after call."""
     try:
         return str(ipaddress.ip_address(unbracket(ip)))
     except ValueError:
