@@ -137,3 +137,12 @@ class PortPoolTests(SynchronousTestCase):
         pool = PortPool(20000, 20009)
         pool.allocate()
         self.assertEqual(repr(pool), "<PortPool 20000-20009: 1 of 5 pairs in use>")
+
+    def test_free(self) -> None:
+        """free lists exactly the pairs neither in use nor in quarantine, and changes nothing."""
+        pool = PortPool(20000, 20079)  # 40 pairs: a quarantine of 10
+        self.assertEqual(sorted(pool.free()), list(range(20000, 20080, 2)))
+        held = [pool.allocate() for _ in range(5)]
+        pool.release(held[0])  # in quarantine
+        self.assertEqual(set(pool.free()), set(range(20000, 20080, 2)) - set(held))
+        self.assertEqual((pool.available, pool.inUse), (36, 4))

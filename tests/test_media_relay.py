@@ -899,10 +899,10 @@ class SparePairTests(RelayTestCase):
             self.assertFalse({toB, toA} & set(self.call(f"new-{index}")))
 
     def test_sparePairs(self) -> None:
-        """The service keeps the whole range bound if descriptors allow, else pairs for a quarter of them."""
+        """The service keeps the whole range bound if descriptors allow, else pairs for half of them."""
         limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.assertEqual(sparePairs(10), 10)
-        self.assertEqual(sparePairs(10**9), 10**9 if limit == resource.RLIM_INFINITY else limit // 8)
+        self.assertEqual(sparePairs(10**9), 10**9 if limit == resource.RLIM_INFINITY else limit // 4)
 
 
 class DescriptorLimitedReactor(FakeUDPReactor):
@@ -959,6 +959,115 @@ class DescriptorShortageTests(RelayTestCase):
         self.assertIn("out of file descriptors (EMFILE", str(error))
         self.assertNotIn("another program", str(error))
         self.assertEqual((self.pool.inUse, len(self.reactor.open), self.relay.activeSessions()), (4, 8, 2))
+
+
+class WarmUpTests(RelayTestCase):
+    """``warmUp`` binds idle pairs for the pool's free ports before any call; calls then reuse them."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.asked: list[int] = []
+        self.pool = PortPool(20000, 20079, randbelow=self.recorded)  # 40 pairs
+
+    def recorded(self, n: int) -> int:
+        """The pool's pick: the first of ``n``; noted, so that a test sees whether the pool drew."""
+        self.asked.append(n)
+        return 0
+
+    def relayWith(self, spare: int) -> MediaRelay:
+        self.relay = MediaRelay(self.reactor, self.clock, US, self.pool, spare=spare)
+        return self.relay
+
+    def test_bindsSpare(self) -> None:
+        """warmUp binds ``spare`` pairs, both sockets each, none read, and says how many; the pool
+        hands out nothing for it (its draws stay as random as ever)."""
+        self.assertEqual(self.relayWith(12).warmUp(), 12)
+        self.assertEqual((self.relay.idlePairs, len(self.reactor.open)), (12, 24))
+        self.assertEqual([port.reading for port in self.reactor.open.values()], [False] * 24)
+        rtp = {port for port in self.reactor.open if port % 2 == 0}
+        self.assertEqual(set(self.reactor.open), rtp | {port + 1 for port in rtp})
+        self.assertEqual((self.pool.inUse, self.pool.available, self.asked), (0, 40, []))
+        self.assertEqual((self.relay.activeSessions(), self.clock.getDelayedCalls()), (0, []))
+
+    def test_wholeRange(self) -> None:
+        """With ``spare`` above the range, warmUp binds every pair once and stops."""
+        self.assertEqual(self.relayWith(100).warmUp(), 40)
+        self.assertEqual((self.relay.idlePairs, len(self.reactor.binds)), (40, 80))
+        self.assertEqual(self.relay.warmUp(), 0)  # again: every pair is bound already
+
+    def test_callsReuseBoundPairs(self) -> None:
+        """After warmUp over the whole range, no call binds a socket, and the ports still go out at
+        random over the range."""
+        self.pool = PortPool(20000, 20079)  # drawn by secrets
+        self.assertEqual(self.relayWith(40).warmUp(), 40)
+        binds = len(self.reactor.binds)
+        seen: set[int] = set()
+        for turn in range(40):
+            calls = [f"call-{turn}-{index}" for index in range(5)]
+            for callId in calls:
+                toB, toA = self.call(callId)
+                seen.update((toB, toA))
+                self.socket(toA).deliver(b"rtp", PHONE_A)
+                self.assertEqual(self.socket(toB).written[-1], (b"rtp", PHONE_B))
+            for callId in calls:
+                self.relay.delete(callId)
+        self.assertEqual(len(self.reactor.binds), binds)
+        self.assertEqual((self.relay.idlePairs, len(self.reactor.open)), (40, 80))
+        self.assertGreater(len(seen), 30)
+
+    def test_squatterSteppedOver(self) -> None:
+        """A port another program holds is stepped over; the next free one is bound instead."""
+        self.reactor.busy = {20000}
+        self.assertEqual(self.relayWith(4).warmUp(), 4)
+        self.assertNotIn(20000, self.reactor.open)
+        self.assertEqual(len(self.reactor.open), 8)
+        self.assertEqual((self.pool.inUse, self.pool.available), (0, 40))
+
+    def test_rtcpSquatterClosesRTP(self) -> None:
+        """A pair whose RTCP port another program holds leaves no RTP socket bound behind."""
+        self.reactor.busy = {20001}
+        self.assertEqual(self.relayWith(2).warmUp(), 2)
+        self.assertNotIn(20000, self.reactor.open)
+        self.assertEqual(len(self.reactor.open), 4)
+
+    def test_everyPortHeld(self) -> None:
+        """With every port held by others, warmUp binds nothing, leaves nothing open, and ends."""
+        self.reactor.busy = set(range(20000, 20080, 2))
+        self.assertEqual(self.relayWith(4).warmUp(), 0)
+        self.assertEqual((self.reactor.open, self.relay.idlePairs), ({}, 0))
+
+    def test_outOfDescriptorsStops(self) -> None:
+        """When a bind runs short of descriptors, the binder closes an idle pair for it and warmUp
+        stops there: the descriptors stay full, not overrun, and its count is what stays bound."""
+        self.reactor = DescriptorLimitedReactor(8)
+        bound = self.relayWith(20).warmUp()
+        self.assertEqual(self.relay.descriptorShortages, 1)
+        self.assertEqual((len(self.reactor.open), self.relay.idlePairs, bound), (8, 4, 4))
+        self.assertEqual([port.reading for port in self.reactor.open.values()], [False] * 8)
+        self.assertEqual((self.pool.inUse, self.pool.available), (0, 40))
+
+    def test_noDescriptorAtAll(self) -> None:
+        """With no descriptor for a pair and nothing idle to close, warmUp binds nothing and does
+        not raise: the service still starts."""
+        for limit in (0, 1):
+            self.reactor = DescriptorLimitedReactor(limit)
+            self.assertEqual(self.relayWith(20).warmUp(), 0)
+            self.assertEqual((self.reactor.open, self.relay.idlePairs), ({}, 0))
+
+    def test_spareZero(self) -> None:
+        """Without spare pairs, warmUp binds nothing."""
+        self.assertEqual(self.relayWith(0).warmUp(), 0)
+        self.assertEqual(self.reactor.binds, [])
+
+    def test_closeAfterWarmUp(self) -> None:
+        """close (service shutdown) after warmUp and a call closes every socket and leaves the pool whole."""
+        self.relayWith(40).warmUp()
+        self.call()
+        self.relay.close()
+        self.assertEqual((self.reactor.open, self.relay.idlePairs, self.relay.activeSessions()), ({}, 0, 0))
+        self.assertEqual([port.open for port in self.reactor.ports], [False] * 80)
+        self.assertEqual((self.pool.available, self.pool.inUse), (40, 0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class CanonicalIPTests(SynchronousTestCase):

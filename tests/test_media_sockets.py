@@ -31,7 +31,7 @@ from sbc.interfaces import Address
 from sbc.media.poller import MediaPoller
 from sbc.media.ports import PortPool
 from sbc.media.relay import MediaRelay, sparePairs
-from sbc.media.sockets import READS_PER_EVENT, QuietDatagramPort, QuietUDP
+from sbc.media.sockets import IDLE_RECEIVE_BUFFER, READS_PER_EVENT, QuietDatagramPort, QuietUDP
 from sbc.media.streams import MediaStats, RelaySocket
 from sbc.tap import mediaRelay
 from tests.fakes import DEMO_TOML, FakeFDReactor, Recorder, demoConfig, waitReadable, writeConfig
@@ -251,6 +251,22 @@ class PauseTests(SocketTestCase):
         waitReadable(self.port)
         self.port.doRead()
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_idleReceiveBufferSmall(self) -> None:
+        """A paused socket queues little (a stranger cannot pin kernel memory on idle ports); a
+        resumed one reads with the receive buffer it had."""
+        skt = self.port.socket
+        assert skt is not None
+        before = skt.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.port.pauseReading()
+        idle = skt.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.assertLess(idle, before)
+        self.assertLessEqual(idle, 4 * IDLE_RECEIVE_BUFFER)
+        self.port.resumeReading()
+        self.assertEqual(skt.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), before)
+        self.port.pauseReading()  # and again, call after call
+        self.port.resumeReading()
+        self.assertEqual(skt.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), before)
 
     def test_closePaused(self) -> None:
         """A paused port closes without unregistering a reader it no longer is."""

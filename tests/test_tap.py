@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import shutil
@@ -12,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from twisted.application import internet
+from twisted.application import internet, service
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IServiceMaker
 from twisted.internet import defer
@@ -423,3 +424,63 @@ class RegistrantWiringTests(TapTestCase):
         pending.callback(None)
         self.successResultOf(stopped)
         self.assertEqual(events, ["unregister", "unregister", "transactions stopped"])
+
+
+class WarmUpWiringTests(TapTestCase):
+    """The service binds the built-in relay's idle pairs at start, before it freezes the heap."""
+
+    MEDIA = "\n[media]\nport_min = 41000\nport_max = 41039\n"  # 20 pairs
+
+    def start(self, toml: str) -> tuple[SBCService, FakeUDPReactor, LogRecorder, list[int]]:
+        """makeService on ``toml``, its relay binding on a fake, then startService with the
+        children (listeners, timers on the real reactor) left stopped and the collector untouched;
+        returns the service, the relay's sockets, the service's log, and the idle pairs at freeze."""
+        udp = FakeUDPReactor()
+        real = tap.mediaRelay
+        self.patch(tap, "mediaRelay", lambda reactor, config: real(reactor, config, udp))
+        limits = FakeLimits(65536, 65536)
+        self.patch(resource, "getrlimit", limits.getrlimit)
+        self.patch(resource, "setrlimit", limits.setrlimit)
+        events = LogRecorder()
+        self.patch(SBCService, "log", events.log)
+        options = Options()
+        options.parseOptions(["--config", str(writeConfig(self.directory, toml))])
+        top = cast(SBCService, makeService(options))
+        self.addCleanup(top.cdrs.close)  # type: ignore[union-attr]
+        frozen: list[int] = []
+        relay: object = top.relay
+
+        def freeze() -> None:
+            frozen.append(relay.idlePairs if isinstance(relay, MediaRelay) else -1)
+
+        self.patch(gc, "freeze", freeze)
+        self.patch(gc, "set_threshold", lambda *thresholds: None)
+        self.patch(service.MultiService, "startService", service.Service.startService)
+        self.assertEqual(udp.binds, [])  # nothing bound before the service starts
+        top.startService()
+        if isinstance(relay, MediaRelay):
+            self.addCleanup(relay.close)
+        return top, udp, events, frozen
+
+    def test_startBindsIdlePairs(self) -> None:
+        """Starting the service binds the relay's idle pairs (the whole small range), says how many,
+        and does so before the heap is frozen; the gauge shows them."""
+        top, udp, events, frozen = self.start(DEMO_TOML + self.MEDIA)
+        relay: object = top.relay
+        assert isinstance(relay, MediaRelay)
+        self.assertEqual((relay.spare, relay.idlePairs, relay.pool.inUse), (20, 20, 0))
+        self.assertEqual(set(udp.open), set(range(41000, 41040)))
+        self.assertEqual([port.reading for port in udp.open.values()], [False] * 40)
+        [event] = [e for e in events.events if "idle port pairs bound" in e["log_format"]]
+        self.assertEqual(event["pairs"], 20)
+        self.assertEqual(frozen, [20])
+        self.assertEqual(top.server.metrics["media_idle_pairs"], 20)
+
+    def test_rtpengineNoWarmUp(self) -> None:
+        """With rtpengine as the engine there is no warm-up, and starting logs no idle pairs."""
+        top, udp, events, frozen = self.start(DEMO_TOML + '\n[media]\nengine = "rtpengine"\n')
+        self.assertIsNone(top.warmUp)
+        relay: object = top.relay
+        self.assertNotIsInstance(relay, MediaRelay)
+        self.assertEqual([e for e in events.events if "idle port pairs" in e["log_format"]], [])
+        self.assertEqual((udp.binds, frozen), ([], [-1]))

@@ -80,6 +80,11 @@ class PortPool:
         self._used.add(port)
         return port
 
+    def free(self) -> list[int]:
+        """The pairs free now (neither in use nor in quarantine), by RTP port, in no set order:
+        what the relay binds idle pairs for at start."""
+        return list(self._free)
+
     def release(self, port: int) -> None:
         """Give back the pair whose RTP port is ``port``; releasing a pair twice is a bug, and raises."""
         try:

@@ -14,14 +14,15 @@ The media timeout runs one periodic check for the whole relay, which compares ea
 packet count with the count it saw last time: the timeout needs no clock read per packet.
 
 With ``spare`` above 0 (as the service runs it), a pair whose call ended stays bound, idle, and
-goes back to the `PortPool` at once: when the pool hands out that port again (at random, after its
-quarantine, as any port) the relay reuses the bound pair instead of binding and closing two sockets
+goes back to the `PortPool` at once: when the pool hands out that port again (at random,
+after its quarantine) the relay reuses the bound pair instead of binding and closing two sockets
 per side and call (issue 19). An idle pair has forgotten its call (`PortPair.reset`): a late packet
-of the old call reaches nobody, and the next call starts with no peer, latch or counts. Ports the
-pool hands out that are not bound yet are bound then, so the bound set fills lazily, up to the
-range; one that another program holds is stepped over, as before. An idle pair is not read (its
-sockets leave the reactor: a datagram sprayed at it costs no Python), and what queued on it while
-idle is thrown away when a call takes it again.
+of the old call reaches nobody, and the next call starts with no peer, latch or counts. The
+service binds ``spare`` idle pairs at start (`MediaRelay.warmUp`, `sbc.media.binder`); a port the
+pool hands out that has no idle pair is bound then. One that another program holds is stepped
+over, as before. An idle pair is not read (its sockets leave the
+reactor: a datagram sprayed at it costs no Python), and what queued on it while idle is thrown
+away when a call takes it again.
 
 Idle pairs hold file descriptors. When a bind fails for want of them (EMFILE, ENFILE), the relay
 closes an idle pair and tries again, so active calls always come first; with none idle left the
@@ -30,26 +31,23 @@ offer fails (503) saying so, not blaming another program.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
-import resource
 from collections.abc import Callable
 
 from netaddr import IPSet
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
+from twisted.internet.interfaces import IReactorTime, IReactorUDP
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from sbc.addresses import unbracket
 from sbc.interfaces import Address, IParsedMediaRelay, NotAcceptableError
+from sbc.media.binder import MAX_PACKET_SIZE, PairBinder, sparePairs, unbind
 from sbc.media.ports import PortPool, PortPoolExhaustedError
 from sbc.media.streams import (
     MediaStats,
     PortPair,
     RelaySession,
-    RelaySocket,
     RelayStream,
     UnknownCallError,
     canonicalIP,
@@ -62,13 +60,6 @@ from sbc.sip.uri import isDigits
 from sbc.waiting import whenAllReady
 
 _OTHER = {"A": "B", "B": "A"}
-
-# Twisted reads this much per datagram. RTP fits an Ethernet frame; 8 KiB leaves room for jumbo
-# frames and loopback without making every read reserve 64 KiB.
-MAX_PACKET_SIZE = 8192
-
-# A bind that fails with these is short of file descriptors, not of the port.
-_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 @implementer(IParsedMediaRelay)
@@ -202,7 +193,12 @@ class MediaRelay:
         idle = list(self._idle.values())
         self._idle.clear()
         for pair in idle:
-            _unbind(pair)  # its port is in the pool already
+            unbind(pair)  # its port is in the pool already
+
+    def warmUp(self) -> int:
+        """Bind idle pairs up to ``spare`` for the free ports, before any call (the service does
+        at start): calls then find their pairs bound (issue 19). Returns how many it bound."""
+        return self._binder.warm(self.pool.free(), self.spare)
 
     @property
     def idlePairs(self) -> int:
@@ -329,7 +325,7 @@ class MediaRelay:
             self._idle[pair.port] = pair
             self.pool.release(pair.port)
             return
-        whenAllReady(_unbind(pair), lambda: self.pool.release(pair.port))
+        whenAllReady(unbind(pair), lambda: self.pool.release(pair.port))
 
     def _closeSession(self, session: RelaySession) -> None:
         for stream in session.streams.values():
@@ -361,87 +357,6 @@ class MediaRelay:
 
     def __repr__(self) -> str:
         return f"<MediaRelay {self.address} {len(self._sessions)} calls, {self.pool!r}>"
-
-
-class PairBinder:
-    """Binds the relay's port pairs on ``address``. Short of file descriptors (EMFILE, ENFILE),
-    it closes pairs of ``idle`` (the relay's idle pairs, by RTP port) until the bind succeeds, so
-    that active calls come first; with none left it says so rather than blame another program."""
-
-    log = Logger()
-
-    def __init__(
-        self,
-        reactor: IReactorUDP,
-        address: str,
-        seconds: Callable[[], float],
-        relatchAfter: float,
-        idle: dict[int, PortPair],
-    ) -> None:
-        self.reactor = reactor
-        self.address = address
-        self.seconds = seconds
-        self.relatchAfter = relatchAfter
-        self.idle = idle
-        self.shortages = 0  # idle pairs closed for want of descriptors
-
-    def bind(self, port: int) -> PortPair | None:
-        """Bind the pair at ``port``, or None if another program holds either port."""
-        seconds, after = self.seconds, self.relatchAfter
-        rtp, rtcp = RelaySocket(seconds, after), RelaySocket(seconds, after)
-        rtpPort = self._listen(port, rtp)
-        if rtpPort is None:
-            return None
-        try:
-            rtcpPort = self._listen(port + 1, rtcp)
-        except BaseException:
-            rtpPort.stopListening()
-            raise
-        if rtcpPort is None:
-            rtpPort.stopListening()
-            return None
-        return PortPair(port, rtp, rtcp, rtpPort, rtcpPort)
-
-    def _listen(self, port: int, protocol: RelaySocket) -> IListeningPort | None:
-        """Bind one socket: None if the port is taken; short of descriptors, close idle pairs
-        until it binds, and when none is left raise `PortPoolExhaustedError` saying so."""
-        while True:
-            try:
-                return self.reactor.listenUDP(port, protocol, self.address, MAX_PACKET_SIZE)
-            except CannotListenError as e:
-                code = getattr(e.socketError, "errno", None)
-                if code not in _OUT_OF_DESCRIPTORS:
-                    return None
-                if not self.idle:
-                    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-                    raise PortPoolExhaustedError(
-                        f"out of file descriptors ({errno.errorcode.get(code or 0, code)}, open-file "
-                        f"limit {limit}) binding media port {port}: raise the limit (LimitNOFILE)"
-                    ) from None
-                _, spare = self.idle.popitem()  # its port is in the pool already
-                _unbind(spare)
-                self.shortages += 1
-                if self.shortages == 1:
-                    self.log.warn(
-                        "out of file descriptors binding media ports: closing idle port pairs "
-                        "for active calls (open-file limit {limit}; raise LimitNOFILE)",
-                        limit=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-                    )
-
-
-def _unbind(pair: PortPair) -> list[object]:
-    """Close both sockets of ``pair``: what each `stopListening` returned (None, or a Deferred)."""
-    return [pair.rtpPort.stopListening(), pair.rtcpPort.stopListening()]
-
-
-def sparePairs(capacity: int) -> int:
-    """How many idle pairs the service keeps bound: the whole range (``capacity`` pairs) if the
-    process may open that many descriptors four times over, else as many as hold a quarter of its
-    descriptors: idle pairs never take those that active calls, connections and files need."""
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if limit == resource.RLIM_INFINITY:
-        return capacity
-    return max(0, min(capacity, limit // 4 // 2))
 
 
 def _addresses(

@@ -19,8 +19,10 @@ resolved by a blocking lookup.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
+import sys
 from collections.abc import Callable
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -48,6 +50,14 @@ READS_PER_EVENT = 64
 # its default buffer (about 200 KiB) holds of small ones; what is left beyond is read, and refused
 # by the new call's strict latching, as any stranger's packets are.
 DISCARD_AT_RESUME = 1024
+
+# The receive buffer of a paused socket, in bytes (the kernel raises it to its own minimum): an
+# idle socket is not read, and left at the default (about 200 KiB) a stranger spraying the range
+# could pin that much kernel memory per idle socket, thousands of them (issue 19).
+IDLE_RECEIVE_BUFFER = 4096
+
+# Whether the OS doubles a requested SO_RCVBUF (for its bookkeeping) and reports the doubled size.
+_DOUBLED = sys.platform.startswith("linux")
 
 # Errors a receive may report for an earlier send (ICMP unreachable and the like): they say
 # nothing about the datagrams still waiting, so reading goes on.
@@ -98,6 +108,8 @@ class QuietDatagramPort:
         self.reading = False  # registered as a reader, with the reactor or a poller
         # A protocol failure is logged once per socket and call (reset by `resumeReading`).
         self.failed = False
+        # The receive buffer a call reads with, kept while the socket idles on a small one.
+        self.receiveBuffer: int | None = None
 
     # -- IListeningPort
 
@@ -146,6 +158,10 @@ class QuietDatagramPort:
         if self.listening and self.reading:
             self.reading = False
             self.reactor.removeReader(self)
+            assert self.socket is not None
+            if self.receiveBuffer is None:
+                self.receiveBuffer = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            self._setReceiveBuffer(IDLE_RECEIVE_BUFFER)
 
     def resumeReading(self, discard: int = DISCARD_AT_RESUME) -> int:
         """Read again, for a new call: first throw away (up to ``discard``) datagrams that queued
@@ -167,9 +183,17 @@ class QuietDatagramPort:
                 continue
             dropped += 1
         self.failed = False
+        if self.receiveBuffer is not None:
+            # Linux doubles what it is given and reports the doubled size: give back half of it.
+            self._setReceiveBuffer(self.receiveBuffer // 2 if _DOUBLED else self.receiveBuffer)
         self.reading = True
         self.reactor.addReader(self)
         return dropped
+
+    def _setReceiveBuffer(self, size: int) -> None:
+        assert self.socket is not None
+        with contextlib.suppress(OSError):  # a size the OS refuses: the buffer stays as it was
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
     def getHost(self) -> IPv4Address | IPv6Address:
         """The address the socket is bound to (its real port, when it was bound to port 0)."""
@@ -287,4 +311,4 @@ class QuietUDP:
         return listening
 
 
-__all__ = ["DISCARD_AT_RESUME", "READS_PER_EVENT", "QuietDatagramPort", "QuietUDP"]
+__all__ = ["DISCARD_AT_RESUME", "IDLE_RECEIVE_BUFFER", "READS_PER_EVENT", "QuietDatagramPort", "QuietUDP"]
