@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import errno
 import resource
+from typing import cast
 
 from netaddr import IPSet
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import AbstractDatagramProtocol
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -1053,6 +1055,28 @@ class WarmUpTests(RelayTestCase):
             self.reactor = DescriptorLimitedReactor(limit)
             self.assertEqual(self.relayWith(20).warmUp(), 0)
             self.assertEqual((self.reactor.open, self.relay.idlePairs), ({}, 0))
+
+    def test_spareBoundsPairsInUseToo(self) -> None:
+        """``spare`` bounds the relay's pairs idle and in use together: while other calls hold
+        pairs, an ended call's pairs beyond it are closed, not kept idle."""
+        self.relayWith(3)
+        self.call("held")  # two pairs in use
+        self.call("ended")
+        self.relay.delete("ended")
+        self.assertEqual((self.relay.idlePairs, self.pool.inUse), (1, 2))
+        self.assertEqual(len(self.reactor.open), 6)  # the held call's four sockets, one idle pair
+
+    def test_nothingBoundWarns(self) -> None:
+        """A warm-up that can bind no pair at all says so (a media address not this host's)."""
+        events: list[dict[str, object]] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.reactor.busy = set(range(20000, 20080, 2))
+        self.assertEqual(self.relayWith(4).warmUp(), 0)
+        self.assertTrue(
+            [e for e in events if "no media port pair could be bound" in str(e.get("log_format"))]
+        )
 
     def test_spareZero(self) -> None:
         """Without spare pairs, warmUp binds nothing."""

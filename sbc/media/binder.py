@@ -88,6 +88,12 @@ class PairBinder:
             self.idle[port] = pair
             if self.shortages != shortages:
                 break
+        if spare > 0 and not self.idle:
+            self.log.warn(
+                "no media port pair could be bound on {address} at start: is the media address "
+                "this host's, and the port range free?",
+                address=self.address,
+            )
         return len(self.idle) - before
 
     def _listen(self, port: int, protocol: RelaySocket) -> IListeningPort | None:
@@ -123,11 +129,11 @@ def unbind(pair: PortPair) -> list[object]:
 
 
 def sparePairs(capacity: int) -> int:
-    """How many idle pairs the service keeps bound: the whole range (``capacity`` pairs) if the
-    process may open that many descriptors twice over, else as many as hold half of its
-    descriptors. The relay's sockets, idle and active, never exceed two per pair of the range;
-    the other half stays for connections and files, and a relay bind short of descriptors closes
-    idle pairs first."""
+    """How many pairs the relay keeps bound, idle and in use together: the whole range
+    (``capacity`` pairs) if the process may open that many descriptors twice over, else as many as
+    hold half of its descriptors. Beyond it an ended call's pair is closed, not kept idle, so the
+    other half stays for connections and files; calls may still bind past it, and a relay bind
+    short of descriptors closes idle pairs first."""
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if limit == resource.RLIM_INFINITY:
         return capacity

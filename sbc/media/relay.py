@@ -319,7 +319,9 @@ class MediaRelay:
     def _closePair(self, pair: PortPair) -> None:
         """Keep the pair bound and idle if there is room (its port back in the pool at once), else
         close both sockets: the pair returns to the pool once the OS has let go of both."""
-        if len(self._idle) < self.spare:
+        # ``spare`` bounds the relay's pairs, idle and in use (this one still counts as in use):
+        # beyond it an ended call's pair closes, leaving descriptors for connections and files.
+        if len(self._idle) + self.pool.inUse <= self.spare:
             pair.reset()
             pair.pause()
             self._idle[pair.port] = pair

@@ -51,9 +51,9 @@ READS_PER_EVENT = 64
 # by the new call's strict latching, as any stranger's packets are.
 DISCARD_AT_RESUME = 1024
 
-# The receive buffer of a paused socket, in bytes (the kernel raises it to its own minimum): an
-# idle socket is not read, and left at the default (about 200 KiB) a stranger spraying the range
-# could pin that much kernel memory per idle socket, thousands of them (issue 19).
+# The receive buffer of a paused socket, in bytes (Linux doubles it; one datagram past it is still
+# queued): an idle socket is not read, and left at the default (about 200 KiB) a stranger spraying
+# the range could pin that much kernel memory per idle socket, thousands of them (issue 19).
 IDLE_RECEIVE_BUFFER = 4096
 
 # Whether the OS doubles a requested SO_RCVBUF (for its bookkeeping) and reports the doubled size.
@@ -160,8 +160,10 @@ class QuietDatagramPort:
             self.reactor.removeReader(self)
             assert self.socket is not None
             if self.receiveBuffer is None:
-                self.receiveBuffer = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-            self._setReceiveBuffer(IDLE_RECEIVE_BUFFER)
+                with contextlib.suppress(OSError):  # unknown: the buffer is left as it is
+                    self.receiveBuffer = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            if self.receiveBuffer is not None:
+                self._setReceiveBuffer(IDLE_RECEIVE_BUFFER)
 
     def resumeReading(self, discard: int = DISCARD_AT_RESUME) -> int:
         """Read again, for a new call: first throw away (up to ``discard``) datagrams that queued
