@@ -7,9 +7,7 @@ go at once, as the issue asks.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -19,6 +17,7 @@ from typing import Any
 
 from sbc.media.bencode import decode, encode
 from tests.interop.ports import UDP, freePort
+from tests.interop.processes import stopGroup
 
 from .systems import LIFETIME, UnavailableError
 
@@ -28,7 +27,6 @@ RTPENGINE_HOST = "127.0.0.10"
 # each) up at once.
 SYSTEM_PORTS = (20000, 29999)
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 
 
 def rtpengineCommand(
@@ -117,15 +115,7 @@ class Rtpengine:
 
     def stop(self) -> None:
         """Stop the daemon (its whole process group) and remove its directory."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(STOP_TIMEOUT)
-            except ProcessLookupError:
-                pass
+        stopGroup(self.process)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

@@ -30,6 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from tests.interop.ports import UDP, freePort, udpPortBound
+from tests.interop.processes import stopGroup
 
 from .sipp import CALLEE_HOST, CALLER_HOST
 
@@ -38,7 +39,6 @@ REPO = HERE.parent
 # No child outlives this many seconds, whatever happens to the harness.
 LIFETIME = 1800
 START_TIMEOUT = 20.0
-STOP_TIMEOUT = 5.0
 
 
 def raiseFileLimit() -> str:
@@ -131,15 +131,8 @@ class System(ABC):
 
     def stop(self) -> None:
         """Stop it and everything it started: SIGTERM to its process group, SIGKILL after a while."""
-        if self.process is not None and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(STOP_TIMEOUT)
-            except ProcessLookupError:
-                pass
+        if self.process is not None:
+            stopGroup(self.process)
         # Children that ignored SIGTERM (kamailio workers, say) go with the group.
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):

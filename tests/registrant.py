@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sbc.config.registrants import Registrant
 from sbc.interfaces import Address
 from sbc.locate import ServerLocator
-from sbc.registrant.client import RegistrationClient
+from sbc.registrant.client import RegistrationClient, TransportFor
 from sbc.registrant.contact import contactUser
 from sbc.sip import HeaderField, Headers, Request, Response, parseMessage
 from sbc.transaction import Timers, TransactionLayer
@@ -67,17 +67,32 @@ class RegistrantTestCase(SynchronousTestCase):
         globalLogPublisher.addObserver(self.events)
         self.addCleanup(globalLogPublisher.removeObserver, self.events)
 
-    def client(self, registrant: Registrant = PEER_B, seed: int = 1) -> RegistrationClient:
-        """A client for ``registrant`` on this test's clock, layer and transport."""
+    def client(
+        self,
+        registrant: Registrant = PEER_B,
+        seed: int = 1,
+        transportFor: TransportFor | None = None,
+    ) -> RegistrationClient:
+        """A client for ``registrant`` on this test's clock and layer, sending through
+        ``transportFor`` (by default this test's UDP transport)."""
         return RegistrationClient(
             registrant,
             self.clock,
             self.layer,
             self.locator.locate,
-            lambda hop: self.udp,
+            (lambda hop: self.udp) if transportFor is None else transportFor,
             random.Random(seed),
             secret=SECRET,
         )
+
+    def tlsContact(self, registrant: Registrant) -> str | None:
+        """The Contact of the first REGISTER ``registrant`` sends over a TLS connection from
+        127.0.0.1:5061."""
+        tls = RecordingTransport("TLS", reliable=True, localAddress=("127.0.0.1", 5061))
+        self.client(registrant, transportFor=lambda hop: tls).start()
+        request = parseMessage(tls.sent[-1][0])
+        assert isinstance(request, Request)
+        return request.headers.get("contact")
 
     def requests(self) -> list[Request]:
         """Every REGISTER sent, once each (retransmissions left out)."""

@@ -88,16 +88,7 @@ class RegisterTests(RegistrantTestCase):
             hops.append(hop)
             return tcp
 
-        registrant = replace(PEER_B, transport=Transport.TCP)
-        RegistrationClient(
-            registrant,
-            self.clock,
-            self.layer,
-            self.locator.locate,
-            transportFor,
-            random.Random(1),
-            secret=SECRET,
-        ).start()
+        self.client(replace(PEER_B, transport=Transport.TCP), transportFor=transportFor).start()
         request = parseMessage(tcp.sent[-1][0])
         assert isinstance(request, Request)
         self.assertEqual([(h.host, h.port, h.transport) for h in hops], [("127.0.0.5", 5060, Transport.TCP)])
@@ -662,55 +653,19 @@ class ContactTests(RegistrantTestCase):
 
     def test_sipsRegistrar(self) -> None:
         """A sips: registrar gets a sips: Contact (RFC 3261 section 8.1.1.8), without transport=tls."""
-        tls = RecordingTransport("TLS", reliable=True, localAddress=("127.0.0.1", 5061))
         registrant = replace(PEER_B, registrar="sips:127.0.0.5:5061", transport=Transport.TLS)
-        RegistrationClient(
-            registrant,
-            self.clock,
-            self.layer,
-            self.locator.locate,
-            lambda hop: tls,
-            random.Random(1),
-            secret=SECRET,
-        ).start()
-        request = parseMessage(tls.sent[-1][0])
-        assert isinstance(request, Request)
-        self.assertEqual(request.headers.get("contact"), f"<sips:{PEER_B_CONTACT}@127.0.0.1:5061>")
+        self.assertEqual(self.tlsContact(registrant), f"<sips:{PEER_B_CONTACT}@127.0.0.1:5061>")
 
     def test_sipsProxy(self) -> None:
         """A sips: outbound proxy asks for a sips: Contact too."""
-        tls = RecordingTransport("TLS", reliable=True, localAddress=("127.0.0.1", 5061))
         registrant = replace(PEER_B, outboundProxy="sips:127.0.0.6:5061", transport=Transport.TLS)
-        RegistrationClient(
-            registrant,
-            self.clock,
-            self.layer,
-            self.locator.locate,
-            lambda hop: tls,
-            random.Random(1),
-            secret=SECRET,
-        ).start()
-        request = parseMessage(tls.sent[-1][0])
-        assert isinstance(request, Request)
-        self.assertEqual(request.headers.get("contact"), f"<sips:{PEER_B_CONTACT}@127.0.0.1:5061>")
+        self.assertEqual(self.tlsContact(registrant), f"<sips:{PEER_B_CONTACT}@127.0.0.1:5061>")
 
     def test_sipOverTlsNamesTransport(self) -> None:
         """A sip: registrar over TLS keeps sip: with transport=tls."""
-        tls = RecordingTransport("TLS", reliable=True, localAddress=("127.0.0.1", 5061))
-        registrant = replace(PEER_B, transport=Transport.TLS)
-        RegistrationClient(
-            registrant,
-            self.clock,
-            self.layer,
-            self.locator.locate,
-            lambda hop: tls,
-            random.Random(1),
-            secret=SECRET,
-        ).start()
-        request = parseMessage(tls.sent[-1][0])
-        assert isinstance(request, Request)
         self.assertEqual(
-            request.headers.get("contact"), f"<sip:{PEER_B_CONTACT}@127.0.0.1:5061;transport=tls>"
+            self.tlsContact(replace(PEER_B, transport=Transport.TLS)),
+            f"<sip:{PEER_B_CONTACT}@127.0.0.1:5061;transport=tls>",
         )
 
     def test_contactUserStableAndSecret(self) -> None:

@@ -19,7 +19,7 @@ from twisted.internet.ssl import (
 )
 from twisted.internet.task import Clock
 from twisted.protocols.tls import TLSMemoryBIOFactory
-from twisted.test.iosim import FakeTransport, connectedServerAndClient
+from twisted.test.iosim import FakeTransport, IOPump, connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase
 
 from sbc.config import TLSSettings
@@ -30,6 +30,24 @@ from tests.certs import makeCertificate
 from tests.fakes import FakeController, options
 
 PEER = IPv4Address("TCP", "127.0.0.2", 40000)
+
+
+def exchange(
+    server: TLSMemoryBIOFactory, clientFactory: TLSMemoryBIOFactory, clock: Clock
+) -> tuple[Any, Any, IOPump]:
+    """Connect a client of ``clientFactory`` to ``server`` in memory, send an OPTIONS over it,
+    and pump the handshake and the request through."""
+    clientProtocol, serverProtocol, pump = connectedServerAndClient(
+        lambda: server.buildProtocol(PEER),
+        lambda: clientFactory.buildProtocol(PEER),
+        serverTransportFactory=lambda p: FakeTransport(p, isServer=True, peerAddress=PEER),
+        clock=clock,
+    )
+    clientProtocol.write(options())
+    for _ in range(3):
+        pump.flush()
+        clock.advance(0)
+    return clientProtocol, serverProtocol, pump
 
 
 class Collect(Protocol):
@@ -143,16 +161,7 @@ class ClientCertificateTests(SynchronousTestCase):
             identity = PrivateCertificate.loadPEM(cert.read_bytes() + key.read_bytes())
         options_ = optionsForClientTLS("sbc.test", trust, clientCertificate=identity)
         clientFactory = TLSMemoryBIOFactory(options_, True, Factory.forProtocol(Collect), clock=self.clock)
-        clientProtocol, serverProtocol, pump = connectedServerAndClient(
-            lambda: server.buildProtocol(PEER),
-            lambda: clientFactory.buildProtocol(PEER),
-            serverTransportFactory=lambda p: FakeTransport(p, isServer=True, peerAddress=PEER),
-            clock=self.clock,
-        )
-        clientProtocol.write(options())
-        for _ in range(3):
-            pump.flush()
-            self.clock.advance(0)
+        clientProtocol, serverProtocol, pump = exchange(server, clientFactory, self.clock)
         return controller, clientProtocol, serverProtocol.wrappedProtocol, pump
 
     def test_namedCertificateProves(self) -> None:
@@ -228,16 +237,7 @@ class ClientTLSTests(SynchronousTestCase):
         clientFactory = TLSMemoryBIOFactory(
             creator, True, Factory.forProtocol(lambda: collect), clock=self.clock
         )
-        clientProtocol, serverProtocol, pump = connectedServerAndClient(
-            lambda: server.buildProtocol(PEER),
-            lambda: clientFactory.buildProtocol(PEER),
-            serverTransportFactory=lambda p: FakeTransport(p, isServer=True, peerAddress=PEER),
-            clock=self.clock,
-        )
-        clientProtocol.write(options())
-        for _ in range(3):
-            pump.flush()
-            self.clock.advance(0)
+        clientProtocol, serverProtocol, _ = exchange(server, clientFactory, self.clock)
         return collect, (clientProtocol, serverProtocol, controller)
 
     def test_nameProvenAndOurCertificateShown(self) -> None:

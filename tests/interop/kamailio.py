@@ -12,9 +12,7 @@ it linger.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from .ports import UDP, freePort, udpPortBound
+from .processes import stopGroup
 from .tools import requireTool
 
 HERE = Path(__file__).resolve().parent
@@ -30,7 +29,6 @@ CONFIG = HERE / "kamailio_proxy.cfg"
 REGISTRAR_CONFIG = HERE / "kamailio_registrar.cfg"
 
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 
 
 class Kamailio:
@@ -111,14 +109,8 @@ class Kamailio:
         Stop Kamailio and its children: SIGTERM to its process group, SIGKILL if it lingers.
         """
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(STOP_TIMEOUT)
+        if process is not None:
+            stopGroup(process)
 
     def log(self) -> str:
         try:
